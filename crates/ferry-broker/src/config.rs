@@ -1,0 +1,85 @@
+//! The `[mqtt]` section of the config: protocol limits and features.
+
+use serde::{Deserialize, Serialize};
+
+/// MQTT protocol settings (`[mqtt]`). Defaults follow EMQX where the specification leaves
+/// a choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Largest packet accepted from a client, in bytes (fixed header included). Larger ones
+    /// close the connection with reason 0x95. Announced to MQTT 5 clients in CONNACK.
+    pub max_packet_size: u32,
+    /// How many QoS 1/2 PUBLISH packets a client may have unacknowledged towards Ferry.
+    /// Exceeding it closes the connection with reason 0x93.
+    pub receive_maximum: u16,
+    /// Topic aliases a client may use towards Ferry (0 disables them).
+    pub max_topic_alias: u16,
+    /// If set, overrides the keep alive an MQTT 5 client asked for (Server Keep Alive).
+    pub server_keepalive: Option<u16>,
+    /// Messages queued per session (online or offline) before the oldest is dropped.
+    pub max_queued_messages: usize,
+    /// QoS 1/2 messages sent to a client and not yet acknowledged, per session (further
+    /// limited by the client's own Receive Maximum).
+    pub max_inflight: u16,
+    /// Whether retained messages are supported (else a retained PUBLISH gets 0x9A).
+    pub retain_available: bool,
+    /// Whether `$share/group/filter` subscriptions are supported.
+    pub shared_subscription: bool,
+    /// Session expiry for MQTT 3.x clients with clean session = false, in seconds.
+    pub session_expiry_interval: u32,
+    /// Keep alive is enforced at this multiple of the negotiated interval.
+    pub keepalive_multiplier: f32,
+    /// Seconds a new connection may take to send CONNECT.
+    pub connect_timeout: u16,
+    /// Longest client id accepted.
+    pub max_clientid_len: usize,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            max_packet_size: 1024 * 1024,
+            receive_maximum: 32,
+            max_topic_alias: 65535,
+            server_keepalive: None,
+            max_queued_messages: 1000,
+            max_inflight: 32,
+            retain_available: true,
+            shared_subscription: true,
+            session_expiry_interval: 7200,
+            keepalive_multiplier: 1.5,
+            connect_timeout: 15,
+            max_clientid_len: 65535,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// Checks values serde cannot; returns every problem found, each naming its key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if self.max_packet_size < 64 || self.max_packet_size > 268_435_460 {
+            errs.push("mqtt.max_packet_size: must be between 64 and 268435460 bytes".into());
+        }
+        if self.receive_maximum == 0 {
+            errs.push("mqtt.receive_maximum: must be at least 1".into());
+        }
+        if self.max_inflight == 0 {
+            errs.push("mqtt.max_inflight: must be at least 1".into());
+        }
+        if self.max_queued_messages == 0 {
+            errs.push("mqtt.max_queued_messages: must be at least 1".into());
+        }
+        if !(self.keepalive_multiplier >= 1.0 && self.keepalive_multiplier <= 10.0) {
+            errs.push("mqtt.keepalive_multiplier: must be between 1.0 and 10.0".into());
+        }
+        if self.connect_timeout == 0 {
+            errs.push("mqtt.connect_timeout: must be at least 1 second".into());
+        }
+        if self.max_clientid_len == 0 {
+            errs.push("mqtt.max_clientid_len: must be at least 1".into());
+        }
+        errs
+    }
+}

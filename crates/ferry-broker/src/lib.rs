@@ -1,0 +1,527 @@
+//! ferry-broker: the broker core, with no sockets.
+//!
+//! Owns: sessions and their lifecycle (attach, takeover, expiry), the subscription trie with
+//! shared subscription groups, retained messages, routing a [`Message`] to matching sessions
+//! (overlap merging, No Local, Retain As Published, QoS downgrade), will messages with delay,
+//! and broker metrics.
+//!
+//! Must not: do network I/O or know the wire format beyond `ferry-mqtt`'s types; know about
+//! rules or Kafka (those attach as in-process clients through [`Broker::publish`] and
+//! sessions of their own).
+//!
+//! Locks: `sessions` (map of client ids), `subs` (the tries), `retained`, and each session's
+//! state. Order: `sessions` before `subs` before a session's state; routing takes `subs` for
+//! reading, releases it, then locks target sessions one at a time. No lock is held across
+//! `.await`.
+
+pub mod config;
+pub mod message;
+pub mod metrics;
+mod retained;
+pub mod session;
+pub mod trie;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use ferry_mqtt::topic::{TopicError, parse_subscription};
+use ferry_mqtt::{Properties, QoS, SubOptions, Will, reason};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+pub use config::MqttConfig;
+pub use message::{Delivery, Expiry, Message, SharedVia};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use session::{Kick, Outgoing, Session, SessionState, Subscription};
+use trie::Trie;
+
+/// Session expiry interval meaning "never expires".
+pub const NEVER_EXPIRE: u32 = u32::MAX;
+
+#[derive(Debug, Clone)]
+struct SubEntry {
+    session: Arc<Session>,
+    opts: SubOptions,
+    sub_id: Option<u32>,
+}
+
+#[derive(Debug)]
+struct SharedGroup {
+    name: Arc<str>,
+    filter: Arc<str>,
+    members: Vec<SubEntry>,
+    next: AtomicUsize,
+}
+
+impl SharedGroup {
+    /// Round robin over connected members; if none is connected, over all members (the
+    /// message waits in that member's session queue).
+    fn pick(&self, exclude: Option<&Arc<Session>>) -> Option<&SubEntry> {
+        let n = self.members.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let eligible = |e: &&SubEntry| exclude.is_none_or(|x| !Arc::ptr_eq(x, &e.session));
+        let ordered = (0..n).map(|i| &self.members[(start + i) % n]);
+        ordered.clone().filter(eligible).find(|e| e.session.is_connected()).or_else(|| ordered.filter(eligible).next())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Subs {
+    normal: Trie<Arc<str>, SubEntry>,
+    /// Shared subscriptions, keyed by group name under their filter.
+    shared: Trie<Arc<str>, SharedGroup>,
+}
+
+/// What `Broker::connect` hands the connection.
+#[derive(Debug)]
+pub struct Attached {
+    pub session: Arc<Session>,
+    pub conn_id: u64,
+    pub session_present: bool,
+    /// Fires when another connection takes the session over.
+    pub kicked: oneshot::Receiver<Kick>,
+}
+
+/// Result of one SUBSCRIBE entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribed {
+    pub granted: QoS,
+    /// The same filter was already subscribed by this session.
+    pub existed: bool,
+}
+
+/// Why a subscription was refused: the MQTT 5 reason code and a description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeError {
+    pub code: u8,
+    pub what: String,
+}
+
+impl From<TopicError> for SubscribeError {
+    fn from(e: TopicError) -> Self {
+        SubscribeError { code: reason::TOPIC_FILTER_INVALID, what: e.to_string() }
+    }
+}
+
+/// The broker core. Cheap to share (`Arc`); every method is synchronous and short.
+#[derive(Debug)]
+pub struct Broker {
+    config: MqttConfig,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    subs: RwLock<Subs>,
+    retained: Mutex<retained::Retained>,
+    metrics: Metrics,
+    next_conn_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Broker {
+    pub fn new(config: MqttConfig) -> Arc<Broker> {
+        Arc::new(Broker {
+            config,
+            sessions: Mutex::default(),
+            subs: RwLock::default(),
+            retained: Mutex::default(),
+            metrics: Metrics::default(),
+            next_conn_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn config(&self) -> &MqttConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        let s = self.subs.read().unwrap_or_else(|e| e.into_inner());
+        s.normal.len() + s.shared.len()
+    }
+
+    pub fn retained_count(&self) -> usize {
+        lock(&self.retained).len()
+    }
+
+    /// Attaches a connection to the session of `client_id`, taking it over from another
+    /// connection if needed. `clean_start` discards an existing session.
+    pub fn connect(&self, client_id: Arc<str>, clean_start: bool, expiry_interval: u32) -> Attached {
+        let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let (kick_tx, kick_rx) = oneshot::channel();
+        let mut sessions = lock(&self.sessions);
+        let existing = sessions.get(&client_id).cloned();
+        let (session, present) = match existing {
+            Some(s) if !clean_start => (s, true),
+            Some(old) => {
+                self.discard_locked(&mut sessions, &old);
+                let s = Arc::new(Session::new(client_id.clone()));
+                sessions.insert(client_id, s.clone());
+                (s, false)
+            }
+            None => {
+                let s = Arc::new(Session::new(client_id.clone()));
+                sessions.insert(client_id, s.clone());
+                (s, false)
+            }
+        };
+        {
+            let mut st = session.lock();
+            if let Some(old) = st.conn.take() {
+                let _ = old.kick.send(Kick::TakenOver);
+            }
+            st.conn = Some(session::ConnHandle { id: conn_id, kick: kick_tx });
+            st.generation += 1;
+            st.attached_generation = st.generation;
+            st.expiry_interval = expiry_interval;
+            session.set_connected(true);
+        }
+        drop(sessions);
+        self.metrics.inc(&self.metrics.connections_opened);
+        Attached { session, conn_id, session_present: present, kicked: kick_rx }
+    }
+
+    /// Removes a session and its subscriptions; kicks its connection if one is attached.
+    fn discard_locked(&self, sessions: &mut HashMap<Arc<str>, Arc<Session>>, s: &Arc<Session>) {
+        if sessions.get(&s.client_id).is_some_and(|cur| Arc::ptr_eq(cur, s)) {
+            sessions.remove(&s.client_id);
+        }
+        let filters: Vec<String> = {
+            let mut st = s.lock();
+            if let Some(c) = st.conn.take() {
+                let _ = c.kick.send(Kick::TakenOver);
+            }
+            s.set_connected(false);
+            st.generation += 1;
+            st.subscriptions.drain().map(|(f, _)| f).collect()
+        };
+        let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
+        for f in filters {
+            Self::remove_sub(&mut subs, &f, &s.client_id);
+        }
+        drop(subs);
+        // Messages a removed member had not received go to the rest of their group.
+        let pending = s.lock().take_shared();
+        self.redispatch(pending, s);
+    }
+
+    /// Detaches connection `conn_id` from its session. `will` is the will message still
+    /// armed (none after a normal DISCONNECT). Starts the session expiry and will delay
+    /// timers; needs a Tokio runtime.
+    pub fn disconnect(self: &Arc<Self>, session: &Arc<Session>, conn_id: u64, will: Option<Will>) {
+        self.metrics.inc(&self.metrics.connections_closed);
+        let (mine, expiry, generation) = {
+            let mut st = session.lock();
+            if st.attached_to(conn_id) {
+                st.conn = None;
+                session.set_connected(false);
+                st.generation += 1;
+                (true, st.expiry_interval, st.generation)
+            } else {
+                (false, 0, 0)
+            }
+        };
+        if !mine {
+            // Taken over. A resumed session cancels a delayed will; a discarded one ends
+            // the old session, which publishes it now.
+            if let Some(w) = will {
+                let still_registered =
+                    lock(&self.sessions).get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session));
+                if !still_registered || will_delay(&w) == 0 {
+                    self.publish(will_message(w, &session.client_id));
+                }
+            }
+            return;
+        }
+        let pending = session.lock().take_shared();
+        self.redispatch(pending, session);
+
+        if expiry == 0 {
+            self.discard_locked(&mut lock(&self.sessions), session);
+            if let Some(w) = will {
+                self.publish(will_message(w, &session.client_id));
+            }
+            return;
+        }
+        if let Some(w) = will {
+            let delay = will_delay(&w).min(expiry);
+            if delay == 0 {
+                self.publish(will_message(w, &session.client_id));
+            } else {
+                let broker = Arc::downgrade(self);
+                let s = session.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+                    let Some(broker) = broker.upgrade() else { return };
+                    // A connection resuming the session in the meantime cancels the will.
+                    if s.lock().attached_generation < generation {
+                        broker.publish(will_message(w, &s.client_id));
+                    }
+                });
+            }
+        }
+        if expiry != NEVER_EXPIRE {
+            let broker = Arc::downgrade(self);
+            let s = session.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
+                let Some(broker) = broker.upgrade() else { return };
+                let mut sessions = lock(&broker.sessions);
+                if s.lock().generation == generation {
+                    tracing::debug!(client_id = %s.client_id, "session expired");
+                    broker.discard_locked(&mut sessions, &s);
+                }
+            });
+        }
+    }
+
+    /// Gives deliveries taken from a departed shared-group member to other members.
+    fn redispatch(&self, pending: Vec<Delivery>, from: &Arc<Session>) {
+        if pending.is_empty() {
+            return;
+        }
+        let subs = self.subs.read().unwrap_or_else(|e| e.into_inner());
+        let mut targets = Vec::new();
+        let mut keep = Vec::new();
+        for d in pending {
+            let Some(via) = &d.shared else { continue };
+            let chosen = subs
+                .shared
+                .get(&via.filter, &via.group)
+                .and_then(|g| g.pick(Some(from)))
+                .filter(|e| e.session.is_connected())
+                .cloned();
+            match chosen {
+                Some(e) => targets.push((e, d)),
+                None => keep.push(d),
+            }
+        }
+        drop(subs);
+        for (e, mut d) in targets {
+            d.qos = d.msg.qos.min(e.opts.qos);
+            e.session.enqueue(d, self.config.max_queued_messages, &self.metrics);
+        }
+        // Nobody else can take them: they stay with the departed member's session.
+        for d in keep {
+            from.enqueue(d, self.config.max_queued_messages, &self.metrics);
+        }
+    }
+
+    /// Routes a message: stores or clears it as retained if flagged, then queues it for every
+    /// matching session. Returns how many sessions it was queued for.
+    pub fn publish(&self, msg: Message) -> usize {
+        self.metrics.inc(&self.metrics.messages_received);
+        let msg = Arc::new(msg);
+        if msg.retain {
+            lock(&self.retained).set(&msg);
+        }
+        let mut normal: Vec<SubEntry> = Vec::new();
+        let mut shared: Vec<(SubEntry, SharedVia)> = Vec::new();
+        {
+            let subs = self.subs.read().unwrap_or_else(|e| e.into_inner());
+            subs.normal.for_each_match(&msg.topic, |e| {
+                let own = e.opts.no_local && msg.publisher.as_deref() == Some(&*e.session.client_id);
+                if !own {
+                    normal.push(e.clone());
+                }
+            });
+            subs.shared.for_each_match(&msg.topic, |g| {
+                if let Some(e) = g.pick(None) {
+                    shared.push((e.clone(), SharedVia { group: g.name.clone(), filter: g.filter.clone() }));
+                }
+            });
+        }
+        let count = self.deliver_merged(&msg, normal) + shared.len();
+        for (e, via) in shared {
+            let d = Delivery {
+                qos: msg.qos.min(e.opts.qos),
+                retain: msg.retain && e.opts.retain_as_published,
+                sub_ids: e.sub_id.into_iter().collect(),
+                msg: msg.clone(),
+                shared: Some(via),
+            };
+            e.session.enqueue(d, self.config.max_queued_messages, &self.metrics);
+        }
+        if count == 0 {
+            self.metrics.inc(&self.metrics.messages_no_subscribers);
+        }
+        count
+    }
+
+    /// Overlapping subscriptions of one session give one delivery: the highest granted QoS,
+    /// every subscription identifier, retain as published if any subscription asked for it.
+    fn deliver_merged(&self, msg: &Arc<Message>, mut entries: Vec<SubEntry>) -> usize {
+        entries.sort_unstable_by_key(|e| Arc::as_ptr(&e.session));
+        let mut count = 0;
+        let mut i = 0;
+        while i < entries.len() {
+            let session = entries[i].session.clone();
+            let mut qos = QoS::AtMostOnce;
+            let mut rap = false;
+            let mut sub_ids = Vec::new();
+            while i < entries.len() && Arc::ptr_eq(&entries[i].session, &session) {
+                let e = &entries[i];
+                qos = qos.max(e.opts.qos);
+                rap |= e.opts.retain_as_published;
+                sub_ids.extend(e.sub_id);
+                i += 1;
+            }
+            let d = Delivery {
+                msg: msg.clone(),
+                qos: msg.qos.min(qos),
+                retain: msg.retain && rap,
+                sub_ids,
+                shared: None,
+            };
+            session.enqueue(d, self.config.max_queued_messages, &self.metrics);
+            count += 1;
+        }
+        count
+    }
+
+    /// Adds or replaces one subscription of `session` and queues the retained messages its
+    /// Retain Handling asks for (never for shared subscriptions).
+    pub fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        raw_filter: &str,
+        opts: SubOptions,
+        sub_id: Option<u32>,
+    ) -> Result<Subscribed, SubscribeError> {
+        let parsed = parse_subscription(raw_filter)?;
+        if parsed.group.is_some() && !self.config.shared_subscription {
+            return Err(SubscribeError {
+                code: reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+                what: "shared subscriptions are disabled".into(),
+            });
+        }
+        let entry = SubEntry { session: session.clone(), opts, sub_id };
+        let existed = {
+            let mut st = session.lock();
+            st.subscriptions.insert(raw_filter.to_owned(), Subscription { opts, sub_id }).is_some()
+        };
+        {
+            let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
+            match parsed.group {
+                None => {
+                    subs.normal.insert(parsed.filter, session.client_id.clone(), entry);
+                }
+                Some(group) => {
+                    let group: Arc<str> = group.into();
+                    match subs.shared.get_mut(parsed.filter, &group) {
+                        Some(g) => {
+                            g.members.retain(|m| !Arc::ptr_eq(&m.session, session));
+                            g.members.push(entry);
+                        }
+                        None => {
+                            let g = SharedGroup {
+                                name: group.clone(),
+                                filter: parsed.filter.into(),
+                                members: vec![entry],
+                                next: AtomicUsize::new(0),
+                            };
+                            subs.shared.insert(parsed.filter, group, g);
+                        }
+                    }
+                }
+            }
+        }
+        let send_retained = parsed.group.is_none()
+            && match opts.retain_handling {
+                0 => true,
+                1 => !existed,
+                _ => false,
+            };
+        if send_retained {
+            let retained = lock(&self.retained).matching(parsed.filter);
+            let now = Instant::now();
+            for msg in retained {
+                if msg.expiry(now) == Expiry::Expired {
+                    continue;
+                }
+                let d = Delivery {
+                    qos: msg.qos.min(opts.qos),
+                    retain: true,
+                    sub_ids: sub_id.into_iter().collect(),
+                    msg,
+                    shared: None,
+                };
+                session.enqueue(d, self.config.max_queued_messages, &self.metrics);
+            }
+        }
+        Ok(Subscribed { granted: opts.qos, existed })
+    }
+
+    /// Removes one subscription; `false` if it did not exist.
+    pub fn unsubscribe(&self, session: &Arc<Session>, raw_filter: &str) -> bool {
+        if session.lock().subscriptions.remove(raw_filter).is_none() {
+            return false;
+        }
+        let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
+        Self::remove_sub(&mut subs, raw_filter, &session.client_id);
+        true
+    }
+
+    fn remove_sub(subs: &mut Subs, raw_filter: &str, client_id: &Arc<str>) {
+        let Ok(parsed) = parse_subscription(raw_filter) else { return };
+        match parsed.group {
+            None => {
+                subs.normal.remove(parsed.filter, client_id);
+            }
+            Some(group) => {
+                let group: Arc<str> = group.into();
+                let empty = match subs.shared.get_mut(parsed.filter, &group) {
+                    Some(g) => {
+                        g.members.retain(|m| &m.session.client_id != client_id);
+                        g.members.is_empty()
+                    }
+                    None => false,
+                };
+                if empty {
+                    subs.shared.remove(parsed.filter, &group);
+                }
+            }
+        }
+    }
+}
+
+fn will_delay(w: &Will) -> u32 {
+    w.properties.will_delay_interval.unwrap_or(0)
+}
+
+/// The application message a will becomes when published.
+pub fn will_message(w: Will, client_id: &Arc<str>) -> Message {
+    let p = w.properties;
+    Message {
+        topic: w.topic,
+        payload: w.payload,
+        qos: w.qos,
+        retain: w.retain,
+        properties: Properties {
+            payload_format_indicator: p.payload_format_indicator,
+            message_expiry_interval: p.message_expiry_interval,
+            content_type: p.content_type,
+            response_topic: p.response_topic,
+            correlation_data: p.correlation_data,
+            user_properties: p.user_properties,
+            ..Properties::default()
+        },
+        publisher: Some(client_id.clone()),
+        received_at: Instant::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,81 @@
+//! Messages as routed inside the broker, and deliveries queued for one session.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_mqtt::{Properties, QoS};
+use tokio::time::Instant;
+
+/// An application message after it was accepted from a publisher. Shared (`Arc`) by every
+/// session it is delivered to; never mutated after routing.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// MQTT 5 properties forwarded to subscribers: payload format, content type, response
+    /// topic, correlation data, user properties and message expiry. Never a topic alias or
+    /// subscription identifier (those are per connection).
+    pub properties: Properties,
+    /// Client id of the publisher, for No Local; `None` for in-process publishers.
+    pub publisher: Option<Arc<str>>,
+    pub received_at: Instant,
+}
+
+/// What `Message::expiry` says about a message at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Never,
+    Remaining(u32),
+    Expired,
+}
+
+impl Message {
+    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain,
+            properties: Properties::default(),
+            publisher: None,
+            received_at: Instant::now(),
+        }
+    }
+
+    /// The message expiry interval to forward: the original minus the whole seconds waited.
+    pub fn expiry(&self, now: Instant) -> Expiry {
+        match self.properties.message_expiry_interval {
+            None => Expiry::Never,
+            Some(interval) => {
+                let waited = now.saturating_duration_since(self.received_at).as_secs();
+                match u64::from(interval).checked_sub(waited) {
+                    Some(left) if left > 0 => Expiry::Remaining(left as u32),
+                    _ => Expiry::Expired,
+                }
+            }
+        }
+    }
+}
+
+/// A shared subscription a delivery came through, so it can go to another member when the
+/// chosen one goes away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedVia {
+    pub group: Arc<str>,
+    pub filter: Arc<str>,
+}
+
+/// One message on its way to one session.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Message>,
+    /// Effective QoS: min(published, granted).
+    pub qos: QoS,
+    /// Retain flag as sent: set for retained messages sent on subscribe, or when the
+    /// subscription asked for Retain As Published.
+    pub retain: bool,
+    pub sub_ids: Vec<u32>,
+    pub shared: Option<SharedVia>,
+}

@@ -1,0 +1,309 @@
+//! Session state: subscriptions, the outgoing queue, the outbound inflight window with packet
+//! ids, and inbound QoS 2 packet ids awaiting PUBREL. A session outlives its connections
+//! (persistent sessions) and is attached to at most one connection at a time.
+//!
+//! Concurrency: the state sits behind a short `std::sync::Mutex`, never held across
+//! `.await`. Routers push into the queue and `notify` the connection; the connection task
+//! drains the queue into its inflight window. One queue serves online and offline clients,
+//! so the bound `max_queued_messages` caps memory in both cases.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ferry_mqtt::{QoS, SubOptions};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+use crate::message::{Delivery, Expiry};
+use crate::metrics::Metrics;
+
+/// A subscription as the session remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub opts: SubOptions,
+    pub sub_id: Option<u32>,
+}
+
+/// Why a connection is told to go away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// Another connection with the same client id took the session over.
+    TakenOver,
+}
+
+#[derive(Debug)]
+pub(crate) struct ConnHandle {
+    pub(crate) id: u64,
+    pub(crate) kick: oneshot::Sender<Kick>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InflightState {
+    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published,
+    /// PUBREL sent; waiting for PUBCOMP.
+    Released,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inflight {
+    pub packet_id: u16,
+    pub delivery: Delivery,
+    pub state: InflightState,
+}
+
+/// A packet the connection must (re)send.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// PUBLISH; `packet_id` is 0 for QoS 0.
+    Publish { packet_id: u16, delivery: Delivery, dup: bool },
+    /// PUBREL for a QoS 2 message whose PUBREC arrived before the connection was lost.
+    Release(u16),
+}
+
+#[derive(Debug)]
+pub struct SessionState {
+    pub(crate) conn: Option<ConnHandle>,
+    pub subscriptions: HashMap<String, Subscription>,
+    pub(crate) queue: VecDeque<Delivery>,
+    pub(crate) inflight: VecDeque<Inflight>,
+    next_packet_id: u16,
+    /// Inbound QoS 2 packet ids received and PUBREC'd but not yet released.
+    pub awaiting_rel: HashSet<u16>,
+    pub(crate) expiry_interval: u32,
+    /// Bumped on every attach and detach; timers compare it to know if they are stale.
+    pub(crate) generation: u64,
+    /// `generation` as of the last attach.
+    pub(crate) attached_generation: u64,
+}
+
+/// A client session. Shared by the broker (routing) and at most one connection.
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: Arc<str>,
+    connected: AtomicBool,
+    state: Mutex<SessionState>,
+    notify: Notify,
+}
+
+impl Session {
+    pub(crate) fn new(client_id: Arc<str>) -> Session {
+        Session {
+            client_id,
+            connected: AtomicBool::new(false),
+            state: Mutex::new(SessionState {
+                conn: None,
+                subscriptions: HashMap::new(),
+                queue: VecDeque::new(),
+                inflight: VecDeque::new(),
+                next_packet_id: 0,
+                awaiting_rel: HashSet::new(),
+                expiry_interval: 0,
+                generation: 0,
+                attached_generation: 0,
+            }),
+            notify: Notify::new(),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_connected(&self, v: bool) {
+        self.connected.store(v, Ordering::Release);
+    }
+
+    /// Locks the state. A poisoned lock is recovered: the state is plain data that every
+    /// operation leaves consistent, and one panicking connection must not take others down.
+    pub fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolves when deliveries were queued since the last call (no wake-up is lost).
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+
+    pub(crate) fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Queues a delivery, dropping the oldest queued one when the queue is full.
+    pub(crate) fn enqueue(&self, d: Delivery, max_queued: usize, metrics: &Metrics) {
+        {
+            let mut st = self.lock();
+            if st.queue.len() >= max_queued {
+                st.queue.pop_front();
+                let n = metrics.inc(&metrics.dropped_queue_full);
+                if n.is_power_of_two() {
+                    tracing::warn!(client_id = %self.client_id, dropped_total = n, "session queue full, dropped the oldest message");
+                }
+            }
+            st.queue.push_back(d);
+        }
+        self.wake();
+    }
+}
+
+impl SessionState {
+    /// Is `conn_id` the connection currently attached?
+    pub fn attached_to(&self, conn_id: u64) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.id == conn_id)
+    }
+
+    /// Changes the session expiry interval (MQTT 5 DISCONNECT may do so).
+    pub fn set_expiry_interval(&mut self, secs: u32) {
+        self.expiry_interval = secs;
+    }
+
+    pub fn expiry_interval(&self) -> u32 {
+        self.expiry_interval
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    fn allocate_packet_id(&mut self) -> u16 {
+        loop {
+            self.next_packet_id = self.next_packet_id.wrapping_add(1);
+            if self.next_packet_id == 0 {
+                continue;
+            }
+            let id = self.next_packet_id;
+            if !self.inflight.iter().any(|i| i.packet_id == id) {
+                return id;
+            }
+        }
+    }
+
+    /// Moves queued deliveries out for sending: QoS 0 always, QoS 1/2 while the inflight
+    /// window has room (they enter it with a fresh packet id). Expired messages are dropped.
+    pub fn next_batch(
+        &mut self,
+        conn_id: u64,
+        window: usize,
+        limit: usize,
+        now: Instant,
+        metrics: &Metrics,
+        out: &mut Vec<Outgoing>,
+    ) {
+        if !self.attached_to(conn_id) {
+            return;
+        }
+        while out.len() < limit {
+            let Some(front) = self.queue.front() else { break };
+            if front.qos != QoS::AtMostOnce && self.inflight.len() >= window {
+                break;
+            }
+            let Some(d) = self.queue.pop_front() else { break };
+            if d.msg.expiry(now) == Expiry::Expired {
+                metrics.inc(&metrics.dropped_expired);
+                continue;
+            }
+            if d.qos == QoS::AtMostOnce {
+                out.push(Outgoing::Publish { packet_id: 0, delivery: d, dup: false });
+            } else {
+                let packet_id = self.allocate_packet_id();
+                self.inflight.push_back(Inflight {
+                    packet_id,
+                    delivery: d.clone(),
+                    state: InflightState::Published,
+                });
+                out.push(Outgoing::Publish { packet_id, delivery: d, dup: false });
+            }
+        }
+    }
+
+    /// Everything unacknowledged, to resend on a resumed session, in the original order.
+    pub fn resend_all(&self) -> Vec<Outgoing> {
+        self.inflight
+            .iter()
+            .map(|i| match i.state {
+                InflightState::Published => {
+                    Outgoing::Publish { packet_id: i.packet_id, delivery: i.delivery.clone(), dup: true }
+                }
+                InflightState::Released => Outgoing::Release(i.packet_id),
+            })
+            .collect()
+    }
+
+    fn position(&self, packet_id: u16, qos: QoS, state: InflightState) -> Option<usize> {
+        self.inflight
+            .iter()
+            .position(|i| i.packet_id == packet_id && i.delivery.qos == qos && i.state == state)
+    }
+
+    /// PUBACK from the client. `false` if no QoS 1 message with this id was inflight.
+    pub fn puback(&mut self, packet_id: u16) -> bool {
+        match self.position(packet_id, QoS::AtLeastOnce, InflightState::Published) {
+            Some(i) => {
+                self.inflight.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// PUBREC from the client; on success the message moves to `Released` (send PUBREL).
+    /// A PUBREC with an error reason ends the exchange.
+    pub fn pubrec(&mut self, packet_id: u16, success: bool) -> bool {
+        match self.position(packet_id, QoS::ExactlyOnce, InflightState::Published) {
+            Some(i) if success => {
+                self.inflight[i].state = InflightState::Released;
+                true
+            }
+            Some(i) => {
+                self.inflight.remove(i);
+                false
+            }
+            None => self.position(packet_id, QoS::ExactlyOnce, InflightState::Released).is_some(),
+        }
+    }
+
+    /// PUBCOMP from the client.
+    pub fn pubcomp(&mut self, packet_id: u16) -> bool {
+        match self.position(packet_id, QoS::ExactlyOnce, InflightState::Released) {
+            Some(i) => {
+                self.inflight.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops an inflight message the connection could not send (e.g. larger than the
+    /// client's Maximum Packet Size): it is treated as delivered, as MQTT 5 requires.
+    pub fn forget(&mut self, packet_id: u16) {
+        self.inflight.retain(|i| i.packet_id != packet_id);
+    }
+
+    /// Takes the deliveries that came through a shared subscription and were not yet
+    /// received by the client, so they can be given to another member of the group.
+    pub(crate) fn take_shared(&mut self) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        self.queue.retain(|d| {
+            if d.shared.is_some() {
+                out.push(d.clone());
+                false
+            } else {
+                true
+            }
+        });
+        self.inflight.retain(|i| {
+            if i.delivery.shared.is_some() && i.state == InflightState::Published {
+                out.push(i.delivery.clone());
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+}

@@ -1,0 +1,593 @@
+//! One client connection: CONNECT handshake, then a loop that reads packets, drains the
+//! session queue into the socket, enforces keep alive, and reacts to takeover and shutdown.
+//!
+//! All per-connection protocol state lives here (negotiated limits, topic aliases both
+//! ways, the will); per-session state lives in `ferry_broker::Session`. Every protocol
+//! violation ends in [`Close::Error`] with its reason code, sent as DISCONNECT to MQTT 5
+//! clients; nothing here panics.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ferry_broker::{Broker, Delivery, Expiry, Kick, Message, MqttConfig, Outgoing, Session};
+use ferry_mqtt::topic::validate_name;
+use ferry_mqtt::{
+    Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish, QoS, SubAck, Subscribe,
+    UnsubAck, Unsubscribe, Version, Will, reason,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+/// How a connection ends.
+#[derive(Debug)]
+enum Close {
+    /// DISCONNECT with reason 0x00 from the client: the will is discarded.
+    Normal,
+    /// The client went away (socket closed, DISCONNECT with another reason): will applies.
+    Gone,
+    /// Ferry closes the connection with this reason code (sent to MQTT 5 clients).
+    Error(u8, String),
+}
+
+fn err(code: u8, what: impl Into<String>) -> Close {
+    Close::Error(code, what.into())
+}
+
+const READ_CHUNK: usize = 8 * 1024;
+const BATCH: usize = 256;
+
+pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, broker: Arc<Broker>, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let cfg = broker.config().clone();
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let connect = match read_connect(&mut rd, &mut rbuf, &cfg).await {
+        Ok(c) => c,
+        Err(ConnectFailure { connack, why }) => {
+            tracing::info!(%peer, "connection refused before CONNECT completed: {why}");
+            if let Some((version, code)) = connack {
+                let mut out = BytesMut::new();
+                let p = Packet::ConnAck(ConnAck { session_present: false, code, properties: Properties::default() });
+                if ferry_mqtt::encode(&p, version, &mut out).is_ok() {
+                    let _ = timeout(Duration::from_secs(5), wr.write_all(&out)).await;
+                }
+            }
+            return;
+        }
+    };
+    let mut conn = match Conn::accept(broker, cfg, *connect, peer) {
+        Ok(c) => c,
+        Err((version, code, why)) => {
+            tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
+            let mut out = BytesMut::new();
+            let p = Packet::ConnAck(ConnAck { session_present: false, code, properties: Properties::default() });
+            if ferry_mqtt::encode(&p, version, &mut out).is_ok() {
+                let _ = timeout(Duration::from_secs(5), wr.write_all(&out)).await;
+            }
+            return;
+        }
+    };
+    let close = conn.run(&mut rd, &mut wr, rbuf, shutdown).await;
+    conn.finish(close, &mut wr).await;
+}
+
+struct ConnectFailure {
+    /// CONNACK to send before closing, if the version is known well enough to answer.
+    connack: Option<(Version, u8)>,
+    why: String,
+}
+
+async fn read_connect<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    rbuf: &mut BytesMut,
+    cfg: &MqttConfig,
+) -> Result<Box<Connect>, ConnectFailure> {
+    let fail = |connack, why: String| ConnectFailure { connack, why };
+    let deadline = Instant::now() + Duration::from_secs(u64::from(cfg.connect_timeout));
+    loop {
+        match ferry_mqtt::read_frame(rbuf, cfg.max_packet_size) {
+            Ok(Some(frame)) => {
+                if frame.header >> 4 != 1 {
+                    return Err(fail(None, "first packet is not CONNECT".into()));
+                }
+                return match ferry_mqtt::parse(frame, Version::V311) {
+                    Ok(Packet::Connect(c)) => Ok(c),
+                    Ok(_) => Err(fail(None, "first packet is not CONNECT".into())),
+                    Err(DecodeError::UnsupportedVersion(l)) => Err(fail(
+                        Some((Version::V311, reason::UNSUPPORTED_PROTOCOL_VERSION)),
+                        format!("unsupported protocol level {l}"),
+                    )),
+                    Err(e) => Err(fail(None, e.to_string())),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return Err(fail(None, e.to_string())),
+        }
+        rbuf.reserve(READ_CHUNK);
+        match tokio::time::timeout_at(deadline, rd.read_buf(rbuf)).await {
+            Err(_) => return Err(fail(None, "no CONNECT within connect_timeout".into())),
+            Ok(Ok(0)) => return Err(fail(None, "closed before CONNECT".into())),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(fail(None, e.to_string())),
+        }
+    }
+}
+
+struct Conn {
+    broker: Arc<Broker>,
+    cfg: MqttConfig,
+    peer: SocketAddr,
+    version: Version,
+    client_id: Arc<str>,
+    session: Arc<Session>,
+    conn_id: u64,
+    kicked: Option<oneshot::Receiver<Kick>>,
+    will: Option<Will>,
+    keep_alive: Option<Duration>,
+    /// Session expiry in CONNECT was 0: DISCONNECT may not raise it (MQTT 5 3.14.2.2.2).
+    connect_expiry_zero: bool,
+    client_receive_max: u16,
+    client_max_packet: u32,
+    client_alias_max: u16,
+    in_aliases: HashMap<u16, String>,
+    out_aliases: HashMap<String, u16>,
+    wbuf: BytesMut,
+    batch: Vec<Outgoing>,
+}
+
+impl Conn {
+    /// Validates CONNECT, attaches the session and queues CONNACK plus any redelivery.
+    /// On refusal returns the version to answer in and the reason code.
+    fn accept(
+        broker: Arc<Broker>,
+        cfg: MqttConfig,
+        c: Connect,
+        peer: SocketAddr,
+    ) -> Result<Conn, (Version, u8, String)> {
+        let v = c.version;
+        let v5 = v.is_v5();
+        let refuse = |code: u8, why: &str| Err((v, code, why.to_owned()));
+        if c.properties.authentication_method.is_some() {
+            return refuse(reason::BAD_AUTHENTICATION_METHOD, "enhanced authentication is not supported");
+        }
+        if let Some(w) = &c.will {
+            if validate_name(&w.topic).is_err() {
+                return refuse(reason::TOPIC_NAME_INVALID, "invalid will topic");
+            }
+            if w.retain && !cfg.retain_available {
+                return refuse(reason::RETAIN_NOT_SUPPORTED, "retained will but retain is not available");
+            }
+        }
+        if c.client_id.len() > cfg.max_clientid_len {
+            return refuse(reason::CLIENT_IDENTIFIER_NOT_VALID, "client id too long");
+        }
+        let mut properties = Properties::default();
+        let client_id: Arc<str> = if c.client_id.is_empty() {
+            if !v5 && !c.clean_start {
+                return refuse(reason::CLIENT_IDENTIFIER_NOT_VALID, "empty client id requires clean session");
+            }
+            let id = generate_client_id();
+            if v5 {
+                properties.assigned_client_identifier = Some(id.clone());
+            }
+            id.into()
+        } else {
+            c.client_id.as_str().into()
+        };
+        let expiry = if v5 {
+            c.properties.session_expiry_interval.unwrap_or(0)
+        } else if c.clean_start {
+            0
+        } else {
+            cfg.session_expiry_interval
+        };
+        let mut keep_alive = c.keep_alive;
+        if v5 && let Some(k) = cfg.server_keepalive {
+            keep_alive = k;
+            properties.server_keep_alive = Some(k);
+        }
+        if v5 {
+            if cfg.receive_maximum != u16::MAX {
+                properties.receive_maximum = Some(cfg.receive_maximum);
+            }
+            if cfg.max_topic_alias > 0 {
+                properties.topic_alias_maximum = Some(cfg.max_topic_alias);
+            }
+            properties.maximum_packet_size = Some(cfg.max_packet_size);
+            if !cfg.retain_available {
+                properties.retain_available = Some(0);
+            }
+            if !cfg.shared_subscription {
+                properties.shared_subscription_available = Some(0);
+            }
+        }
+        let attached = broker.connect(client_id.clone(), c.clean_start, expiry);
+        let mut conn = Conn {
+            peer,
+            version: v,
+            client_id,
+            session: attached.session,
+            conn_id: attached.conn_id,
+            kicked: Some(attached.kicked),
+            will: c.will,
+            keep_alive: (keep_alive > 0)
+                .then(|| Duration::from_secs_f32(f32::from(keep_alive) * cfg.keepalive_multiplier)),
+            connect_expiry_zero: expiry == 0,
+            client_receive_max: c.properties.receive_maximum.unwrap_or(u16::MAX),
+            client_max_packet: c.properties.maximum_packet_size.unwrap_or(u32::MAX),
+            client_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
+            in_aliases: HashMap::new(),
+            out_aliases: HashMap::new(),
+            wbuf: BytesMut::with_capacity(READ_CHUNK),
+            batch: Vec::with_capacity(BATCH),
+            broker,
+            cfg,
+        };
+        tracing::debug!(client_id = %conn.client_id, peer = %conn.peer, version = %v, "client connected");
+        conn.send(&Packet::ConnAck(ConnAck {
+            session_present: attached.session_present,
+            code: reason::SUCCESS,
+            properties,
+        }));
+        if attached.session_present {
+            let resend = conn.session.lock().resend_all();
+            for o in resend {
+                conn.write_outgoing(o);
+            }
+        }
+        Ok(conn)
+    }
+
+    async fn run<R, W>(&mut self, rd: &mut R, wr: &mut W, mut rbuf: BytesMut, shutdown: CancellationToken) -> Close
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let far = Duration::from_secs(86_400 * 365);
+        let mut deadline = Instant::now() + self.keep_alive.unwrap_or(far);
+        let keepalive = sleep_until(deadline);
+        tokio::pin!(keepalive);
+        let Some(mut kicked) = self.kicked.take() else { return Close::Gone };
+        // Frames that arrived together with CONNECT.
+        if let Some(close) = self.handle_buffered(&mut rbuf) {
+            return close;
+        }
+        loop {
+            self.pump();
+            if !self.wbuf.is_empty() {
+                if let Err(e) = wr.write_all(&self.wbuf).await {
+                    tracing::debug!(client_id = %self.client_id, "write failed: {e}");
+                    return Close::Gone;
+                }
+                self.wbuf.clear();
+            }
+            rbuf.reserve(READ_CHUNK);
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return err(reason::SERVER_SHUTTING_DOWN, "server shutting down"),
+                k = &mut kicked => {
+                    return match k {
+                        Ok(Kick::TakenOver) | Err(_) => err(reason::SESSION_TAKEN_OVER, "session taken over"),
+                    };
+                }
+                _ = &mut keepalive => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
+                r = rd.read_buf(&mut rbuf) => match r {
+                    Ok(0) => return Close::Gone,
+                    Err(e) => {
+                        tracing::debug!(client_id = %self.client_id, "read failed: {e}");
+                        return Close::Gone;
+                    }
+                    Ok(_) => {
+                        if let Some(ka) = self.keep_alive {
+                            deadline = Instant::now() + ka;
+                            keepalive.as_mut().reset(deadline);
+                        }
+                        if let Some(close) = self.handle_buffered(&mut rbuf) {
+                            return close;
+                        }
+                    }
+                },
+                _ = self.session.notified() => {}
+            }
+        }
+    }
+
+    fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Option<Close> {
+        loop {
+            match ferry_mqtt::read_frame(rbuf, self.cfg.max_packet_size) {
+                Ok(None) => return None,
+                Ok(Some(frame)) => match ferry_mqtt::parse(frame, self.version) {
+                    Ok(p) => {
+                        if let Some(close) = self.handle(p) {
+                            return Some(close);
+                        }
+                    }
+                    Err(e) => return Some(err(e.reason_code(), e.to_string())),
+                },
+                Err(e) => return Some(err(e.reason_code(), e.to_string())),
+            }
+        }
+    }
+
+    fn send(&mut self, p: &Packet) {
+        if let Err(e) = ferry_mqtt::encode(p, self.version, &mut self.wbuf) {
+            tracing::warn!(client_id = %self.client_id, "cannot encode {}: {e}", p.name());
+        }
+    }
+
+    fn handle(&mut self, p: Packet) -> Option<Close> {
+        let v5 = self.version.is_v5();
+        match p {
+            Packet::Publish(p) => return self.on_publish(p),
+            Packet::PubAck(a) => {
+                self.session.lock().puback(a.packet_id);
+            }
+            Packet::PubRec(a) => {
+                let ok = a.code < 0x80;
+                let known = self.session.lock().pubrec(a.packet_id, ok);
+                if ok {
+                    let code = if known { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
+                    self.send(&Packet::PubRel(Ack::new(a.packet_id, code)));
+                }
+            }
+            Packet::PubRel(a) => {
+                let known = self.session.lock().awaiting_rel.remove(&a.packet_id);
+                let code = if known { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
+                self.send(&Packet::PubComp(Ack::new(a.packet_id, code)));
+            }
+            Packet::PubComp(a) => {
+                self.session.lock().pubcomp(a.packet_id);
+            }
+            Packet::Subscribe(s) => return self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => self.send(&Packet::PingResp),
+            Packet::Disconnect(d) => {
+                if let Some(exp) = d.properties.session_expiry_interval {
+                    if self.connect_expiry_zero && exp != 0 {
+                        return Some(err(reason::PROTOCOL_ERROR, "session expiry set in DISCONNECT after 0 in CONNECT"));
+                    }
+                    self.session.lock().set_expiry_interval(exp);
+                }
+                return Some(if !v5 || d.code == reason::SUCCESS { Close::Normal } else { Close::Gone });
+            }
+            Packet::Connect(_) => return Some(err(reason::PROTOCOL_ERROR, "second CONNECT")),
+            Packet::Auth(_) => return Some(err(reason::PROTOCOL_ERROR, "AUTH without enhanced authentication")),
+            other => return Some(err(reason::PROTOCOL_ERROR, format!("{} is not sent by clients", other.name()))),
+        }
+        None
+    }
+
+    fn on_publish(&mut self, mut p: Publish) -> Option<Close> {
+        if self.version.is_v5() {
+            if let Some(alias) = p.properties.topic_alias.take() {
+                if alias == 0 || alias > self.cfg.max_topic_alias {
+                    return Some(err(reason::TOPIC_ALIAS_INVALID, format!("topic alias {alias} out of range")));
+                }
+                if p.topic.is_empty() {
+                    match self.in_aliases.get(&alias) {
+                        Some(t) => p.topic = t.clone(),
+                        None => return Some(err(reason::PROTOCOL_ERROR, format!("unknown topic alias {alias}"))),
+                    }
+                } else {
+                    self.in_aliases.insert(alias, p.topic.clone());
+                }
+            }
+            if !p.properties.subscription_identifiers.is_empty() {
+                return Some(err(reason::PROTOCOL_ERROR, "PUBLISH from a client with a subscription identifier"));
+            }
+        }
+        if p.topic.is_empty() {
+            return Some(err(reason::PROTOCOL_ERROR, "PUBLISH without topic"));
+        }
+        if let Err(e) = validate_name(&p.topic) {
+            return Some(err(reason::TOPIC_NAME_INVALID, format!("invalid topic {:?}: {e}", p.topic)));
+        }
+        if p.retain && !self.cfg.retain_available {
+            return Some(err(reason::RETAIN_NOT_SUPPORTED, "retain is not available"));
+        }
+        if p.qos == QoS::ExactlyOnce {
+            let mut st = self.session.lock();
+            if st.awaiting_rel.contains(&p.packet_id) {
+                // A resend of a message already routed: acknowledge again, do not route.
+                drop(st);
+                self.send(&Packet::PubRec(Ack::new(p.packet_id, reason::SUCCESS)));
+                return None;
+            }
+            if st.awaiting_rel.len() >= usize::from(self.cfg.receive_maximum) {
+                return Some(err(reason::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded"));
+            }
+            st.awaiting_rel.insert(p.packet_id);
+        }
+        let (qos, packet_id) = (p.qos, p.packet_id);
+        let msg = Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos,
+            retain: p.retain,
+            properties: p.properties,
+            publisher: Some(self.client_id.clone()),
+            received_at: Instant::now(),
+        };
+        let routed = self.broker.publish(msg);
+        let code = if routed == 0 && self.version.is_v5() { reason::NO_MATCHING_SUBSCRIBERS } else { reason::SUCCESS };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(packet_id, code))),
+            QoS::ExactlyOnce => self.send(&Packet::PubRec(Ack::new(packet_id, code))),
+        }
+        None
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe) -> Option<Close> {
+        let sub_id = s.properties.subscription_identifiers.first().copied();
+        let mut codes = Vec::with_capacity(s.filters.len());
+        for (filter, opts) in &s.filters {
+            if opts.no_local && filter.starts_with("$share/") {
+                return Some(err(reason::PROTOCOL_ERROR, "No Local on a shared subscription"));
+            }
+            match self.broker.subscribe(&self.session, filter, *opts, sub_id) {
+                Ok(ok) => codes.push(ok.granted as u8),
+                Err(e) => {
+                    tracing::debug!(client_id = %self.client_id, filter, "subscription refused: {}", e.what);
+                    codes.push(e.code);
+                }
+            }
+        }
+        self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, codes, properties: Properties::default() }));
+        None
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let codes = u
+            .filters
+            .iter()
+            .map(|f| {
+                if self.broker.unsubscribe(&self.session, f) {
+                    reason::SUCCESS
+                } else {
+                    reason::NO_SUBSCRIPTION_EXISTED
+                }
+            })
+            .collect();
+        self.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, codes, properties: Properties::default() }));
+    }
+
+    /// Moves queued deliveries into the write buffer, within the inflight window.
+    fn pump(&mut self) {
+        let window = usize::from(self.client_receive_max.min(self.cfg.max_inflight));
+        loop {
+            let mut batch = std::mem::take(&mut self.batch);
+            self.session.lock().next_batch(
+                self.conn_id,
+                window,
+                BATCH,
+                Instant::now(),
+                self.broker.metrics(),
+                &mut batch,
+            );
+            if batch.is_empty() {
+                self.batch = batch;
+                return;
+            }
+            for o in batch.drain(..) {
+                self.write_outgoing(o);
+            }
+            self.batch = batch;
+        }
+    }
+
+    fn write_outgoing(&mut self, o: Outgoing) {
+        match o {
+            Outgoing::Release(id) => self.send(&Packet::PubRel(Ack::new(id, reason::SUCCESS))),
+            Outgoing::Publish { packet_id, delivery, dup } => {
+                let Some(p) = self.build_publish(packet_id, &delivery, dup) else {
+                    self.session.lock().forget(packet_id);
+                    return;
+                };
+                let mut p = Packet::Publish(p);
+                if ferry_mqtt::encoded_len(&p, self.version) > self.client_max_packet as usize {
+                    // MQTT 5 3.1.2.11.4: discard, as if it had been delivered.
+                    let m = self.broker.metrics();
+                    m.inc(&m.dropped_too_large);
+                    if packet_id != 0 {
+                        self.session.lock().forget(packet_id);
+                    }
+                    return;
+                }
+                if self.client_alias_max > 0
+                    && let Packet::Publish(p) = &mut p
+                {
+                    self.apply_out_alias(p);
+                }
+                let m = self.broker.metrics();
+                m.inc(&m.messages_delivered);
+                self.send(&p);
+            }
+        }
+    }
+
+    fn build_publish(&self, packet_id: u16, d: &Delivery, dup: bool) -> Option<Publish> {
+        let msg = &d.msg;
+        let properties = if self.version.is_v5() {
+            let mut props = msg.properties.clone();
+            match msg.expiry(Instant::now()) {
+                Expiry::Never => {}
+                Expiry::Remaining(left) => props.message_expiry_interval = Some(left),
+                // An unacknowledged message is still completed (dup) after its expiry.
+                Expiry::Expired if dup => {}
+                Expiry::Expired => {
+                    let m = self.broker.metrics();
+                    m.inc(&m.dropped_expired);
+                    return None;
+                }
+            }
+            props.subscription_identifiers.clone_from(&d.sub_ids);
+            props
+        } else {
+            Properties::default()
+        };
+        Some(Publish {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic: msg.topic.clone(),
+            packet_id,
+            properties,
+            payload: msg.payload.clone(),
+        })
+    }
+
+    fn apply_out_alias(&mut self, p: &mut Publish) {
+        if let Some(&alias) = self.out_aliases.get(&p.topic) {
+            p.properties.topic_alias = Some(alias);
+            p.topic.clear();
+        } else if self.out_aliases.len() < usize::from(self.client_alias_max) {
+            let alias = self.out_aliases.len() as u16 + 1;
+            self.out_aliases.insert(p.topic.clone(), alias);
+            p.properties.topic_alias = Some(alias);
+        }
+    }
+
+    async fn finish<W: AsyncWrite + Unpin>(mut self, close: Close, wr: &mut W) {
+        let will = match &close {
+            Close::Normal => None,
+            Close::Gone | Close::Error(..) => self.will.take(),
+        };
+        if let Close::Error(code, why) = &close {
+            if *code != reason::SESSION_TAKEN_OVER && *code != reason::SERVER_SHUTTING_DOWN {
+                let m = self.broker.metrics();
+                m.inc(&m.protocol_errors);
+            }
+            tracing::info!(client_id = %self.client_id, peer = %self.peer, "closing connection ({code:#04x}): {why}");
+            if self.version.is_v5() {
+                self.wbuf.clear();
+                self.send(&Packet::Disconnect(Disconnect { code: *code, properties: Properties::default() }));
+            }
+        }
+        if !self.wbuf.is_empty() {
+            let _ = timeout(Duration::from_secs(5), async {
+                let _ = wr.write_all(&self.wbuf).await;
+                let _ = wr.shutdown().await;
+            })
+            .await;
+        }
+        self.broker.disconnect(&self.session, self.conn_id, will);
+        tracing::debug!(client_id = %self.client_id, "client disconnected");
+    }
+}
+
+/// A client id for clients that sent none (EMQX-like: unique per process run).
+fn generate_client_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("ferry-{:x}-{n}", t & 0xffff_ffff_ffff)
+}

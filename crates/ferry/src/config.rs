@@ -1,0 +1,120 @@
+//! The config file: every crate's typed section, composed. Strict: unknown keys and bad
+//! values are errors naming the key; all problems are reported at once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ferry_broker::MqttConfig;
+use ferry_server::TcpListenerConfig;
+use serde::{Deserialize, Serialize};
+
+/// The documented default config, shipped as `examples/ferry.toml`.
+pub const EXAMPLE: &str = include_str!("../../../examples/ferry.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub log: LogConfig,
+    pub listeners: Listeners,
+    pub mqtt: MqttConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            log: LogConfig::default(),
+            listeners: Listeners {
+                tcp: BTreeMap::from([("default".to_owned(), TcpListenerConfig::default())]),
+            },
+            mqtt: MqttConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listeners {
+    pub tcp: BTreeMap<String, TcpListenerConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: invalid configuration:\n  {}", .problems.join("\n  "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        Config::parse(&text, &p)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.into(), message: e.to_string() })?;
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid { path: origin.into(), problems })
+        }
+    }
+
+    fn validate(&self) -> Vec<String> {
+        let mut problems = self.mqtt.validate();
+        if self.listeners.tcp.is_empty() {
+            problems.push("listeners.tcp: at least one listener is needed".into());
+        }
+        for (name, l) in &self.listeners.tcp {
+            if l.max_connections == 0 {
+                problems.push(format!("listeners.tcp.{name}.max_connections: must be at least 1"));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            problems.push(format!("log.level: {:?} is not a valid log filter", self.log.level));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_loads_and_equals_the_defaults() {
+        let cfg = Config::parse(EXAMPLE, "example").unwrap();
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::parse("[mqtt]\nmax_packet_sise = 10\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("max_packet_sise"), "{e}");
+        let e = Config::parse("[listeners.tcp.default]\nbind = \"nope\"\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("bind"), "{e}");
+    }
+
+    #[test]
+    fn all_bad_values_are_reported_at_once() {
+        let e = Config::parse("[mqtt]\nreceive_maximum = 0\nmax_inflight = 0\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("mqtt.receive_maximum") && e.contains("mqtt.max_inflight"), "{e}");
+    }
+}

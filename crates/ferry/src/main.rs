@@ -1,0 +1,111 @@
+//! ferry: the binary. Owns the CLI, config loading, the tracing subscriber, signals, and
+//! wiring the crates together. Libraries never own these.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ferry::{Config, Gateway, config};
+
+#[derive(Parser)]
+#[command(name = "ferry", version, about = "MQTT broker with lossless streaming into Kafka")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve {
+        /// Config file (TOML). Without it the defaults apply (see `ferry config example`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Config file tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the documented default config.
+    Example,
+    /// Check a config file and report every problem.
+    Check { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Config { command: ConfigCommand::Example } => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Command::Config { command: ConfigCommand::Check { file } } => {
+            Config::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = match &path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.log.level.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(async move {
+        let gateway = Gateway::start(&cfg).await?;
+        for (name, addr) in &gateway.listeners {
+            tracing::info!("listener {name} on {addr}");
+            // Machine-readable for scripts and tests that bind port 0.
+            println!("ferry: listening on {addr} ({name})");
+        }
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let broker = gateway.broker.clone();
+        gateway.stop().await;
+        let m = broker.metrics().snapshot();
+        tracing::info!(?m, "stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
