@@ -65,8 +65,13 @@ impl SharedGroup {
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let eligible = |e: &&SubEntry| exclude.is_none_or(|x| !Arc::ptr_eq(x, &e.session));
-        let ordered = (0..n).map(|i| &self.members[(start + i) % n]);
-        ordered.clone().filter(eligible).find(|e| e.session.is_connected()).or_else(|| ordered.filter(eligible).next())
+        let mut ordered = (0..n)
+            .map(|i| &self.members[(start + i) % n])
+            .filter(eligible);
+        ordered
+            .clone()
+            .find(|e| e.session.is_connected())
+            .or_else(|| ordered.next())
     }
 }
 
@@ -104,7 +109,10 @@ pub struct SubscribeError {
 
 impl From<TopicError> for SubscribeError {
     fn from(e: TopicError) -> Self {
-        SubscribeError { code: reason::TOPIC_FILTER_INVALID, what: e.to_string() }
+        SubscribeError {
+            code: reason::TOPIC_FILTER_INVALID,
+            what: e.to_string(),
+        }
     }
 }
 
@@ -158,7 +166,12 @@ impl Broker {
 
     /// Attaches a connection to the session of `client_id`, taking it over from another
     /// connection if needed. `clean_start` discards an existing session.
-    pub fn connect(&self, client_id: Arc<str>, clean_start: bool, expiry_interval: u32) -> Attached {
+    pub fn connect(
+        &self,
+        client_id: Arc<str>,
+        clean_start: bool,
+        expiry_interval: u32,
+    ) -> Attached {
         let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let (kick_tx, kick_rx) = oneshot::channel();
         let mut sessions = lock(&self.sessions);
@@ -182,7 +195,10 @@ impl Broker {
             if let Some(old) = st.conn.take() {
                 let _ = old.kick.send(Kick::TakenOver);
             }
-            st.conn = Some(session::ConnHandle { id: conn_id, kick: kick_tx });
+            st.conn = Some(session::ConnHandle {
+                id: conn_id,
+                kick: kick_tx,
+            });
             st.generation += 1;
             st.attached_generation = st.generation;
             st.expiry_interval = expiry_interval;
@@ -190,12 +206,20 @@ impl Broker {
         }
         drop(sessions);
         self.metrics.inc(&self.metrics.connections_opened);
-        Attached { session, conn_id, session_present: present, kicked: kick_rx }
+        Attached {
+            session,
+            conn_id,
+            session_present: present,
+            kicked: kick_rx,
+        }
     }
 
     /// Removes a session and its subscriptions; kicks its connection if one is attached.
     fn discard_locked(&self, sessions: &mut HashMap<Arc<str>, Arc<Session>>, s: &Arc<Session>) {
-        if sessions.get(&s.client_id).is_some_and(|cur| Arc::ptr_eq(cur, s)) {
+        if sessions
+            .get(&s.client_id)
+            .is_some_and(|cur| Arc::ptr_eq(cur, s))
+        {
             sessions.remove(&s.client_id);
         }
         let filters: Vec<String> = {
@@ -237,8 +261,9 @@ impl Broker {
             // Taken over. A resumed session cancels a delayed will; a discarded one ends
             // the old session, which publishes it now.
             if let Some(w) = will {
-                let still_registered =
-                    lock(&self.sessions).get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session));
+                let still_registered = lock(&self.sessions)
+                    .get(&session.client_id)
+                    .is_some_and(|s| Arc::ptr_eq(s, session));
                 if !still_registered || will_delay(&w) == 0 {
                     self.publish(will_message(w, &session.client_id));
                 }
@@ -264,7 +289,9 @@ impl Broker {
                 let s = session.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-                    let Some(broker) = broker.upgrade() else { return };
+                    let Some(broker) = broker.upgrade() else {
+                        return;
+                    };
                     // A connection resuming the session in the meantime cancels the will.
                     if s.lock().attached_generation < generation {
                         broker.publish(will_message(w, &s.client_id));
@@ -277,7 +304,9 @@ impl Broker {
             let s = session.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
-                let Some(broker) = broker.upgrade() else { return };
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
                 let mut sessions = lock(&broker.sessions);
                 if s.lock().generation == generation {
                     tracing::debug!(client_id = %s.client_id, "session expired");
@@ -311,7 +340,8 @@ impl Broker {
         drop(subs);
         for (e, mut d) in targets {
             d.qos = d.msg.qos.min(e.opts.qos);
-            e.session.enqueue(d, self.config.max_queued_messages, &self.metrics);
+            e.session
+                .enqueue(d, self.config.max_queued_messages, &self.metrics);
         }
         // Nobody else can take them: they stay with the departed member's session.
         for d in keep {
@@ -332,14 +362,21 @@ impl Broker {
         {
             let subs = self.subs.read().unwrap_or_else(|e| e.into_inner());
             subs.normal.for_each_match(&msg.topic, |e| {
-                let own = e.opts.no_local && msg.publisher.as_deref() == Some(&*e.session.client_id);
+                let own =
+                    e.opts.no_local && msg.publisher.as_deref() == Some(&*e.session.client_id);
                 if !own {
                     normal.push(e.clone());
                 }
             });
             subs.shared.for_each_match(&msg.topic, |g| {
                 if let Some(e) = g.pick(None) {
-                    shared.push((e.clone(), SharedVia { group: g.name.clone(), filter: g.filter.clone() }));
+                    shared.push((
+                        e.clone(),
+                        SharedVia {
+                            group: g.name.clone(),
+                            filter: g.filter.clone(),
+                        },
+                    ));
                 }
             });
         }
@@ -352,7 +389,8 @@ impl Broker {
                 msg: msg.clone(),
                 shared: Some(via),
             };
-            e.session.enqueue(d, self.config.max_queued_messages, &self.metrics);
+            e.session
+                .enqueue(d, self.config.max_queued_messages, &self.metrics);
         }
         if count == 0 {
             self.metrics.inc(&self.metrics.messages_no_subscribers);
@@ -407,16 +445,23 @@ impl Broker {
                 what: "shared subscriptions are disabled".into(),
             });
         }
-        let entry = SubEntry { session: session.clone(), opts, sub_id };
+        let entry = SubEntry {
+            session: session.clone(),
+            opts,
+            sub_id,
+        };
         let existed = {
             let mut st = session.lock();
-            st.subscriptions.insert(raw_filter.to_owned(), Subscription { opts, sub_id }).is_some()
+            st.subscriptions
+                .insert(raw_filter.to_owned(), Subscription { opts, sub_id })
+                .is_some()
         };
         {
             let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
             match parsed.group {
                 None => {
-                    subs.normal.insert(parsed.filter, session.client_id.clone(), entry);
+                    subs.normal
+                        .insert(parsed.filter, session.client_id.clone(), entry);
                 }
                 Some(group) => {
                     let group: Arc<str> = group.into();
@@ -461,7 +506,10 @@ impl Broker {
                 session.enqueue(d, self.config.max_queued_messages, &self.metrics);
             }
         }
-        Ok(Subscribed { granted: opts.qos, existed })
+        Ok(Subscribed {
+            granted: opts.qos,
+            existed,
+        })
     }
 
     /// Removes one subscription; `false` if it did not exist.
@@ -475,7 +523,9 @@ impl Broker {
     }
 
     fn remove_sub(subs: &mut Subs, raw_filter: &str, client_id: &Arc<str>) {
-        let Ok(parsed) = parse_subscription(raw_filter) else { return };
+        let Ok(parsed) = parse_subscription(raw_filter) else {
+            return;
+        };
         match parsed.group {
             None => {
                 subs.normal.remove(parsed.filter, client_id);

@@ -32,7 +32,12 @@ pub enum Expiry {
 }
 
 impl Message {
-    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Message {
+    pub fn new(
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Message {
         Message {
             topic: topic.into(),
             payload: payload.into(),

@@ -57,7 +57,11 @@ pub struct Inflight {
 #[derive(Debug, Clone)]
 pub enum Outgoing {
     /// PUBLISH; `packet_id` is 0 for QoS 0.
-    Publish { packet_id: u16, delivery: Delivery, dup: bool },
+    Publish {
+        packet_id: u16,
+        delivery: Delivery,
+        dup: bool,
+    },
     /// PUBREL for a QoS 2 message whose PUBREC arrived before the connection was lost.
     Release(u16),
 }
@@ -198,17 +202,25 @@ impl SessionState {
             return;
         }
         while out.len() < limit {
-            let Some(front) = self.queue.front() else { break };
+            let Some(front) = self.queue.front() else {
+                break;
+            };
             if front.qos != QoS::AtMostOnce && self.inflight.len() >= window {
                 break;
             }
-            let Some(d) = self.queue.pop_front() else { break };
+            let Some(d) = self.queue.pop_front() else {
+                break;
+            };
             if d.msg.expiry(now) == Expiry::Expired {
                 metrics.inc(&metrics.dropped_expired);
                 continue;
             }
             if d.qos == QoS::AtMostOnce {
-                out.push(Outgoing::Publish { packet_id: 0, delivery: d, dup: false });
+                out.push(Outgoing::Publish {
+                    packet_id: 0,
+                    delivery: d,
+                    dup: false,
+                });
             } else {
                 let packet_id = self.allocate_packet_id();
                 self.inflight.push_back(Inflight {
@@ -216,7 +228,11 @@ impl SessionState {
                     delivery: d.clone(),
                     state: InflightState::Published,
                 });
-                out.push(Outgoing::Publish { packet_id, delivery: d, dup: false });
+                out.push(Outgoing::Publish {
+                    packet_id,
+                    delivery: d,
+                    dup: false,
+                });
             }
         }
     }
@@ -226,9 +242,11 @@ impl SessionState {
         self.inflight
             .iter()
             .map(|i| match i.state {
-                InflightState::Published => {
-                    Outgoing::Publish { packet_id: i.packet_id, delivery: i.delivery.clone(), dup: true }
-                }
+                InflightState::Published => Outgoing::Publish {
+                    packet_id: i.packet_id,
+                    delivery: i.delivery.clone(),
+                    dup: true,
+                },
                 InflightState::Released => Outgoing::Release(i.packet_id),
             })
             .collect()
@@ -263,7 +281,9 @@ impl SessionState {
                 self.inflight.remove(i);
                 false
             }
-            None => self.position(packet_id, QoS::ExactlyOnce, InflightState::Released).is_some(),
+            None => self
+                .position(packet_id, QoS::ExactlyOnce, InflightState::Released)
+                .is_some(),
         }
     }
 

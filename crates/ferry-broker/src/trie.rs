@@ -21,13 +21,19 @@ struct Node<K, V> {
 
 impl<K, V> Default for Node<K, V> {
     fn default() -> Self {
-        Node { children: HashMap::new(), values: HashMap::new() }
+        Node {
+            children: HashMap::new(),
+            values: HashMap::new(),
+        }
     }
 }
 
 impl<K, V> Default for Trie<K, V> {
     fn default() -> Self {
-        Trie { root: Node::default(), len: 0 }
+        Trie {
+            root: Node::default(),
+            len: 0,
+        }
     }
 }
 
@@ -101,7 +107,12 @@ impl<K: Eq + Hash, V> Trie<K, V> {
         Self::walk(&self.root, topic.split('/'), dollar, &mut f);
     }
 
-    fn walk(node: &Node<K, V>, mut levels: std::str::Split<'_, char>, skip_wild: bool, f: &mut impl FnMut(&V)) {
+    fn walk(
+        node: &Node<K, V>,
+        mut levels: std::str::Split<'_, char>,
+        skip_wild: bool,
+        f: &mut impl FnMut(&V),
+    ) {
         if !skip_wild && let Some(hash) = node.children.get("#") {
             hash.values.values().for_each(&mut *f);
         }
@@ -134,12 +145,40 @@ mod tests {
     #[test]
     fn trie_agrees_with_reference_matcher() {
         let filters = [
-            "#", "+", "a", "a/b", "a/+", "a/#", "+/b", "+/+", "a/b/c", "a/+/c", "/+", "+/", "/",
-            "$SYS/#", "$SYS/+", "a//c", "a/+/#", "#/", "sport/tennis/player1/#",
+            "#",
+            "+",
+            "a",
+            "a/b",
+            "a/+",
+            "a/#",
+            "+/b",
+            "+/+",
+            "a/b/c",
+            "a/+/c",
+            "/+",
+            "+/",
+            "/",
+            "$SYS/#",
+            "$SYS/+",
+            "a//c",
+            "a/+/#",
+            "#/",
+            "sport/tennis/player1/#",
         ];
         let topics = [
-            "a", "a/b", "a/b/c", "/a", "a/", "/", "$SYS/x", "$SYS", "a//c", "b", "sport/tennis/player1",
-            "sport/tennis/player1/ranking", "x/y/z/w",
+            "a",
+            "a/b",
+            "a/b/c",
+            "/a",
+            "a/",
+            "/",
+            "$SYS/x",
+            "$SYS",
+            "a//c",
+            "b",
+            "sport/tennis/player1",
+            "sport/tennis/player1/ranking",
+            "x/y/z/w",
         ];
         let mut t = Trie::default();
         for (i, f) in filters.iter().enumerate() {

@@ -1,4 +1,5 @@
 //! Packet decode/encode cost on the hot path (PUBLISH in, PUBACK out).
+#![allow(clippy::unwrap_used)]
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ferry_mqtt::*;

@@ -21,7 +21,11 @@ impl Reader {
         self.buf.len()
     }
     fn need(&self, n: usize) -> Result<(), DecodeError> {
-        if self.buf.len() < n { Err(Malformed("packet shorter than its content")) } else { Ok(()) }
+        if self.buf.len() < n {
+            Err(Malformed("packet shorter than its content"))
+        } else {
+            Ok(())
+        }
     }
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         self.need(1)?;
@@ -59,13 +63,19 @@ impl Reader {
     }
     pub(crate) fn sub(&mut self, len: usize) -> Result<Reader, DecodeError> {
         self.need(len)?;
-        Ok(Reader { buf: self.buf.split_to(len) })
+        Ok(Reader {
+            buf: self.buf.split_to(len),
+        })
     }
     fn rest(&mut self) -> Bytes {
         std::mem::take(&mut self.buf)
     }
     fn end(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() { Ok(()) } else { Err(Malformed("unexpected bytes after packet content")) }
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(Malformed("unexpected bytes after packet content"))
+        }
     }
 }
 
@@ -73,7 +83,9 @@ impl Reader {
 pub fn read_varint(buf: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
     let mut value: u32 = 0;
     for i in 0..4 {
-        let Some(&byte) = buf.get(i) else { return Ok(None) };
+        let Some(&byte) = buf.get(i) else {
+            return Ok(None);
+        };
         value |= u32::from(byte & 0x7F) << (7 * i);
         if byte & 0x80 == 0 {
             if i > 0 && byte == 0 {
@@ -122,10 +134,15 @@ pub fn read_frame(src: &mut BytesMut, max_size: u32) -> Result<Option<Frame>, De
     if src.len() < 2 {
         return Ok(None);
     }
-    let Some((len, used)) = read_varint(&src[1..])? else { return Ok(None) };
+    let Some((len, used)) = read_varint(&src[1..])? else {
+        return Ok(None);
+    };
     let total = 1 + used + len as usize;
     if total > max_size as usize {
-        return Err(DecodeError::TooLarge { size: total, max: max_size as usize });
+        return Err(DecodeError::TooLarge {
+            size: total,
+            max: max_size as usize,
+        });
     }
     if src.len() < total {
         src.reserve(total - src.len());
@@ -138,7 +155,11 @@ pub fn read_frame(src: &mut BytesMut, max_size: u32) -> Result<Option<Frame>, De
 }
 
 /// Convenience: frame and parse in one step.
-pub fn decode(src: &mut BytesMut, version: Version, max_size: u32) -> Result<Option<Packet>, DecodeError> {
+pub fn decode(
+    src: &mut BytesMut,
+    version: Version,
+    max_size: u32,
+) -> Result<Option<Packet>, DecodeError> {
     match read_frame(src, max_size)? {
         Some(f) => parse(f, version).map(Some),
         None => Ok(None),
@@ -146,7 +167,11 @@ pub fn decode(src: &mut BytesMut, version: Version, max_size: u32) -> Result<Opt
 }
 
 fn flags_must_be(header: u8, expected: u8) -> Result<(), DecodeError> {
-    if header & 0x0F != expected { Err(Malformed("invalid fixed header flags")) } else { Ok(()) }
+    if header & 0x0F != expected {
+        Err(Malformed("invalid fixed header flags"))
+    } else {
+        Ok(())
+    }
 }
 
 fn packet_id(r: &mut Reader) -> Result<u16, DecodeError> {
@@ -174,8 +199,16 @@ pub fn parse(frame: Frame, version: Version) -> Result<Packet, DecodeError> {
                 return Err(Malformed("reserved CONNACK flags set"));
             }
             let code = r.u8()?;
-            let properties = if v5 { props::decode(&mut r, Ctx::ConnAck)? } else { Properties::default() };
-            Packet::ConnAck(ConnAck { session_present: ack_flags & 1 == 1, code, properties })
+            let properties = if v5 {
+                props::decode(&mut r, Ctx::ConnAck)?
+            } else {
+                Properties::default()
+            };
+            Packet::ConnAck(ConnAck {
+                session_present: ack_flags & 1 == 1,
+                code,
+                properties,
+            })
         }
         3 => Packet::Publish(parse_publish(header, &mut r, v5)?),
         4 => {
@@ -197,7 +230,11 @@ pub fn parse(frame: Frame, version: Version) -> Result<Packet, DecodeError> {
         8 => {
             flags_must_be(header, 2)?;
             let packet_id = packet_id(&mut r)?;
-            let properties = if v5 { props::decode(&mut r, Ctx::Subscribe)? } else { Properties::default() };
+            let properties = if v5 {
+                props::decode(&mut r, Ctx::Subscribe)?
+            } else {
+                Properties::default()
+            };
             if properties.subscription_identifiers.len() > 1 {
                 return Err(Protocol("more than one subscription identifier"));
             }
@@ -224,26 +261,45 @@ pub fn parse(frame: Frame, version: Version) -> Result<Packet, DecodeError> {
                     if o & 0xFC != 0 {
                         return Err(Malformed("reserved subscription option bits set"));
                     }
-                    SubOptions { qos, ..SubOptions::default() }
+                    SubOptions {
+                        qos,
+                        ..SubOptions::default()
+                    }
                 };
                 filters.push((filter, opts));
             }
             if filters.is_empty() {
                 return Err(Protocol("SUBSCRIBE without topic filters"));
             }
-            Packet::Subscribe(Subscribe { packet_id, filters, properties })
+            Packet::Subscribe(Subscribe {
+                packet_id,
+                filters,
+                properties,
+            })
         }
         9 => {
             flags_must_be(header, 0)?;
             let packet_id = packet_id(&mut r)?;
-            let properties = if v5 { props::decode(&mut r, Ctx::SubAck)? } else { Properties::default() };
+            let properties = if v5 {
+                props::decode(&mut r, Ctx::SubAck)?
+            } else {
+                Properties::default()
+            };
             let codes = r.rest().to_vec();
-            Packet::SubAck(SubAck { packet_id, codes, properties })
+            Packet::SubAck(SubAck {
+                packet_id,
+                codes,
+                properties,
+            })
         }
         10 => {
             flags_must_be(header, 2)?;
             let packet_id = packet_id(&mut r)?;
-            let properties = if v5 { props::decode(&mut r, Ctx::Unsubscribe)? } else { Properties::default() };
+            let properties = if v5 {
+                props::decode(&mut r, Ctx::Unsubscribe)?
+            } else {
+                Properties::default()
+            };
             let mut filters = Vec::new();
             while r.remaining() > 0 {
                 filters.push(r.string()?);
@@ -251,7 +307,11 @@ pub fn parse(frame: Frame, version: Version) -> Result<Packet, DecodeError> {
             if filters.is_empty() {
                 return Err(Protocol("UNSUBSCRIBE without topic filters"));
             }
-            Packet::Unsubscribe(Unsubscribe { packet_id, filters, properties })
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id,
+                filters,
+                properties,
+            })
         }
         11 => {
             flags_must_be(header, 0)?;
@@ -261,7 +321,11 @@ pub fn parse(frame: Frame, version: Version) -> Result<Packet, DecodeError> {
             } else {
                 (Properties::default(), Vec::new())
             };
-            Packet::UnsubAck(UnsubAck { packet_id, codes, properties })
+            Packet::UnsubAck(UnsubAck {
+                packet_id,
+                codes,
+                properties,
+            })
         }
         12 => {
             flags_must_be(header, 0)?;
@@ -319,10 +383,26 @@ fn parse_publish(header: u8, r: &mut Reader, v5: bool) -> Result<Publish, Decode
         return Err(Malformed("DUP flag set on a QoS 0 PUBLISH"));
     }
     let topic = r.string()?;
-    let packet_id = if qos == QoS::AtMostOnce { 0 } else { packet_id(r)? };
-    let properties = if v5 { props::decode(r, Ctx::Publish)? } else { Properties::default() };
+    let packet_id = if qos == QoS::AtMostOnce {
+        0
+    } else {
+        packet_id(r)?
+    };
+    let properties = if v5 {
+        props::decode(r, Ctx::Publish)?
+    } else {
+        Properties::default()
+    };
     let payload = r.rest();
-    Ok(Publish { dup, qos, retain, topic, packet_id, properties, payload })
+    Ok(Publish {
+        dup,
+        qos,
+        retain,
+        topic,
+        packet_id,
+        properties,
+        payload,
+    })
 }
 
 fn parse_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
@@ -354,17 +434,48 @@ fn parse_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
         return Err(Malformed("password without user name"));
     }
     let keep_alive = r.u16()?;
-    let properties = if v5 { props::decode(r, Ctx::Connect)? } else { Properties::default() };
+    let properties = if v5 {
+        props::decode(r, Ctx::Connect)?
+    } else {
+        Properties::default()
+    };
     let client_id = r.string()?;
     let will = if will_flag {
-        let properties = if v5 { props::decode(r, Ctx::Will)? } else { Properties::default() };
+        let properties = if v5 {
+            props::decode(r, Ctx::Will)?
+        } else {
+            Properties::default()
+        };
         let topic = r.string()?;
         let payload = r.binary()?;
-        Some(Will { topic, payload, qos: will_qos, retain: will_retain, properties })
+        Some(Will {
+            topic,
+            payload,
+            qos: will_qos,
+            retain: will_retain,
+            properties,
+        })
     } else {
         None
     };
-    let username = if username_flag { Some(r.string()?) } else { None };
-    let password = if password_flag { Some(r.binary()?) } else { None };
-    Ok(Connect { version, clean_start, keep_alive, client_id, will, username, password, properties })
+    let username = if username_flag {
+        Some(r.string()?)
+    } else {
+        None
+    };
+    let password = if password_flag {
+        Some(r.binary()?)
+    } else {
+        None
+    };
+    Ok(Connect {
+        version,
+        clean_start,
+        keep_alive,
+        client_id,
+        will,
+        username,
+        password,
+        properties,
+    })
 }

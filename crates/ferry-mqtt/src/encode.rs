@@ -71,26 +71,46 @@ fn body_len(p: &Packet, version: Version) -> usize {
         }
         Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
             let (c, pr) = ack_tail(a.code, &a.properties, v5);
-            2 + usize::from(c) + if pr { props::section_len(&a.properties) } else { 0 }
+            2 + usize::from(c)
+                + if pr {
+                    props::section_len(&a.properties)
+                } else {
+                    0
+                }
         }
         Packet::Subscribe(s) => {
-            2 + props_len(&s.properties, v5) + s.filters.iter().map(|(f, _)| str_len(f) + 1).sum::<usize>()
+            2 + props_len(&s.properties, v5)
+                + s.filters.iter().map(|(f, _)| str_len(f) + 1).sum::<usize>()
         }
         Packet::SubAck(s) => 2 + props_len(&s.properties, v5) + s.codes.len(),
         Packet::Unsubscribe(u) => {
             2 + props_len(&u.properties, v5) + u.filters.iter().map(|f| str_len(f)).sum::<usize>()
         }
         Packet::UnsubAck(u) => {
-            2 + if v5 { props::section_len(&u.properties) + u.codes.len() } else { 0 }
+            2 + if v5 {
+                props::section_len(&u.properties) + u.codes.len()
+            } else {
+                0
+            }
         }
         Packet::PingReq | Packet::PingResp => 0,
         Packet::Disconnect(d) => {
             let (c, pr) = ack_tail(d.code, &d.properties, v5);
-            usize::from(c) + if pr { props::section_len(&d.properties) } else { 0 }
+            usize::from(c)
+                + if pr {
+                    props::section_len(&d.properties)
+                } else {
+                    0
+                }
         }
         Packet::Auth(a) => {
             let (c, pr) = ack_tail(a.code, &a.properties, v5);
-            usize::from(c) + if pr { props::section_len(&a.properties) } else { 0 }
+            usize::from(c)
+                + if pr {
+                    props::section_len(&a.properties)
+                } else {
+                    0
+                }
         }
     }
 }
@@ -112,7 +132,9 @@ pub fn encode(p: &Packet, version: Version, dst: &mut BytesMut) -> Result<(), En
     let header: u8 = match p {
         Packet::Connect(_) => 0x10,
         Packet::ConnAck(_) => 0x20,
-        Packet::Publish(p) => 0x30 | (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain),
+        Packet::Publish(p) => {
+            0x30 | (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain)
+        }
         Packet::PubAck(_) => 0x40,
         Packet::PubRec(_) => 0x50,
         Packet::PubRel(_) => 0x62,
@@ -131,7 +153,14 @@ pub fn encode(p: &Packet, version: Version, dst: &mut BytesMut) -> Result<(), En
     match p {
         Packet::Connect(c) => {
             let v5 = c.version.is_v5();
-            put_str(dst, if c.version == Version::V31 { "MQIsdp" } else { "MQTT" });
+            put_str(
+                dst,
+                if c.version == Version::V31 {
+                    "MQIsdp"
+                } else {
+                    "MQTT"
+                },
+            );
             dst.put_u8(c.version.level());
             let mut flags = 0u8;
             if c.clean_start {
@@ -204,7 +233,9 @@ pub fn encode(p: &Packet, version: Version, dst: &mut BytesMut) -> Result<(), En
                 put_str(dst, f);
                 let mut b = o.qos as u8;
                 if v5 {
-                    b |= u8::from(o.no_local) << 2 | u8::from(o.retain_as_published) << 3 | o.retain_handling << 4;
+                    b |= u8::from(o.no_local) << 2
+                        | u8::from(o.retain_as_published) << 3
+                        | o.retain_handling << 4;
                 }
                 dst.put_u8(b);
             }
@@ -237,7 +268,8 @@ pub fn encode(p: &Packet, version: Version, dst: &mut BytesMut) -> Result<(), En
             }
         }
         Packet::PingReq | Packet::PingResp => {}
-        Packet::Disconnect(Disconnect { code, properties }) | Packet::Auth(Auth { code, properties }) => {
+        Packet::Disconnect(Disconnect { code, properties })
+        | Packet::Auth(Auth { code, properties }) => {
             let (c, pr) = ack_tail(*code, properties, v5);
             if c {
                 dst.put_u8(*code);

@@ -143,7 +143,11 @@ pub struct Ack {
 
 impl Ack {
     pub fn new(packet_id: u16, code: u8) -> Ack {
-        Ack { packet_id, code, properties: Properties::default() }
+        Ack {
+            packet_id,
+            code,
+            properties: Properties::default(),
+        }
     }
 }
 

@@ -107,8 +107,14 @@ pub(crate) fn decode(r: &mut Reader, ctx: Ctx) -> Result<Properties, DecodeError
             }
             0x22 => set_once(&mut p.topic_alias_maximum, r.u16()?)?,
             0x23 => set_once(&mut p.topic_alias, r.u16()?)?,
-            0x24 => set_once(&mut p.maximum_qos, bool_byte(r.u8()?, "invalid maximum QoS")?)?,
-            0x25 => set_once(&mut p.retain_available, bool_byte(r.u8()?, "invalid retain available")?)?,
+            0x24 => set_once(
+                &mut p.maximum_qos,
+                bool_byte(r.u8()?, "invalid maximum QoS")?,
+            )?,
+            0x25 => set_once(
+                &mut p.retain_available,
+                bool_byte(r.u8()?, "invalid retain available")?,
+            )?,
             0x26 => {
                 let k = r.string()?;
                 let v = r.string()?;
@@ -121,9 +127,18 @@ pub(crate) fn decode(r: &mut Reader, ctx: Ctx) -> Result<Properties, DecodeError
                 }
                 set_once(&mut p.maximum_packet_size, v)?
             }
-            0x28 => set_once(&mut p.wildcard_subscription_available, bool_byte(r.u8()?, "invalid flag")?)?,
-            0x29 => set_once(&mut p.subscription_identifier_available, bool_byte(r.u8()?, "invalid flag")?)?,
-            0x2A => set_once(&mut p.shared_subscription_available, bool_byte(r.u8()?, "invalid flag")?)?,
+            0x28 => set_once(
+                &mut p.wildcard_subscription_available,
+                bool_byte(r.u8()?, "invalid flag")?,
+            )?,
+            0x29 => set_once(
+                &mut p.subscription_identifier_available,
+                bool_byte(r.u8()?, "invalid flag")?,
+            )?,
+            0x2A => set_once(
+                &mut p.shared_subscription_available,
+                bool_byte(r.u8()?, "invalid flag")?,
+            )?,
             _ => return Err(Malformed("unknown property identifier")),
         }
     }
@@ -147,7 +162,10 @@ pub(crate) fn content_len(p: &Properties) -> usize {
         + s(&p.content_type)
         + s(&p.response_topic)
         + b(&p.correlation_data)
-        + p.subscription_identifiers.iter().map(|&v| 1 + varint_len(v)).sum::<usize>()
+        + p.subscription_identifiers
+            .iter()
+            .map(|&v| 1 + varint_len(v))
+            .sum::<usize>()
         + n(&p.session_expiry_interval, 4)
         + s(&p.assigned_client_identifier)
         + n(&p.server_keep_alive, 2)
@@ -164,7 +182,10 @@ pub(crate) fn content_len(p: &Properties) -> usize {
         + n(&p.topic_alias, 2)
         + n(&p.maximum_qos, 1)
         + n(&p.retain_available, 1)
-        + p.user_properties.iter().map(|(k, v)| 5 + k.len() + v.len()).sum::<usize>()
+        + p.user_properties
+            .iter()
+            .map(|(k, v)| 5 + k.len() + v.len())
+            .sum::<usize>()
         + n(&p.maximum_packet_size, 4)
         + n(&p.wildcard_subscription_available, 1)
         + n(&p.subscription_identifier_available, 1)

@@ -6,7 +6,11 @@ use crate::*;
 fn roundtrip(p: &Packet, v: Version) -> Packet {
     let mut buf = BytesMut::new();
     encode(p, v, &mut buf).unwrap();
-    assert_eq!(buf.len(), encoded_len(p, v), "encoded_len agrees with encode");
+    assert_eq!(
+        buf.len(),
+        encoded_len(p, v),
+        "encoded_len agrees with encode"
+    );
     let out = decode(&mut buf, v, u32::MAX).unwrap().unwrap();
     assert!(buf.is_empty());
     out
@@ -29,7 +33,10 @@ fn connect_v5_with_will_and_properties_roundtrips() {
             payload: Bytes::from_static(b"bye"),
             qos: QoS::AtLeastOnce,
             retain: true,
-            properties: Properties { will_delay_interval: Some(5), ..Default::default() },
+            properties: Properties {
+                will_delay_interval: Some(5),
+                ..Default::default()
+            },
         }),
         username: Some("u".into()),
         password: Some(Bytes::from_static(b"p")),
@@ -67,32 +74,60 @@ fn connect_versions_are_detected() {
 #[test]
 fn bad_connects_are_refused_with_the_right_reason() {
     // protocol level 6
-    let e = dec(b"\x10\x0d\x00\x04MQTT\x06\x02\x00\x3c\x00\x01a", Version::V311).unwrap_err();
+    let e = dec(
+        b"\x10\x0d\x00\x04MQTT\x06\x02\x00\x3c\x00\x01a",
+        Version::V311,
+    )
+    .unwrap_err();
     assert_eq!(e, DecodeError::UnsupportedVersion(6));
     assert_eq!(e.reason_code(), reason::UNSUPPORTED_PROTOCOL_VERSION);
     // reserved flag
-    let e = dec(b"\x10\x0d\x00\x04MQTT\x04\x03\x00\x3c\x00\x01a", Version::V311).unwrap_err();
+    let e = dec(
+        b"\x10\x0d\x00\x04MQTT\x04\x03\x00\x3c\x00\x01a",
+        Version::V311,
+    )
+    .unwrap_err();
     assert_eq!(e.reason_code(), reason::MALFORMED_PACKET);
     // unknown protocol name
-    let e = dec(b"\x10\x0d\x00\x04MQXX\x04\x02\x00\x3c\x00\x01a", Version::V311).unwrap_err();
+    let e = dec(
+        b"\x10\x0d\x00\x04MQXX\x04\x02\x00\x3c\x00\x01a",
+        Version::V311,
+    )
+    .unwrap_err();
     assert_eq!(e, DecodeError::InvalidProtocolName);
 }
 
 #[test]
 fn publish_validation() {
     // QoS 3
-    assert!(matches!(dec(b"\x36\x03\x00\x01a", Version::V311), Err(DecodeError::Malformed(_))));
+    assert!(matches!(
+        dec(b"\x36\x03\x00\x01a", Version::V311),
+        Err(DecodeError::Malformed(_))
+    ));
     // DUP on QoS 0
-    assert!(matches!(dec(b"\x38\x03\x00\x01a", Version::V311), Err(DecodeError::Malformed(_))));
+    assert!(matches!(
+        dec(b"\x38\x03\x00\x01a", Version::V311),
+        Err(DecodeError::Malformed(_))
+    ));
     // packet id 0 at QoS 1
-    assert!(matches!(dec(b"\x32\x05\x00\x01a\x00\x00", Version::V311), Err(DecodeError::Malformed(_))));
+    assert!(matches!(
+        dec(b"\x32\x05\x00\x01a\x00\x00", Version::V311),
+        Err(DecodeError::Malformed(_))
+    ));
     // invalid UTF-8 topic
-    assert!(matches!(dec(b"\x30\x03\x00\x01\xff", Version::V311), Err(DecodeError::Malformed(_))));
+    assert!(matches!(
+        dec(b"\x30\x03\x00\x01\xff", Version::V311),
+        Err(DecodeError::Malformed(_))
+    ));
     // v5: property not allowed in PUBLISH (session expiry 0x11)
     let e = dec(b"\x30\x09\x00\x01a\x05\x11\x00\x00\x00\x01", Version::V5).unwrap_err();
     assert_eq!(e.reason_code(), reason::MALFORMED_PACKET);
     // v5: duplicated property is a protocol error
-    let e = dec(b"\x30\x0a\x00\x01a\x06\x23\x00\x01\x23\x00\x02", Version::V5).unwrap_err();
+    let e = dec(
+        b"\x30\x0a\x00\x01a\x06\x23\x00\x01\x23\x00\x02",
+        Version::V5,
+    )
+    .unwrap_err();
     assert_eq!(e.reason_code(), reason::PROTOCOL_ERROR);
 }
 
@@ -120,7 +155,10 @@ fn oversize_frame_is_refused_from_the_header() {
 #[test]
 fn varints() {
     assert_eq!(read_varint(&[0x00]).unwrap(), Some((0, 1)));
-    assert_eq!(read_varint(&[0xff, 0xff, 0xff, 0x7f]).unwrap(), Some((268_435_455, 4)));
+    assert_eq!(
+        read_varint(&[0xff, 0xff, 0xff, 0x7f]).unwrap(),
+        Some((268_435_455, 4))
+    );
     assert!(read_varint(&[0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
     assert_eq!(read_varint(&[0x80]).unwrap(), None);
     assert!(read_varint(&[0x80, 0x00]).is_err());
@@ -144,7 +182,11 @@ fn v3_encoding_maps_codes() {
     let mut buf = BytesMut::new();
     encode(&p, Version::V311, &mut buf).unwrap();
     assert_eq!(&buf[..], b"\x20\x02\x00\x02");
-    let p = Packet::SubAck(SubAck { packet_id: 1, codes: vec![1, 0x8F], properties: Properties::default() });
+    let p = Packet::SubAck(SubAck {
+        packet_id: 1,
+        codes: vec![1, 0x8F],
+        properties: Properties::default(),
+    });
     let mut buf = BytesMut::new();
     encode(&p, Version::V311, &mut buf).unwrap();
     assert_eq!(&buf[..], b"\x90\x04\x00\x01\x01\x80");

@@ -58,13 +58,19 @@ pub fn parse_subscription(raw: &str) -> Result<SubscriptionFilter<'_>, TopicErro
             return Err(TopicError::BadShare);
         }
         validate_filter(filter)?;
-        return Ok(SubscriptionFilter { group: Some(group), filter });
+        return Ok(SubscriptionFilter {
+            group: Some(group),
+            filter,
+        });
     }
     if raw == "$share" || raw.starts_with("$share/") {
         return Err(TopicError::BadShare);
     }
     validate_filter(raw)?;
-    Ok(SubscriptionFilter { group: None, filter: raw })
+    Ok(SubscriptionFilter {
+        group: None,
+        filter: raw,
+    })
 }
 
 /// Does `filter` match `topic`? A reference implementation for tests and single checks;
@@ -115,7 +121,10 @@ mod tests {
     #[test]
     fn matching_follows_the_spec() {
         assert!(matches("sport/tennis/player1/#", "sport/tennis/player1"));
-        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
+        assert!(matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/ranking"
+        ));
         assert!(matches("sport/#", "sport"));
         assert!(matches("sport/+", "sport/"));
         assert!(!matches("sport/+", "sport"));

@@ -15,8 +15,8 @@ use bytes::BytesMut;
 use ferry_broker::{Broker, Delivery, Expiry, Kick, Message, MqttConfig, Outgoing, Session};
 use ferry_mqtt::topic::validate_name;
 use ferry_mqtt::{
-    Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish, QoS, SubAck, Subscribe,
-    UnsubAck, Unsubscribe, Version, Will, reason,
+    Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish, QoS, SubAck,
+    Subscribe, UnsubAck, Unsubscribe, Version, Will, reason,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -41,8 +41,12 @@ fn err(code: u8, what: impl Into<String>) -> Close {
 const READ_CHUNK: usize = 8 * 1024;
 const BATCH: usize = 256;
 
-pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, broker: Arc<Broker>, shutdown: CancellationToken)
-where
+pub(crate) async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -54,7 +58,11 @@ where
             tracing::info!(%peer, "connection refused before CONNECT completed: {why}");
             if let Some((version, code)) = connack {
                 let mut out = BytesMut::new();
-                let p = Packet::ConnAck(ConnAck { session_present: false, code, properties: Properties::default() });
+                let p = Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code,
+                    properties: Properties::default(),
+                });
                 if ferry_mqtt::encode(&p, version, &mut out).is_ok() {
                     let _ = timeout(Duration::from_secs(5), wr.write_all(&out)).await;
                 }
@@ -67,7 +75,11 @@ where
         Err((version, code, why)) => {
             tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
             let mut out = BytesMut::new();
-            let p = Packet::ConnAck(ConnAck { session_present: false, code, properties: Properties::default() });
+            let p = Packet::ConnAck(ConnAck {
+                session_present: false,
+                code,
+                properties: Properties::default(),
+            });
             if ferry_mqtt::encode(&p, version, &mut out).is_ok() {
                 let _ = timeout(Duration::from_secs(5), wr.write_all(&out)).await;
             }
@@ -155,14 +167,20 @@ impl Conn {
         let v5 = v.is_v5();
         let refuse = |code: u8, why: &str| Err((v, code, why.to_owned()));
         if c.properties.authentication_method.is_some() {
-            return refuse(reason::BAD_AUTHENTICATION_METHOD, "enhanced authentication is not supported");
+            return refuse(
+                reason::BAD_AUTHENTICATION_METHOD,
+                "enhanced authentication is not supported",
+            );
         }
         if let Some(w) = &c.will {
             if validate_name(&w.topic).is_err() {
                 return refuse(reason::TOPIC_NAME_INVALID, "invalid will topic");
             }
             if w.retain && !cfg.retain_available {
-                return refuse(reason::RETAIN_NOT_SUPPORTED, "retained will but retain is not available");
+                return refuse(
+                    reason::RETAIN_NOT_SUPPORTED,
+                    "retained will but retain is not available",
+                );
             }
         }
         if c.client_id.len() > cfg.max_clientid_len {
@@ -171,7 +189,10 @@ impl Conn {
         let mut properties = Properties::default();
         let client_id: Arc<str> = if c.client_id.is_empty() {
             if !v5 && !c.clean_start {
-                return refuse(reason::CLIENT_IDENTIFIER_NOT_VALID, "empty client id requires clean session");
+                return refuse(
+                    reason::CLIENT_IDENTIFIER_NOT_VALID,
+                    "empty client id requires clean session",
+                );
             }
             let id = generate_client_id();
             if v5 {
@@ -245,7 +266,13 @@ impl Conn {
         Ok(conn)
     }
 
-    async fn run<R, W>(&mut self, rd: &mut R, wr: &mut W, mut rbuf: BytesMut, shutdown: CancellationToken) -> Close
+    async fn run<R, W>(
+        &mut self,
+        rd: &mut R,
+        wr: &mut W,
+        mut rbuf: BytesMut,
+        shutdown: CancellationToken,
+    ) -> Close
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -254,7 +281,9 @@ impl Conn {
         let mut deadline = Instant::now() + self.keep_alive.unwrap_or(far);
         let keepalive = sleep_until(deadline);
         tokio::pin!(keepalive);
-        let Some(mut kicked) = self.kicked.take() else { return Close::Gone };
+        let Some(mut kicked) = self.kicked.take() else {
+            return Close::Gone;
+        };
         // Frames that arrived together with CONNECT.
         if let Some(close) = self.handle_buffered(&mut rbuf) {
             return close;
@@ -333,13 +362,21 @@ impl Conn {
                 let ok = a.code < 0x80;
                 let known = self.session.lock().pubrec(a.packet_id, ok);
                 if ok {
-                    let code = if known { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
+                    let code = if known {
+                        reason::SUCCESS
+                    } else {
+                        reason::PACKET_IDENTIFIER_NOT_FOUND
+                    };
                     self.send(&Packet::PubRel(Ack::new(a.packet_id, code)));
                 }
             }
             Packet::PubRel(a) => {
                 let known = self.session.lock().awaiting_rel.remove(&a.packet_id);
-                let code = if known { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
+                let code = if known {
+                    reason::SUCCESS
+                } else {
+                    reason::PACKET_IDENTIFIER_NOT_FOUND
+                };
                 self.send(&Packet::PubComp(Ack::new(a.packet_id, code)));
             }
             Packet::PubComp(a) => {
@@ -351,15 +388,32 @@ impl Conn {
             Packet::Disconnect(d) => {
                 if let Some(exp) = d.properties.session_expiry_interval {
                     if self.connect_expiry_zero && exp != 0 {
-                        return Some(err(reason::PROTOCOL_ERROR, "session expiry set in DISCONNECT after 0 in CONNECT"));
+                        return Some(err(
+                            reason::PROTOCOL_ERROR,
+                            "session expiry set in DISCONNECT after 0 in CONNECT",
+                        ));
                     }
                     self.session.lock().set_expiry_interval(exp);
                 }
-                return Some(if !v5 || d.code == reason::SUCCESS { Close::Normal } else { Close::Gone });
+                return Some(if !v5 || d.code == reason::SUCCESS {
+                    Close::Normal
+                } else {
+                    Close::Gone
+                });
             }
             Packet::Connect(_) => return Some(err(reason::PROTOCOL_ERROR, "second CONNECT")),
-            Packet::Auth(_) => return Some(err(reason::PROTOCOL_ERROR, "AUTH without enhanced authentication")),
-            other => return Some(err(reason::PROTOCOL_ERROR, format!("{} is not sent by clients", other.name()))),
+            Packet::Auth(_) => {
+                return Some(err(
+                    reason::PROTOCOL_ERROR,
+                    "AUTH without enhanced authentication",
+                ));
+            }
+            other => {
+                return Some(err(
+                    reason::PROTOCOL_ERROR,
+                    format!("{} is not sent by clients", other.name()),
+                ));
+            }
         }
         None
     }
@@ -368,26 +422,40 @@ impl Conn {
         if self.version.is_v5() {
             if let Some(alias) = p.properties.topic_alias.take() {
                 if alias == 0 || alias > self.cfg.max_topic_alias {
-                    return Some(err(reason::TOPIC_ALIAS_INVALID, format!("topic alias {alias} out of range")));
+                    return Some(err(
+                        reason::TOPIC_ALIAS_INVALID,
+                        format!("topic alias {alias} out of range"),
+                    ));
                 }
                 if p.topic.is_empty() {
                     match self.in_aliases.get(&alias) {
                         Some(t) => p.topic = t.clone(),
-                        None => return Some(err(reason::PROTOCOL_ERROR, format!("unknown topic alias {alias}"))),
+                        None => {
+                            return Some(err(
+                                reason::PROTOCOL_ERROR,
+                                format!("unknown topic alias {alias}"),
+                            ));
+                        }
                     }
                 } else {
                     self.in_aliases.insert(alias, p.topic.clone());
                 }
             }
             if !p.properties.subscription_identifiers.is_empty() {
-                return Some(err(reason::PROTOCOL_ERROR, "PUBLISH from a client with a subscription identifier"));
+                return Some(err(
+                    reason::PROTOCOL_ERROR,
+                    "PUBLISH from a client with a subscription identifier",
+                ));
             }
         }
         if p.topic.is_empty() {
             return Some(err(reason::PROTOCOL_ERROR, "PUBLISH without topic"));
         }
         if let Err(e) = validate_name(&p.topic) {
-            return Some(err(reason::TOPIC_NAME_INVALID, format!("invalid topic {:?}: {e}", p.topic)));
+            return Some(err(
+                reason::TOPIC_NAME_INVALID,
+                format!("invalid topic {:?}: {e}", p.topic),
+            ));
         }
         if p.retain && !self.cfg.retain_available {
             return Some(err(reason::RETAIN_NOT_SUPPORTED, "retain is not available"));
@@ -401,7 +469,10 @@ impl Conn {
                 return None;
             }
             if st.awaiting_rel.len() >= usize::from(self.cfg.receive_maximum) {
-                return Some(err(reason::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded"));
+                return Some(err(
+                    reason::RECEIVE_MAXIMUM_EXCEEDED,
+                    "receive maximum exceeded",
+                ));
             }
             st.awaiting_rel.insert(p.packet_id);
         }
@@ -416,7 +487,11 @@ impl Conn {
             received_at: Instant::now(),
         };
         let routed = self.broker.publish(msg);
-        let code = if routed == 0 && self.version.is_v5() { reason::NO_MATCHING_SUBSCRIBERS } else { reason::SUCCESS };
+        let code = if routed == 0 && self.version.is_v5() {
+            reason::NO_MATCHING_SUBSCRIBERS
+        } else {
+            reason::SUCCESS
+        };
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(packet_id, code))),
@@ -430,7 +505,10 @@ impl Conn {
         let mut codes = Vec::with_capacity(s.filters.len());
         for (filter, opts) in &s.filters {
             if opts.no_local && filter.starts_with("$share/") {
-                return Some(err(reason::PROTOCOL_ERROR, "No Local on a shared subscription"));
+                return Some(err(
+                    reason::PROTOCOL_ERROR,
+                    "No Local on a shared subscription",
+                ));
             }
             match self.broker.subscribe(&self.session, filter, *opts, sub_id) {
                 Ok(ok) => codes.push(ok.granted as u8),
@@ -440,7 +518,11 @@ impl Conn {
                 }
             }
         }
-        self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, codes, properties: Properties::default() }));
+        self.send(&Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            codes,
+            properties: Properties::default(),
+        }));
         None
     }
 
@@ -456,7 +538,11 @@ impl Conn {
                 }
             })
             .collect();
-        self.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, codes, properties: Properties::default() }));
+        self.send(&Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            codes,
+            properties: Properties::default(),
+        }));
     }
 
     /// Moves queued deliveries into the write buffer, within the inflight window.
@@ -486,7 +572,11 @@ impl Conn {
     fn write_outgoing(&mut self, o: Outgoing) {
         match o {
             Outgoing::Release(id) => self.send(&Packet::PubRel(Ack::new(id, reason::SUCCESS))),
-            Outgoing::Publish { packet_id, delivery, dup } => {
+            Outgoing::Publish {
+                packet_id,
+                delivery,
+                dup,
+            } => {
                 let Some(p) = self.build_publish(packet_id, &delivery, dup) else {
                     self.session.lock().forget(packet_id);
                     return;
@@ -568,7 +658,10 @@ impl Conn {
             tracing::info!(client_id = %self.client_id, peer = %self.peer, "closing connection ({code:#04x}): {why}");
             if self.version.is_v5() {
                 self.wbuf.clear();
-                self.send(&Packet::Disconnect(Disconnect { code: *code, properties: Properties::default() }));
+                self.send(&Packet::Disconnect(Disconnect {
+                    code: *code,
+                    properties: Properties::default(),
+                }));
             }
         }
         if !self.wbuf.is_empty() {
@@ -588,6 +681,9 @@ fn generate_client_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("ferry-{:x}-{n}", t & 0xffff_ffff_ffff)
 }

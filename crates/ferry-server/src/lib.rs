@@ -31,7 +31,10 @@ pub struct TcpListenerConfig {
 
 impl Default for TcpListenerConfig {
     fn default() -> Self {
-        TcpListenerConfig { bind: std::net::SocketAddr::from(([0, 0, 0, 0], 1883)), max_connections: 1_000_000 }
+        TcpListenerConfig {
+            bind: std::net::SocketAddr::from(([0, 0, 0, 0], 1883)),
+            max_connections: 1_000_000,
+        }
     }
 }
 
@@ -41,8 +44,15 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 /// Accepts MQTT connections on `listener` until `shutdown` is cancelled, then tells every
 /// connection to close (DISCONNECT 0x8B to MQTT 5 clients) and waits for them, up to a
 /// deadline.
-pub async fn run(listener: TcpListener, broker: Arc<Broker>, max_connections: usize, shutdown: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+pub async fn run(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    max_connections: usize,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(
+        max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let mut conns = JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}
@@ -74,9 +84,15 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, max_connections: us
             }
         }
     }
-    let drained = tokio::time::timeout(DRAIN_DEADLINE, async { while conns.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
-        tracing::warn!("{} connections did not close in time; aborting them", conns.len());
+        tracing::warn!(
+            "{} connections did not close in time; aborting them",
+            conns.len()
+        );
         conns.shutdown().await;
     }
 }

@@ -34,15 +34,24 @@ async fn wait_suback(ev: &mut rumqttc::EventLoop) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rumqttc_v311_pub_sub_at_every_qos() -> anyhow::Result<()> {
     let b = TestBroker::start().await;
-    let (sub, mut sev) = AsyncClient::new(MqttOptions::new("r-sub", "127.0.0.1", b.addr.port()), 10);
+    let (sub, mut sev) =
+        AsyncClient::new(MqttOptions::new("r-sub", "127.0.0.1", b.addr.port()), 10);
     sub.subscribe("rq/#", QoS::ExactlyOnce).await?;
     wait_suback(&mut sev).await;
-    let (publ, mut pev) = AsyncClient::new(MqttOptions::new("r-pub", "127.0.0.1", b.addr.port()), 10);
+    let (publ, mut pev) =
+        AsyncClient::new(MqttOptions::new("r-pub", "127.0.0.1", b.addr.port()), 10);
     tokio::spawn(async move { while pev.poll().await.is_ok() {} });
-    for (i, q) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].into_iter().enumerate() {
-        publ.publish(format!("rq/{i}"), q, false, vec![i as u8]).await?;
+    for (i, q) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        publ.publish(format!("rq/{i}"), q, false, vec![i as u8])
+            .await?;
         let p = next_publish(&mut sev).await;
-        assert_eq!((p.topic.as_str(), p.qos, p.payload[0]), (&*format!("rq/{i}"), q, i as u8));
+        assert_eq!(
+            (p.topic.as_str(), p.qos, p.payload[0]),
+            (&*format!("rq/{i}"), q, i as u8)
+        );
     }
     b.stop().await;
     Ok(())
@@ -56,16 +65,24 @@ async fn rumqttc_v5_user_properties_and_retain() -> anyhow::Result<()> {
     let b = TestBroker::start().await;
     let (publ, mut pev) = C5::new(O5::new("r5-pub", "127.0.0.1", b.addr.port()), 10);
     tokio::spawn(async move { while pev.poll().await.is_ok() {} });
-    let props = PublishProperties { user_properties: vec![("site".into(), "lab".into())], ..Default::default() };
-    publ.publish_with_properties("r5/state", Q5::AtLeastOnce, true, "on", props).await?;
+    let props = PublishProperties {
+        user_properties: vec![("site".into(), "lab".into())],
+        ..Default::default()
+    };
+    publ.publish_with_properties("r5/state", Q5::AtLeastOnce, true, "on", props)
+        .await?;
     let broker = b.broker.clone();
-    ferry_testkit::wait_until("retained", Duration::from_secs(10), || broker.retained_count() == 1).await;
+    ferry_testkit::wait_until("retained", Duration::from_secs(10), || {
+        broker.retained_count() == 1
+    })
+    .await;
     let (sub, mut sev) = C5::new(O5::new("r5-sub", "127.0.0.1", b.addr.port()), 10);
     sub.subscribe("r5/#", Q5::AtLeastOnce).await?;
     let p = loop {
-        match tokio::time::timeout(Duration::from_secs(10), sev.poll()).await?? {
-            E5::Incoming(P5::Publish(p)) => break p,
-            _ => {}
+        if let E5::Incoming(P5::Publish(p)) =
+            tokio::time::timeout(Duration::from_secs(10), sev.poll()).await??
+        {
+            break p;
         }
     };
     assert!(p.retain);
@@ -78,7 +95,9 @@ async fn rumqttc_v5_user_properties_and_retain() -> anyhow::Result<()> {
 
 fn mosquitto(bin: &str) -> Command {
     let mut c = Command::new(bin);
-    c.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     c
 }
 
@@ -86,7 +105,11 @@ async fn run_pub(args: &[&str]) {
     let out = mosquitto("mosquitto_pub").args(args).output().await.unwrap_or_else(|e| {
         panic!("mosquitto_pub not runnable ({e}); install it with ./scripts/test (Debian package mosquitto-clients)")
     });
-    assert!(out.status.success(), "mosquitto_pub {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mosquitto_pub {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Starts mosquitto_sub and waits until its subscription is in place.
@@ -108,7 +131,11 @@ async fn output(child: tokio::process::Child) -> String {
         .await
         .expect("mosquitto_sub finished")
         .expect("mosquitto_sub output");
-    assert!(out.status.success(), "mosquitto_sub: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mosquitto_sub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -118,21 +145,90 @@ async fn mosquitto_qos2_retained_and_v5_user_properties() -> anyhow::Result<()> 
     let port = b.addr.port().to_string();
     let p = port.as_str();
     // Retained at QoS 2 before anyone subscribes.
-    run_pub(&["-h", "127.0.0.1", "-p", p, "-t", "m/retained", "-m", "kept", "-r", "-q", "2"]).await;
+    run_pub(&[
+        "-h",
+        "127.0.0.1",
+        "-p",
+        p,
+        "-t",
+        "m/retained",
+        "-m",
+        "kept",
+        "-r",
+        "-q",
+        "2",
+    ])
+    .await;
     let sub = start_sub(
         &b,
-        &["-h", "127.0.0.1", "-p", p, "-V", "mqttv5", "-t", "m/#", "-q", "2", "-C", "3", "-W", "15", "-F", "%t|%q|%r|%P|%p"],
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            p,
+            "-V",
+            "mqttv5",
+            "-t",
+            "m/#",
+            "-q",
+            "2",
+            "-C",
+            "3",
+            "-W",
+            "15",
+            "-F",
+            "%t|%q|%r|%P|%p",
+        ],
     )
     .await;
-    run_pub(&["-h", "127.0.0.1", "-p", p, "-t", "m/q2", "-m", "exactly", "-q", "2"]).await;
     run_pub(&[
-        "-h", "127.0.0.1", "-p", p, "-V", "mqttv5", "-t", "m/props", "-m", "with-props", "-q", "1", "-D", "publish",
-        "user-property", "k1", "v1", "-D", "publish", "user-property", "k2", "v2",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        p,
+        "-t",
+        "m/q2",
+        "-m",
+        "exactly",
+        "-q",
+        "2",
+    ])
+    .await;
+    run_pub(&[
+        "-h",
+        "127.0.0.1",
+        "-p",
+        p,
+        "-V",
+        "mqttv5",
+        "-t",
+        "m/props",
+        "-m",
+        "with-props",
+        "-q",
+        "1",
+        "-D",
+        "publish",
+        "user-property",
+        "k1",
+        "v1",
+        "-D",
+        "publish",
+        "user-property",
+        "k2",
+        "v2",
     ])
     .await;
     let out = output(sub).await;
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, vec!["m/retained|2|1||kept", "m/q2|2|0||exactly", "m/props|1|0|k1:v1 k2:v2|with-props"]);
+    assert_eq!(
+        lines,
+        vec![
+            "m/retained|2|1||kept",
+            "m/q2|2|0||exactly",
+            "m/props|1|0|k1:v1 k2:v2|with-props"
+        ]
+    );
     b.stop().await;
     Ok(())
 }
@@ -142,10 +238,41 @@ async fn mosquitto_will_is_delivered_when_the_client_dies() -> anyhow::Result<()
     let b = TestBroker::start().await;
     let port = b.addr.port().to_string();
     let p = port.as_str();
-    let watcher = start_sub(&b, &["-h", "127.0.0.1", "-p", p, "-t", "wills/#", "-q", "1", "-C", "1", "-W", "15", "-v"]).await;
+    let watcher = start_sub(
+        &b,
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            p,
+            "-t",
+            "wills/#",
+            "-q",
+            "1",
+            "-C",
+            "1",
+            "-W",
+            "15",
+            "-v",
+        ],
+    )
+    .await;
     let mut dying = start_sub(
         &b,
-        &["-h", "127.0.0.1", "-p", p, "-t", "nothing", "--will-topic", "wills/dev1", "--will-payload", "dead", "--will-qos", "1"],
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            p,
+            "-t",
+            "nothing",
+            "--will-topic",
+            "wills/dev1",
+            "--will-payload",
+            "dead",
+            "--will-qos",
+            "1",
+        ],
     )
     .await;
     dying.kill().await?; // SIGKILL: no DISCONNECT is sent

@@ -15,16 +15,20 @@ async fn qos2_both_directions_with_full_handshake() -> anyhow::Result<()> {
     let (mut sub, _) = RawClient::connect(b.addr, Version::V5, "s", true).await?;
     sub.subscribe("q2/#", QoS::ExactlyOnce).await?;
     let (mut p, _) = RawClient::connect(b.addr, Version::V5, "p", true).await?;
-    p.publish("q2/a", b"once", QoS::ExactlyOnce, false, 9).await?;
+    p.publish("q2/a", b"once", QoS::ExactlyOnce, false, 9)
+        .await?;
     assert!(matches!(p.recv().await?, Packet::PubRec(a) if a.packet_id == 9 && a.code == 0));
     // A resend before PUBREL is acknowledged again but not routed twice.
-    p.publish("q2/a", b"once", QoS::ExactlyOnce, false, 9).await?;
+    p.publish("q2/a", b"once", QoS::ExactlyOnce, false, 9)
+        .await?;
     assert!(matches!(p.recv().await?, Packet::PubRec(a) if a.packet_id == 9));
     p.send(&Packet::PubRel(Ack::new(9, 0))).await?;
     assert!(matches!(p.recv().await?, Packet::PubComp(a) if a.packet_id == 9 && a.code == 0));
     // Unknown PUBREL gets 0x92.
     p.send(&Packet::PubRel(Ack::new(77, 0))).await?;
-    assert!(matches!(p.recv().await?, Packet::PubComp(a) if a.packet_id == 77 && a.code == reason::PACKET_IDENTIFIER_NOT_FOUND));
+    assert!(
+        matches!(p.recv().await?, Packet::PubComp(a) if a.packet_id == 77 && a.code == reason::PACKET_IDENTIFIER_NOT_FOUND)
+    );
 
     let m = match sub.recv().await? {
         Packet::Publish(m) => m,
@@ -61,8 +65,11 @@ async fn qos_is_downgraded_to_the_subscription() -> anyhow::Result<()> {
 async fn puback_says_no_matching_subscribers_in_v5() -> anyhow::Result<()> {
     let b = TestBroker::start().await;
     let (mut p, _) = RawClient::connect(b.addr, Version::V5, "p", true).await?;
-    p.publish("nobody/here", b"x", QoS::AtLeastOnce, false, 3).await?;
-    assert!(matches!(p.recv().await?, Packet::PubAck(a) if a.code == reason::NO_MATCHING_SUBSCRIBERS));
+    p.publish("nobody/here", b"x", QoS::AtLeastOnce, false, 3)
+        .await?;
+    assert!(
+        matches!(p.recv().await?, Packet::PubAck(a) if a.code == reason::NO_MATCHING_SUBSCRIBERS)
+    );
     b.stop().await;
     Ok(())
 }
@@ -75,7 +82,8 @@ async fn unacknowledged_messages_are_redelivered_with_dup_on_reconnect() -> anyh
     let (mut p, _) = RawClient::connect(b.addr, Version::V311, "p", true).await?;
     p.publish("r/1", b"q1", QoS::AtLeastOnce, false, 1).await?;
     p.publish("r/2", b"q2", QoS::ExactlyOnce, false, 2).await?;
-    p.publish("r/3", b"q2-released", QoS::ExactlyOnce, false, 3).await?;
+    p.publish("r/3", b"q2-released", QoS::ExactlyOnce, false, 3)
+        .await?;
     let mut first = Vec::new();
     for _ in 0..3 {
         match s.recv().await? {
@@ -84,7 +92,8 @@ async fn unacknowledged_messages_are_redelivered_with_dup_on_reconnect() -> anyh
         }
     }
     // Acknowledge only the PUBREC of the third: it must come back as PUBREL.
-    s.send(&Packet::PubRec(Ack::new(first[2].packet_id, 0))).await?;
+    s.send(&Packet::PubRec(Ack::new(first[2].packet_id, 0)))
+        .await?;
     assert!(matches!(s.recv().await?, Packet::PubRel(_)));
     s.drop_connection().await;
 
@@ -106,7 +115,11 @@ async fn unacknowledged_messages_are_redelivered_with_dup_on_reconnect() -> anyh
 
 #[tokio::test]
 async fn offline_messages_are_queued_and_bounded() -> anyhow::Result<()> {
-    let b = TestBroker::with_config(MqttConfig { max_queued_messages: 5, ..Default::default() }).await;
+    let b = TestBroker::with_config(MqttConfig {
+        max_queued_messages: 5,
+        ..Default::default()
+    })
+    .await;
     let mut c = connect_packet(Version::V5, "offline", false);
     c.properties.session_expiry_interval = Some(300);
     let mut s = RawClient::open(b.addr, Version::V5).await?;
@@ -115,7 +128,8 @@ async fn offline_messages_are_queued_and_bounded() -> anyhow::Result<()> {
     s.disconnect().await?;
     let (mut p, _) = RawClient::connect(b.addr, Version::V5, "p", true).await?;
     for i in 0..8u8 {
-        p.publish("o", &[i], QoS::AtLeastOnce, false, u16::from(i) + 1).await?;
+        p.publish("o", &[i], QoS::AtLeastOnce, false, u16::from(i) + 1)
+            .await?;
         assert!(matches!(p.recv().await?, Packet::PubAck(_)));
     }
     assert_eq!(b.broker.metrics().snapshot().dropped_queue_full, 3);
@@ -140,7 +154,8 @@ async fn outbound_inflight_window_follows_client_receive_maximum() -> anyhow::Re
     s.subscribe("w", QoS::AtLeastOnce).await?;
     let (mut p, _) = RawClient::connect(b.addr, Version::V5, "p", true).await?;
     for i in 0..5u8 {
-        p.publish("w", &[i], QoS::AtLeastOnce, false, u16::from(i) + 1).await?;
+        p.publish("w", &[i], QoS::AtLeastOnce, false, u16::from(i) + 1)
+            .await?;
     }
     let mut ids = Vec::new();
     for _ in 0..2 {
@@ -162,12 +177,19 @@ async fn outbound_inflight_window_follows_client_receive_maximum() -> anyhow::Re
 
 #[tokio::test]
 async fn exceeding_our_receive_maximum_gets_0x93() -> anyhow::Result<()> {
-    let b = TestBroker::with_config(MqttConfig { receive_maximum: 2, ..Default::default() }).await;
+    let b = TestBroker::with_config(MqttConfig {
+        receive_maximum: 2,
+        ..Default::default()
+    })
+    .await;
     let (mut p, _) = RawClient::connect(b.addr, Version::V5, "greedy", true).await?;
     for i in 1..=3u16 {
         p.publish("x", b"x", QoS::ExactlyOnce, false, i).await?;
     }
-    assert_eq!(p.expect_close().await?, Some(reason::RECEIVE_MAXIMUM_EXCEEDED));
+    assert_eq!(
+        p.expect_close().await?,
+        Some(reason::RECEIVE_MAXIMUM_EXCEEDED)
+    );
     b.stop().await;
     Ok(())
 }
@@ -181,7 +203,8 @@ async fn messages_larger_than_the_clients_maximum_are_not_sent() -> anyhow::Resu
     s.handshake(c).await?;
     s.subscribe("m", QoS::AtLeastOnce).await?;
     let (mut p, _) = RawClient::connect(b.addr, Version::V5, "p", true).await?;
-    p.publish("m", &[7u8; 500], QoS::AtLeastOnce, false, 1).await?;
+    p.publish("m", &[7u8; 500], QoS::AtLeastOnce, false, 1)
+        .await?;
     p.publish("m", b"small", QoS::AtLeastOnce, false, 2).await?;
     assert_eq!(&s.recv_publish().await?.payload[..], b"small");
     assert_eq!(b.broker.metrics().snapshot().dropped_too_large, 1);
@@ -203,8 +226,14 @@ async fn inbound_topic_aliases() -> anyhow::Result<()> {
     p.send(&Packet::Publish(m.clone())).await?;
     for want in [b"1", b"2"] {
         let got = s.recv_publish().await?;
-        assert_eq!((got.topic.as_str(), &got.payload[..]), ("alias/topic", &want[..]));
-        assert_eq!(got.properties.topic_alias, None, "our alias map is not the subscriber's");
+        assert_eq!(
+            (got.topic.as_str(), &got.payload[..]),
+            ("alias/topic", &want[..])
+        );
+        assert_eq!(
+            got.properties.topic_alias, None,
+            "our alias map is not the subscriber's"
+        );
     }
     // Unknown alias with an empty topic: protocol error.
     m.properties.topic_alias = Some(4);
@@ -233,11 +262,21 @@ async fn outbound_topic_aliases_when_the_client_allows() -> anyhow::Result<()> {
     p.publish("al/one", b"b", QoS::AtMostOnce, false, 0).await?;
     p.publish("al/two", b"c", QoS::AtMostOnce, false, 0).await?;
     let m1 = s.recv_publish().await?;
-    assert_eq!((m1.topic.as_str(), m1.properties.topic_alias), ("al/one", Some(1)));
+    assert_eq!(
+        (m1.topic.as_str(), m1.properties.topic_alias),
+        ("al/one", Some(1))
+    );
     let m2 = s.recv_publish().await?;
-    assert_eq!((m2.topic.as_str(), m2.properties.topic_alias), ("", Some(1)));
+    assert_eq!(
+        (m2.topic.as_str(), m2.properties.topic_alias),
+        ("", Some(1))
+    );
     let m3 = s.recv_publish().await?;
-    assert_eq!((m3.topic.as_str(), m3.properties.topic_alias), ("al/two", None), "only one alias allowed");
+    assert_eq!(
+        (m3.topic.as_str(), m3.properties.topic_alias),
+        ("al/two", None),
+        "only one alias allowed"
+    );
     b.stop().await;
     Ok(())
 }
@@ -303,7 +342,11 @@ async fn message_expiry_is_reduced_by_the_time_waited() -> anyhow::Result<()> {
     let mut s = RawClient::open(b.addr, Version::V5).await?;
     s.handshake(c).await?;
     let got = s.recv_publish().await?;
-    assert_eq!(&got.payload[..], b"long", "the expired message was not delivered");
+    assert_eq!(
+        &got.payload[..],
+        b"long",
+        "the expired message was not delivered"
+    );
     let left = got.properties.message_expiry_interval.unwrap();
     assert!((89..=90).contains(&left), "expiry forwarded as {left}");
     assert_eq!(b.broker.metrics().snapshot().dropped_expired, 1);

@@ -14,7 +14,11 @@ async fn clean_start_discards_the_old_session() -> anyhow::Result<()> {
     s.drop_connection().await;
     let (_s, ack) = RawClient::connect(b.addr, Version::V311, "cs", true).await?;
     assert!(!ack.session_present);
-    assert_eq!(b.broker.subscription_count(), 0, "the old subscriptions are gone");
+    assert_eq!(
+        b.broker.subscription_count(),
+        0,
+        "the old subscriptions are gone"
+    );
     b.stop().await;
     Ok(())
 }
@@ -26,7 +30,10 @@ async fn v5_session_with_expiry_0_ends_at_disconnect() -> anyhow::Result<()> {
     s.subscribe("x", QoS::AtMostOnce).await?;
     s.disconnect().await?;
     let broker = b.broker.clone();
-    wait_until("session removed", Duration::from_secs(5), || broker.session_count() == 0).await;
+    wait_until("session removed", Duration::from_secs(5), || {
+        broker.session_count() == 0
+    })
+    .await;
     let (_s, ack) = RawClient::connect(b.addr, Version::V5, "e0", false).await?;
     assert!(!ack.session_present);
     b.stop().await;
@@ -44,7 +51,10 @@ async fn session_expiry_interval_is_honoured() -> anyhow::Result<()> {
     s.disconnect().await?;
     tokio::time::sleep(Duration::from_secs(20)).await;
     let mut s = RawClient::open(b.addr, Version::V5).await?;
-    assert!(s.handshake(c.clone()).await?.session_present, "still there after 20 s");
+    assert!(
+        s.handshake(c.clone()).await?.session_present,
+        "still there after 20 s"
+    );
     s.disconnect().await?;
     tokio::time::sleep(Duration::from_secs(31)).await;
     assert_eq!(b.broker.session_count(), 0);
@@ -56,7 +66,10 @@ async fn session_expiry_interval_is_honoured() -> anyhow::Result<()> {
 
 #[tokio::test(start_paused = true)]
 async fn v3_persistent_sessions_expire_after_the_configured_interval() -> anyhow::Result<()> {
-    let cfg = ferry_broker::MqttConfig { session_expiry_interval: 100, ..Default::default() };
+    let cfg = ferry_broker::MqttConfig {
+        session_expiry_interval: 100,
+        ..Default::default()
+    };
     let b = TestBroker::with_config(cfg).await;
     let (mut s, _) = RawClient::connect(b.addr, Version::V311, "p3", false).await?;
     s.subscribe("x", QoS::AtMostOnce).await?;
@@ -75,7 +88,10 @@ async fn disconnect_may_not_set_expiry_after_zero() -> anyhow::Result<()> {
     let (mut s, _) = RawClient::connect(b.addr, Version::V5, "dz", true).await?;
     s.send(&Packet::Disconnect(Disconnect {
         code: 0,
-        properties: Properties { session_expiry_interval: Some(60), ..Default::default() },
+        properties: Properties {
+            session_expiry_interval: Some(60),
+            ..Default::default()
+        },
     }))
     .await?;
     assert_eq!(s.expect_close().await?, Some(reason::PROTOCOL_ERROR));
@@ -84,7 +100,8 @@ async fn disconnect_may_not_set_expiry_after_zero() -> anyhow::Result<()> {
 }
 
 async fn watcher(b: &TestBroker, topic: &str) -> anyhow::Result<RawClient> {
-    let (mut w, _) = RawClient::connect(b.addr, Version::V5, &format!("watch-{topic}"), true).await?;
+    let (mut w, _) =
+        RawClient::connect(b.addr, Version::V5, &format!("watch-{topic}"), true).await?;
     w.subscribe(topic, QoS::AtLeastOnce).await?;
     Ok(w)
 }
@@ -99,7 +116,10 @@ async fn will_is_published_when_the_connection_is_lost() -> anyhow::Result<()> {
     c.handshake(p).await?;
     c.drop_connection().await;
     let m = w.recv_publish().await?;
-    assert_eq!((m.topic.as_str(), &m.payload[..]), ("will/lost", &b"gone"[..]));
+    assert_eq!(
+        (m.topic.as_str(), &m.payload[..]),
+        ("will/lost", &b"gone"[..])
+    );
     b.stop().await;
     Ok(())
 }
@@ -119,8 +139,11 @@ async fn will_is_discarded_on_normal_disconnect_and_sent_with_0x04() -> anyhow::
     let mut p = connect_packet(Version::V5, "withwill", true);
     p.will = Some(will("will/asked", b"asked", QoS::AtMostOnce, false));
     c.handshake(p).await?;
-    c.send(&Packet::Disconnect(Disconnect { code: reason::DISCONNECT_WITH_WILL, properties: Properties::default() }))
-        .await?;
+    c.send(&Packet::Disconnect(Disconnect {
+        code: reason::DISCONNECT_WITH_WILL,
+        properties: Properties::default(),
+    }))
+    .await?;
     assert_eq!(&w.recv_publish().await?.payload[..], b"asked");
     b.stop().await;
     Ok(())
@@ -135,7 +158,10 @@ async fn retained_will_is_retained() -> anyhow::Result<()> {
     c.handshake(p).await?;
     c.drop_connection().await;
     let broker = b.broker.clone();
-    wait_until("will retained", Duration::from_secs(5), || broker.retained_count() == 1).await;
+    wait_until("will retained", Duration::from_secs(5), || {
+        broker.retained_count() == 1
+    })
+    .await;
     let mut w = watcher(&b, "status/#").await?;
     let m = w.recv_publish().await?;
     assert!(m.retain);
@@ -163,7 +189,11 @@ async fn will_delay_waits_then_publishes() -> anyhow::Result<()> {
     let start = tokio::time::Instant::now();
     let m = w.recv_publish().await?;
     assert_eq!(&m.payload[..], b"late");
-    assert!(start.elapsed() >= Duration::from_secs(4), "published after {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_secs(4),
+        "published after {:?}",
+        start.elapsed()
+    );
     b.stop().await;
     Ok(())
 }
@@ -178,7 +208,10 @@ async fn will_delay_is_cut_short_by_session_expiry() -> anyhow::Result<()> {
     let start = tokio::time::Instant::now();
     w.recv_publish().await?;
     let e = start.elapsed();
-    assert!(e >= Duration::from_secs(5) && e < Duration::from_secs(6), "published after {e:?}");
+    assert!(
+        e >= Duration::from_secs(5) && e < Duration::from_secs(6),
+        "published after {e:?}"
+    );
     b.stop().await;
     Ok(())
 }

@@ -34,12 +34,24 @@ impl TestBroker {
     }
 
     pub async fn with_config(cfg: MqttConfig) -> TestBroker {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let broker = Broker::new(cfg);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(ferry_server::run(listener, broker.clone(), 10_000, shutdown.clone()));
-        TestBroker { addr, broker, shutdown, task: Some(task) }
+        let task = tokio::spawn(ferry_server::run(
+            listener,
+            broker.clone(),
+            10_000,
+            shutdown.clone(),
+        ));
+        TestBroker {
+            addr,
+            broker,
+            shutdown,
+            task: Some(task),
+        }
     }
 
     /// Stops the server and waits for its connections to close.
@@ -82,7 +94,11 @@ impl RawClient {
     pub async fn open(addr: SocketAddr, version: Version) -> anyhow::Result<RawClient> {
         let stream = TcpStream::connect(addr).await.context("connect")?;
         stream.set_nodelay(true)?;
-        Ok(RawClient { stream, version, rbuf: BytesMut::new() })
+        Ok(RawClient {
+            stream,
+            version,
+            rbuf: BytesMut::new(),
+        })
     }
 
     /// Opens a connection and completes CONNECT/CONNACK; returns the CONNACK too.
@@ -93,7 +109,9 @@ impl RawClient {
         clean_start: bool,
     ) -> anyhow::Result<(RawClient, ferry_mqtt::ConnAck)> {
         let mut c = Self::open(addr, version).await?;
-        let connack = c.handshake(connect_packet(version, client_id, clean_start)).await?;
+        let connack = c
+            .handshake(connect_packet(version, client_id, clean_start))
+            .await?;
         if connack.code != 0 {
             bail!("CONNACK refused with {:#04x}", connack.code);
         }
@@ -124,7 +142,9 @@ impl RawClient {
     /// Next packet, or an error if none arrives within [`RECV_TIMEOUT`] or the connection
     /// closes.
     pub async fn recv(&mut self) -> anyhow::Result<Packet> {
-        self.recv_within(RECV_TIMEOUT).await?.context("connection closed while waiting for a packet")
+        self.recv_within(RECV_TIMEOUT)
+            .await?
+            .context("connection closed while waiting for a packet")
     }
 
     /// Next packet within `limit`; `Ok(None)` if the server closed the connection.
@@ -140,7 +160,9 @@ impl RawClient {
                 }
             }
         };
-        tokio::time::timeout(limit, fut).await.context("timed out waiting for a packet")?
+        tokio::time::timeout(limit, fut)
+            .await
+            .context("timed out waiting for a packet")?
     }
 
     /// Asserts that nothing arrives for `d` (use with paused time, or a short real delay).
@@ -165,20 +187,50 @@ impl RawClient {
         }
     }
 
-    pub async fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool, pid: u16) -> anyhow::Result<()> {
-        self.send(&Packet::Publish(publish_packet(topic, payload, qos, retain, pid))).await
+    pub async fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        pid: u16,
+    ) -> anyhow::Result<()> {
+        self.send(&Packet::Publish(publish_packet(
+            topic, payload, qos, retain, pid,
+        )))
+        .await
     }
 
     /// Subscribes to one filter and returns the SUBACK codes.
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> anyhow::Result<Vec<u8>> {
-        self.subscribe_with(filter, SubOptions { qos, ..Default::default() }, None).await
+        self.subscribe_with(
+            filter,
+            SubOptions {
+                qos,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
     }
 
-    pub async fn subscribe_with(&mut self, filter: &str, opts: SubOptions, sub_id: Option<u32>) -> anyhow::Result<Vec<u8>> {
+    pub async fn subscribe_with(
+        &mut self,
+        filter: &str,
+        opts: SubOptions,
+        sub_id: Option<u32>,
+    ) -> anyhow::Result<Vec<u8>> {
         let pid = 4242;
-        let properties = Properties { subscription_identifiers: sub_id.into_iter().collect(), ..Default::default() };
-        self.send(&Packet::Subscribe(Subscribe { packet_id: pid, filters: vec![(filter.into(), opts)], properties }))
-            .await?;
+        let properties = Properties {
+            subscription_identifiers: sub_id.into_iter().collect(),
+            ..Default::default()
+        };
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id: pid,
+            filters: vec![(filter.into(), opts)],
+            properties,
+        }))
+        .await?;
         match self.recv().await? {
             Packet::SubAck(a) if a.packet_id == pid => Ok(a.codes),
             other => bail!("expected SUBACK, got {other:?}"),
@@ -193,12 +245,19 @@ impl RawClient {
                 Packet::Publish(p) => {
                     match p.qos {
                         QoS::AtMostOnce => {}
-                        QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(p.packet_id, 0))).await?,
-                        QoS::ExactlyOnce => self.send(&Packet::PubRec(Ack::new(p.packet_id, 0))).await?,
+                        QoS::AtLeastOnce => {
+                            self.send(&Packet::PubAck(Ack::new(p.packet_id, 0))).await?
+                        }
+                        QoS::ExactlyOnce => {
+                            self.send(&Packet::PubRec(Ack::new(p.packet_id, 0))).await?
+                        }
                     }
                     return Ok(p);
                 }
-                Packet::PubRel(r) => self.send(&Packet::PubComp(Ack::new(r.packet_id, 0))).await?,
+                Packet::PubRel(r) => {
+                    self.send(&Packet::PubComp(Ack::new(r.packet_id, 0)))
+                        .await?
+                }
                 other => bail!("expected PUBLISH, got {other:?}"),
             }
         }
@@ -230,7 +289,13 @@ pub fn connect_packet(version: Version, client_id: &str, clean_start: bool) -> C
 }
 
 pub fn will(topic: &str, payload: &[u8], qos: QoS, retain: bool) -> Will {
-    Will { topic: topic.into(), payload: Bytes::copy_from_slice(payload), qos, retain, properties: Properties::default() }
+    Will {
+        topic: topic.into(),
+        payload: Bytes::copy_from_slice(payload),
+        qos,
+        retain,
+        properties: Properties::default(),
+    }
 }
 
 pub fn publish_packet(topic: &str, payload: &[u8], qos: QoS, retain: bool, pid: u16) -> Publish {

@@ -39,7 +39,9 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into() }
+        LogConfig {
+            level: "info".into(),
+        }
     }
 }
 
@@ -52,7 +54,10 @@ pub struct Listeners {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: invalid configuration:\n  {}", .problems.join("\n  "))]
@@ -62,18 +67,26 @@ pub enum ConfigError {
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
         Config::parse(&text, &p)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.into(), message: e.to_string() })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
         let problems = cfg.validate();
         if problems.is_empty() {
             Ok(cfg)
         } else {
-            Err(ConfigError::Invalid { path: origin.into(), problems })
+            Err(ConfigError::Invalid {
+                path: origin.into(),
+                problems,
+            })
         }
     }
 
@@ -84,11 +97,16 @@ impl Config {
         }
         for (name, l) in &self.listeners.tcp {
             if l.max_connections == 0 {
-                problems.push(format!("listeners.tcp.{name}.max_connections: must be at least 1"));
+                problems.push(format!(
+                    "listeners.tcp.{name}.max_connections: must be at least 1"
+                ));
             }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            problems.push(format!("log.level: {:?} is not a valid log filter", self.log.level));
+            problems.push(format!(
+                "log.level: {:?} is not a valid log filter",
+                self.log.level
+            ));
         }
         problems
     }
@@ -106,15 +124,24 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = Config::parse("[mqtt]\nmax_packet_sise = 10\n", "t.toml").unwrap_err().to_string();
+        let e = Config::parse("[mqtt]\nmax_packet_sise = 10\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_packet_sise"), "{e}");
-        let e = Config::parse("[listeners.tcp.default]\nbind = \"nope\"\n", "t.toml").unwrap_err().to_string();
+        let e = Config::parse("[listeners.tcp.default]\nbind = \"nope\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bind"), "{e}");
     }
 
     #[test]
     fn all_bad_values_are_reported_at_once() {
-        let e = Config::parse("[mqtt]\nreceive_maximum = 0\nmax_inflight = 0\n", "t.toml").unwrap_err().to_string();
-        assert!(e.contains("mqtt.receive_maximum") && e.contains("mqtt.max_inflight"), "{e}");
+        let e = Config::parse("[mqtt]\nreceive_maximum = 0\nmax_inflight = 0\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mqtt.receive_maximum") && e.contains("mqtt.max_inflight"),
+            "{e}"
+        );
     }
 }

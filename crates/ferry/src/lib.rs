@@ -33,12 +33,24 @@ impl Gateway {
         for (name, l) in &cfg.listeners.tcp {
             let listener = tokio::net::TcpListener::bind(l.bind)
                 .await
-                .with_context(|| format!("listeners.tcp.{name}.bind: cannot listen on {}", l.bind))?;
+                .with_context(|| {
+                    format!("listeners.tcp.{name}.bind: cannot listen on {}", l.bind)
+                })?;
             let addr = listener.local_addr()?;
             listeners.push((format!("tcp.{name}"), addr));
-            tasks.spawn(ferry_server::run(listener, broker.clone(), l.max_connections, shutdown.clone()));
+            tasks.spawn(ferry_server::run(
+                listener,
+                broker.clone(),
+                l.max_connections,
+                shutdown.clone(),
+            ));
         }
-        Ok(Gateway { broker, listeners, shutdown, tasks })
+        Ok(Gateway {
+            broker,
+            listeners,
+            shutdown,
+            tasks,
+        })
     }
 
     /// Stops accepting, closes every connection (DISCONNECT 0x8B to MQTT 5 clients) and

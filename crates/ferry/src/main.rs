@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use ferry::{Config, Gateway, config};
 
 #[derive(Parser)]
-#[command(name = "ferry", version, about = "MQTT broker with lossless streaming into Kafka")]
+#[command(
+    name = "ferry",
+    version,
+    about = "MQTT broker with lossless streaming into Kafka"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,13 +46,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => serve(config),
-        Command::Config { command: ConfigCommand::Example } => {
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
             print!("{}", config::EXAMPLE);
             Ok(())
         }
-        Command::Config { command: ConfigCommand::Check { file } } => {
-            Config::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into)
-        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => Config::load(&file)
+            .map(|_| println!("{}: ok", file.display()))
+            .map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,7 +78,10 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     rt.block_on(async move {
         let gateway = Gateway::start(&cfg).await?;
         for (name, addr) in &gateway.listeners {
