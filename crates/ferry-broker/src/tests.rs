@@ -1,1 +1,173 @@
+//! Unit tests of routing and session logic, without sockets: the same API an in-process
+//! client (rule engine, Kafka source) uses.
 
+use std::sync::Arc;
+
+use ferry_mqtt::{QoS, SubOptions};
+use tokio::time::Instant;
+
+use super::*;
+
+fn opts(qos: QoS) -> SubOptions {
+    SubOptions {
+        qos,
+        ..Default::default()
+    }
+}
+
+fn drain(s: &Arc<Session>, conn_id: u64, b: &Broker) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    s.lock()
+        .next_batch(conn_id, 100, 1000, Instant::now(), b.metrics(), &mut out);
+    out
+}
+
+fn payloads(out: &[Outgoing]) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            Outgoing::Publish { delivery, .. } => {
+                Some(String::from_utf8_lossy(&delivery.msg.payload).into_owned())
+            }
+            Outgoing::Release(_) => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn in_process_client_subscribes_and_receives() {
+    let b = Broker::new(MqttConfig::default());
+    let a = b.connect("rules".into(), true, NEVER_EXPIRE);
+    b.subscribe(&a.session, "mqttx/simulate/#", opts(QoS::AtLeastOnce), None)
+        .unwrap();
+    assert_eq!(
+        b.publish(Message::new(
+            "mqttx/simulate/tesla/1",
+            "x",
+            QoS::AtLeastOnce,
+            false
+        )),
+        1
+    );
+    assert_eq!(
+        b.publish(Message::new("other", "y", QoS::AtLeastOnce, false)),
+        0
+    );
+    let out = drain(&a.session, a.conn_id, &b);
+    assert_eq!(payloads(&out), vec!["x"]);
+    match &out[0] {
+        Outgoing::Publish { packet_id, .. } => assert_ne!(*packet_id, 0),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.session.lock().inflight_len(), 1);
+}
+
+#[tokio::test]
+async fn overlapping_subscriptions_merge_into_one_delivery() {
+    let b = Broker::new(MqttConfig::default());
+    let a = b.connect("c".into(), true, 0);
+    b.subscribe(&a.session, "a/#", opts(QoS::AtMostOnce), Some(1))
+        .unwrap();
+    b.subscribe(&a.session, "a/+", opts(QoS::ExactlyOnce), Some(2))
+        .unwrap();
+    b.publish(Message::new("a/b", "m", QoS::AtLeastOnce, false));
+    let out = drain(&a.session, a.conn_id, &b);
+    assert_eq!(out.len(), 1);
+    let Outgoing::Publish { delivery, .. } = &out[0] else {
+        panic!()
+    };
+    assert_eq!(
+        delivery.qos,
+        QoS::AtLeastOnce,
+        "min(published, max granted)"
+    );
+    let mut ids = delivery.sub_ids.clone();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn queue_overflow_drops_the_oldest_and_counts() {
+    let b = Broker::new(MqttConfig {
+        max_queued_messages: 3,
+        ..Default::default()
+    });
+    let a = b.connect("c".into(), true, 0);
+    b.subscribe(&a.session, "t", opts(QoS::AtMostOnce), None)
+        .unwrap();
+    for i in 0..5 {
+        b.publish(Message::new("t", i.to_string(), QoS::AtMostOnce, false));
+    }
+    assert_eq!(b.metrics().snapshot().dropped_queue_full, 2);
+    assert_eq!(
+        payloads(&drain(&a.session, a.conn_id, &b)),
+        vec!["2", "3", "4"]
+    );
+}
+
+#[tokio::test]
+async fn a_detached_connection_cannot_drain_the_session() {
+    let b = Broker::new(MqttConfig::default());
+    let old = b.connect("c".into(), false, 100);
+    b.subscribe(&old.session, "t", opts(QoS::AtLeastOnce), None)
+        .unwrap();
+    let new = b.connect("c".into(), false, 100);
+    assert!(new.session_present);
+    b.publish(Message::new("t", "m", QoS::AtLeastOnce, false));
+    assert!(drain(&old.session, old.conn_id, &b).is_empty());
+    assert_eq!(payloads(&drain(&new.session, new.conn_id, &b)), vec!["m"]);
+}
+
+#[tokio::test]
+async fn shared_group_prefers_connected_members() {
+    let b = Broker::new(MqttConfig::default());
+    let on = b.connect("on".into(), true, 0);
+    let off = b.connect("off".into(), false, 1000);
+    b.subscribe(&on.session, "$share/g/t", opts(QoS::AtLeastOnce), None)
+        .unwrap();
+    b.subscribe(&off.session, "$share/g/t", opts(QoS::AtLeastOnce), None)
+        .unwrap();
+    b.disconnect(&off.session, off.conn_id, None);
+    for i in 0..4 {
+        b.publish(Message::new("t", i.to_string(), QoS::AtLeastOnce, false));
+    }
+    assert_eq!(payloads(&drain(&on.session, on.conn_id, &b)).len(), 4);
+    assert_eq!(off.session.lock().queued(), 0);
+}
+
+#[tokio::test]
+async fn packet_ids_skip_ids_still_inflight() {
+    let b = Broker::new(MqttConfig {
+        max_queued_messages: 100_000,
+        ..Default::default()
+    });
+    let a = b.connect("c".into(), true, 0);
+    b.subscribe(&a.session, "t", opts(QoS::AtLeastOnce), None)
+        .unwrap();
+    b.publish(Message::new("t", "first", QoS::AtLeastOnce, false));
+    let first = drain(&a.session, a.conn_id, &b);
+    let Outgoing::Publish {
+        packet_id: kept, ..
+    } = first[0]
+    else {
+        panic!()
+    };
+    // Cycle through the whole id space while `kept` stays unacknowledged.
+    for _ in 0..70_000u32 {
+        b.publish(Message::new("t", "x", QoS::AtLeastOnce, false));
+        let mut out = Vec::new();
+        a.session.lock().next_batch(
+            a.conn_id,
+            usize::MAX,
+            1,
+            Instant::now(),
+            b.metrics(),
+            &mut out,
+        );
+        let Outgoing::Publish { packet_id, .. } = out[0] else {
+            panic!()
+        };
+        assert_ne!(packet_id, kept);
+        assert_ne!(packet_id, 0);
+        assert!(a.session.lock().puback(packet_id));
+    }
+}
