@@ -199,6 +199,9 @@ pub fn parse(frame: Frame, version: Version) -> Result<Packet, DecodeError> {
                 return Err(Malformed("reserved CONNACK flags set"));
             }
             let code = r.u8()?;
+            if !v5 && code > 5 {
+                return Err(Malformed("reserved CONNACK return code"));
+            }
             let properties = if v5 {
                 props::decode(&mut r, Ctx::ConnAck)?
             } else {
@@ -286,6 +289,9 @@ pub fn parse(frame: Frame, version: Version) -> Result<Packet, DecodeError> {
                 Properties::default()
             };
             let codes = r.rest().to_vec();
+            if !v5 && codes.iter().any(|&c| c > 2 && c != 0x80) {
+                return Err(Malformed("reserved SUBACK return code"));
+            }
             Packet::SubAck(SubAck {
                 packet_id,
                 codes,
