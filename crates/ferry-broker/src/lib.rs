@@ -19,7 +19,7 @@ pub mod message;
 pub mod metrics;
 mod retained;
 pub mod session;
-pub mod trie;
+pub use ferry_mqtt::trie;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -32,10 +32,10 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 pub use config::MqttConfig;
+use ferry_mqtt::trie::Trie;
 pub use message::{Delivery, Expiry, Message, SharedVia};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use session::{Kick, Outgoing, Session, SessionState, Subscription};
-use trie::Trie;
 
 /// Session expiry interval meaning "never expires".
 pub const NEVER_EXPIRE: u32 = u32::MAX;

@@ -3,7 +3,7 @@
 //! Owns: the one packet model ([`Packet`]) shared by every protocol version, framing with a
 //! size limit checked before buffering, decoding with the validation the specifications put
 //! on the wire format (reserved bits, property placement, UTF-8, packet identifiers), encoding,
-//! and topic name / filter validation.
+//! topic name / filter validation, and the topic trie used for routing.
 //!
 //! Must not: do I/O, keep session state, or know about brokers, rules or Kafka. Decoding
 //! never panics on any input (fuzzed in `fuzz/`); every error maps to an MQTT 5 reason code.
@@ -13,6 +13,7 @@ mod encode;
 mod packet;
 mod props;
 pub mod topic;
+pub mod trie;
 
 pub use decode::{Frame, decode, parse, read_frame, read_varint};
 pub use encode::{encode, encoded_len};

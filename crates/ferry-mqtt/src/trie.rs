@@ -103,6 +103,15 @@ impl<K: Eq + Hash, V> Trie<K, V> {
     /// Calls `f` with every value whose filter matches `topic`. Topics starting with `$`
     /// are not matched by a wildcard in the first level.
     pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&V)) {
+        self.for_each_match_entry(topic, |_, v| f(v));
+    }
+
+    /// Calls `f` with the key of every entry whose filter matches `topic`.
+    pub fn for_each_match_key(&self, topic: &str, mut f: impl FnMut(&K)) {
+        self.for_each_match_entry(topic, |k, _| f(k));
+    }
+
+    pub fn for_each_match_entry(&self, topic: &str, mut f: impl FnMut(&K, &V)) {
         let dollar = topic.starts_with('$');
         Self::walk(&self.root, topic.split('/'), dollar, &mut f);
     }
@@ -111,13 +120,13 @@ impl<K: Eq + Hash, V> Trie<K, V> {
         node: &Node<K, V>,
         mut levels: std::str::Split<'_, char>,
         skip_wild: bool,
-        f: &mut impl FnMut(&V),
+        f: &mut impl FnMut(&K, &V),
     ) {
         if !skip_wild && let Some(hash) = node.children.get("#") {
-            hash.values.values().for_each(&mut *f);
+            hash.values.iter().for_each(|(k, v)| f(k, v));
         }
         match levels.next() {
-            None => node.values.values().for_each(f),
+            None => node.values.iter().for_each(|(k, v)| f(k, v)),
             Some(first) => {
                 if let Some(child) = node.children.get(first) {
                     Self::walk(child, levels.clone(), false, f);
@@ -133,7 +142,7 @@ impl<K: Eq + Hash, V> Trie<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_mqtt::topic::matches;
+    use crate::topic::matches;
 
     fn matched(t: &Trie<u32, u32>, topic: &str) -> Vec<u32> {
         let mut v = Vec::new();
@@ -182,7 +191,7 @@ mod tests {
         ];
         let mut t = Trie::default();
         for (i, f) in filters.iter().enumerate() {
-            if ferry_mqtt::topic::validate_filter(f).is_ok() {
+            if crate::topic::validate_filter(f).is_ok() {
                 t.insert(f, i as u32, i as u32);
             }
         }
@@ -190,7 +199,7 @@ mod tests {
             let mut expected: Vec<u32> = filters
                 .iter()
                 .enumerate()
-                .filter(|(_, f)| ferry_mqtt::topic::validate_filter(f).is_ok() && matches(f, topic))
+                .filter(|(_, f)| crate::topic::validate_filter(f).is_ok() && matches(f, topic))
                 .map(|(i, _)| i as u32)
                 .collect();
             expected.sort();

@@ -1,0 +1,269 @@
+//! The syntax tree, and its printing as canonical SQL (printing then parsing gives the
+//! same tree; a property test checks it).
+
+use std::fmt;
+
+use crate::funcs;
+use crate::value::{Value, format_float};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seg {
+    Key(String),
+    /// 1-based; negative counts from the end.
+    Index(i64),
+    /// 1-based, inclusive.
+    Range(i64, i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Match,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    IntDiv,
+    Mod,
+}
+
+impl BinOp {
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            BinOp::Or => "or",
+            BinOp::And => "and",
+            BinOp::Eq => "=",
+            BinOp::Ne => "!=",
+            BinOp::Gt => ">",
+            BinOp::Lt => "<",
+            BinOp::Ge => ">=",
+            BinOp::Le => "<=",
+            BinOp::Match => "=~",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::IntDiv => "div",
+            BinOp::Mod => "mod",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Lit(Value),
+    Var(String),
+    Get(Box<Expr>, Seg),
+    Array(Vec<Expr>),
+    Object(Vec<(String, Expr)>),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Bin(BinOp, Box<Expr>, Box<Expr>),
+    /// `func` indexes `funcs::TABLE`, resolved when parsed.
+    Call {
+        func: usize,
+        args: Vec<Expr>,
+    },
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Star,
+    Expr {
+        expr: Expr,
+        alias: Option<Vec<String>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Select(Vec<Field>),
+    Foreach {
+        list: Expr,
+        alias: Option<String>,
+        fields: Vec<Field>,
+        incase: Option<Expr>,
+    },
+}
+
+/// A parsed rule statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub kind: Kind,
+    pub from: Vec<String>,
+    pub condition: Option<Expr>,
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == '$')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '$')
+        && !crate::parser::is_keyword(s)
+}
+
+fn quote(s: &str, q: char) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for ch in s.chars() {
+        if ch == q {
+            out.push(q);
+        }
+        out.push(ch);
+    }
+    out.push(q);
+    out
+}
+
+pub(crate) fn key_text(k: &str) -> String {
+    if is_ident(k) {
+        k.to_owned()
+    } else {
+        quote(k, '\'')
+    }
+}
+
+fn lit_text(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => format_float(*f),
+        Value::Str(s) => quote(s, '\''),
+        other => other.to_json(),
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Lit(v) => f.write_str(&lit_text(v)),
+            Expr::Var(name) => f.write_str(&key_text(name)),
+            Expr::Get(base, seg) => {
+                write!(f, "{base}")?;
+                match seg {
+                    Seg::Key(k) => write!(f, ".{}", key_text(k)),
+                    Seg::Index(i) => write!(f, "[{i}]"),
+                    Seg::Range(a, b) => write!(f, "[{a}..{b}]"),
+                }
+            }
+            Expr::Array(items) => {
+                f.write_str("[")?;
+                for (i, e) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                f.write_str("]")
+            }
+            Expr::Object(items) => {
+                f.write_str("{")?;
+                for (i, (k, e)) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}: {e}", quote(k, '\''))?;
+                }
+                f.write_str("}")
+            }
+            Expr::Neg(e) => write!(f, "-({e})"),
+            Expr::Not(e) => write!(f, "not ({e})"),
+            Expr::Bin(op, a, b) => write!(f, "({a} {} {b})", op.text()),
+            Expr::Call { func, args } => {
+                write!(f, "{}(", funcs::TABLE[*func].name)?;
+                for (i, e) in args.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                f.write_str(")")
+            }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                f.write_str("case")?;
+                if let Some(o) = operand {
+                    write!(f, " {o}")?;
+                }
+                for (w, t) in whens {
+                    write!(f, " when {w} then {t}")?;
+                }
+                if let Some(e) = otherwise {
+                    write!(f, " else {e}")?;
+                }
+                f.write_str(" end")
+            }
+        }
+    }
+}
+
+fn write_fields(f: &mut fmt::Formatter<'_>, fields: &[Field]) -> fmt::Result {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        match field {
+            Field::Star => f.write_str("*")?,
+            Field::Expr { expr, alias } => {
+                write!(f, "{expr}")?;
+                if let Some(a) = alias {
+                    let parts: Vec<String> = a.iter().map(|p| key_text(p)).collect();
+                    write!(f, " as {}", parts.join("."))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for Statement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Select(fields) => {
+                f.write_str("SELECT ")?;
+                write_fields(f, fields)?;
+            }
+            Kind::Foreach {
+                list,
+                alias,
+                fields,
+                incase,
+            } => {
+                write!(f, "FOREACH {list}")?;
+                if let Some(a) = alias {
+                    write!(f, " as {}", key_text(a))?;
+                }
+                if !fields.is_empty() {
+                    f.write_str(" DO ")?;
+                    write_fields(f, fields)?;
+                }
+                if let Some(c) = incase {
+                    write!(f, " INCASE {c}")?;
+                }
+            }
+        }
+        f.write_str(" FROM ")?;
+        let from: Vec<String> = self.from.iter().map(|t| quote(t, '"')).collect();
+        f.write_str(&from.join(", "))?;
+        if let Some(c) = &self.condition {
+            write!(f, " WHERE {c}")?;
+        }
+        Ok(())
+    }
+}

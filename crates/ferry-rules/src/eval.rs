@@ -1,0 +1,312 @@
+//! Evaluation of expressions against one input (a message or an event).
+//!
+//! Variables resolve, in order, to: the FOREACH element, fields already selected (aliases),
+//! then the input's columns. `payload.x` decodes the payload as JSON once per evaluation and
+//! reuses it; a payload that is not JSON makes such paths null and is counted.
+
+use std::cell::OnceCell;
+
+use crate::ast::{BinOp, Expr, Seg};
+use crate::error::EvalError;
+use crate::funcs;
+use crate::value::{Map, Value};
+
+/// The columns a rule can read: a message's or an event's fields.
+pub trait Columns {
+    /// One column by name, or `None` if the input has no such column.
+    fn column(&self, name: &str) -> Option<Value>;
+    /// The raw payload, for lazy JSON decoding of `payload.…` paths.
+    fn payload(&self) -> Option<&[u8]>;
+    /// Every column, for `SELECT *`.
+    fn all(&self) -> Map;
+    /// The topic, for functions like `topic(n)`.
+    fn topic(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Evaluation state for one input.
+pub(crate) struct Env<'a> {
+    pub(crate) input: &'a dyn Columns,
+    payload_json: OnceCell<Option<Value>>,
+    /// The FOREACH element, by name.
+    pub(crate) item: Option<(&'a str, Value)>,
+    /// Fields selected so far (aliases are visible to later fields and WHERE).
+    pub(crate) selected: Map,
+    /// Set when a `payload.…` path met a payload that is not JSON.
+    pub non_json_payload: bool,
+}
+
+impl<'a> Env<'a> {
+    pub(crate) fn new(input: &'a dyn Columns) -> Env<'a> {
+        Env {
+            input,
+            payload_json: OnceCell::new(),
+            item: None,
+            selected: Map::new(),
+            non_json_payload: false,
+        }
+    }
+
+    fn payload_json(&mut self) -> Option<&Value> {
+        let input = self.input;
+        let v = self
+            .payload_json
+            .get_or_init(|| input.payload().and_then(Value::from_json));
+        if v.is_none() {
+            self.non_json_payload = true;
+        }
+        self.payload_json.get().and_then(|v| v.as_ref())
+    }
+
+    fn var(&self, name: &str) -> Value {
+        if let Some((n, v)) = &self.item
+            && *n == name
+        {
+            return v.clone();
+        }
+        if let Some(v) = self.selected.get(name) {
+            return v.clone();
+        }
+        self.input.column(name).unwrap_or(Value::Null)
+    }
+
+    pub(crate) fn eval(&mut self, e: &Expr) -> Result<Value, EvalError> {
+        match e {
+            Expr::Lit(v) => Ok(v.clone()),
+            Expr::Var(name) => Ok(self.var(name)),
+            Expr::Get(..) => self.eval_path(e),
+            Expr::Array(items) => Ok(Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.eval(i))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Expr::Object(items) => {
+                let mut m = Map::with_capacity(items.len());
+                for (k, v) in items {
+                    let v = self.eval(v)?;
+                    m.insert(k.clone(), v);
+                }
+                Ok(Value::Map(m))
+            }
+            Expr::Neg(e) => match self.eval(e)? {
+                Value::Int(i) => Ok(Value::Int(i.wrapping_neg())),
+                Value::Float(f) => Ok(Value::Float(-f)),
+                other => Err(EvalError::new(format!(
+                    "cannot negate {}",
+                    other.type_name()
+                ))),
+            },
+            Expr::Not(e) => Ok(Value::Bool(!self.eval(e)?.is_true())),
+            Expr::Bin(BinOp::And, a, b) => Ok(Value::Bool(
+                self.eval(a)?.is_true() && self.eval(b)?.is_true(),
+            )),
+            Expr::Bin(BinOp::Or, a, b) => Ok(Value::Bool(
+                self.eval(a)?.is_true() || self.eval(b)?.is_true(),
+            )),
+            Expr::Bin(op, a, b) => {
+                let a = self.eval(a)?;
+                let b = self.eval(b)?;
+                binary(*op, a, b)
+            }
+            Expr::Call { func, args } => {
+                let vals = args
+                    .iter()
+                    .map(|a| self.eval(a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (funcs::TABLE[*func].f)(&vals, self)
+            }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                let subject = match operand {
+                    Some(o) => Some(self.eval(o)?),
+                    None => None,
+                };
+                for (w, t) in whens {
+                    let hit = match &subject {
+                        Some(s) => compare_eq(s, &self.eval(w)?),
+                        None => self.eval(w)?.is_true(),
+                    };
+                    if hit {
+                        return self.eval(t);
+                    }
+                }
+                match otherwise {
+                    Some(e) => self.eval(e),
+                    None => Ok(Value::Null),
+                }
+            }
+        }
+    }
+
+    /// Paths: walk by reference from the root, clone only the leaf.
+    fn eval_path(&mut self, e: &Expr) -> Result<Value, EvalError> {
+        let mut segs = Vec::new();
+        let mut root = e;
+        while let Expr::Get(base, seg) = root {
+            segs.push(seg);
+            root = base;
+        }
+        segs.reverse();
+        if let Expr::Var(name) = root
+            && name == "payload"
+            && self.item.as_ref().is_none_or(|(n, _)| *n != "payload")
+            && !self.selected.contains_key("payload")
+        {
+            return Ok(match self.payload_json() {
+                Some(v) => walk(v, &segs),
+                None => Value::Null,
+            });
+        }
+        let base = self.eval(root)?;
+        Ok(walk(&base, &segs))
+    }
+}
+
+fn index(len: usize, i: i64) -> Option<usize> {
+    let len = len as i64;
+    let pos = if i > 0 {
+        i - 1
+    } else if i < 0 {
+        len + i
+    } else {
+        return None;
+    };
+    (0..len).contains(&pos).then_some(pos as usize)
+}
+
+/// Follows `segs` into `v`. A key into a string decodes the string as JSON first.
+pub(crate) fn walk(v: &Value, segs: &[&Seg]) -> Value {
+    let Some((first, rest)) = segs.split_first() else {
+        return v.clone();
+    };
+    match (v, first) {
+        (Value::Map(m), Seg::Key(k)) => m.get(k.as_str()).map_or(Value::Null, |x| walk(x, rest)),
+        (Value::Array(a), Seg::Index(i)) => {
+            index(a.len(), *i).map_or(Value::Null, |p| walk(&a[p], rest))
+        }
+        (Value::Array(a), Seg::Range(s, e)) => match (index(a.len(), *s), index(a.len(), *e)) {
+            (Some(s), Some(e)) if s <= e => walk(&Value::Array(a[s..=e].to_vec()), rest),
+            _ => Value::Array(Vec::new()),
+        },
+        (Value::Str(s), Seg::Key(_) | Seg::Index(_)) => match Value::from_json(s.as_bytes()) {
+            Some(decoded @ (Value::Map(_) | Value::Array(_))) => walk(&decoded, segs),
+            _ => Value::Null,
+        },
+        _ => Value::Null,
+    }
+}
+
+fn num_pair(a: &Value, b: &Value) -> Option<(f64, f64)> {
+    match (a, b) {
+        (Value::Int(_) | Value::Float(_), _) | (_, Value::Int(_) | Value::Float(_)) => {
+            Some((a.as_f64()?, b.as_f64()?))
+        }
+        _ => None,
+    }
+}
+
+/// `=`: numbers by value (a numeric string equals its number), otherwise structurally.
+pub(crate) fn compare_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x == y,
+        _ => match num_pair(a, b) {
+            Some((x, y)) => x == y,
+            None => a == b,
+        },
+    }
+}
+
+fn ordering(a: &Value, b: &Value) -> Result<std::cmp::Ordering, EvalError> {
+    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+        return Ok(x.cmp(y));
+    }
+    if let Some((x, y)) = num_pair(a, b) {
+        return x
+            .partial_cmp(&y)
+            .ok_or_else(|| EvalError::new("cannot compare NaN"));
+    }
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
+        _ => Err(EvalError::new(format!(
+            "cannot compare {} with {}",
+            a.type_name(),
+            b.type_name()
+        ))),
+    }
+}
+
+fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
+    let bad = || {
+        EvalError::new(format!(
+            "cannot apply '{}' to {} and {}",
+            op.text(),
+            a.type_name(),
+            b.type_name()
+        ))
+    };
+    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+        let (x, y) = (*x, *y);
+        return match op {
+            BinOp::Add => Ok(x
+                .checked_add(y)
+                .map_or(Value::Float(x as f64 + y as f64), Value::Int)),
+            BinOp::Sub => Ok(x
+                .checked_sub(y)
+                .map_or(Value::Float(x as f64 - y as f64), Value::Int)),
+            BinOp::Mul => Ok(x
+                .checked_mul(y)
+                .map_or(Value::Float(x as f64 * y as f64), Value::Int)),
+            BinOp::Div if y == 0 => Err(EvalError::new("division by zero")),
+            BinOp::Div => Ok(Value::Float(x as f64 / y as f64)),
+            BinOp::IntDiv | BinOp::Mod if y == 0 => Err(EvalError::new("division by zero")),
+            BinOp::IntDiv => Ok(Value::Int(x.wrapping_div(y))),
+            BinOp::Mod => Ok(Value::Int(x.wrapping_rem(y))),
+            _ => Err(bad()),
+        };
+    }
+    let (x, y) = num_pair(a, b).ok_or_else(bad)?;
+    match op {
+        BinOp::Add => Ok(Value::Float(x + y)),
+        BinOp::Sub => Ok(Value::Float(x - y)),
+        BinOp::Mul => Ok(Value::Float(x * y)),
+        BinOp::Div if y == 0.0 => Err(EvalError::new("division by zero")),
+        BinOp::Div => Ok(Value::Float(x / y)),
+        BinOp::IntDiv | BinOp::Mod => {
+            Err(EvalError::new(format!("'{}' needs integers", op.text())))
+        }
+        _ => Err(bad()),
+    }
+}
+
+pub(crate) fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, EvalError> {
+    use std::cmp::Ordering::*;
+    Ok(match op {
+        BinOp::Eq => Value::Bool(compare_eq(&a, &b)),
+        BinOp::Ne => Value::Bool(!compare_eq(&a, &b)),
+        BinOp::Gt => Value::Bool(ordering(&a, &b)? == Greater),
+        BinOp::Lt => Value::Bool(ordering(&a, &b)? == Less),
+        BinOp::Ge => Value::Bool(ordering(&a, &b)? != Less),
+        BinOp::Le => Value::Bool(ordering(&a, &b)? != Greater),
+        BinOp::Match => match (&a, &b) {
+            (Value::Str(topic), Value::Str(filter)) => {
+                Value::Bool(ferry_mqtt::topic::matches(filter, topic))
+            }
+            _ => return Err(EvalError::new("'=~' needs a topic and a topic filter")),
+        },
+        BinOp::Add if matches!(a, Value::Str(_)) || matches!(b, Value::Str(_)) => {
+            Value::Str(a.to_text() + &b.to_text())
+        }
+        BinOp::And | BinOp::Or => unreachable_logic(),
+        _ => arith(op, &a, &b)?,
+    })
+}
+
+fn unreachable_logic() -> Value {
+    // `and`/`or` short-circuit in `Env::eval` and never get here.
+    Value::Null
+}

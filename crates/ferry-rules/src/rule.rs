@@ -1,0 +1,200 @@
+//! A compiled rule: which topics or events it listens to, and how one input becomes zero or
+//! more outputs.
+
+use crate::ast::{Expr, Field, Kind, Statement};
+use crate::error::{CompileError, EvalError};
+use crate::eval::{Columns, Env};
+use crate::events::Event;
+use crate::value::{Map, Value};
+
+/// What a rule listens to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Messages published on topics matching this filter.
+    Topic(String),
+    /// A client or session event (`$events/...`).
+    Event(Event),
+    /// Records from a data source, e.g. `$bridges/kafka:NAME`.
+    Bridge(String),
+}
+
+/// How one evaluation ended without an output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// WHERE (or every INCASE) was false: counted as `failed.no_result`.
+    #[error("no result: the WHERE condition was not met")]
+    NoResult,
+    /// Evaluation failed: counted as `failed.exception`.
+    #[error("exception: {0}")]
+    Exception(#[from] EvalError),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub sql: String,
+    pub statement: Statement,
+    pub sources: Vec<Source>,
+}
+
+impl Rule {
+    /// Parses and checks a rule; every error a rule can have at load time is found here.
+    pub fn compile(sql: &str) -> Result<Rule, CompileError> {
+        let statement = crate::parser::parse(sql)?;
+        let mut sources = Vec::new();
+        for from in &statement.from {
+            if let Some(ev) = from.strip_prefix("$events/") {
+                let e =
+                    Event::from_name(ev).ok_or_else(|| CompileError::UnknownEvent(from.clone()))?;
+                sources.push(Source::Event(e));
+            } else if from.starts_with("$bridges/") {
+                sources.push(Source::Bridge(from.clone()));
+            } else {
+                ferry_mqtt::topic::validate_filter(from).map_err(|e| CompileError::BadFrom {
+                    filter: from.clone(),
+                    why: e.to_string(),
+                })?;
+                sources.push(Source::Topic(from.clone()));
+            }
+        }
+        Ok(Rule {
+            sql: sql.to_owned(),
+            statement,
+            sources,
+        })
+    }
+
+    /// Runs the rule on one input. `Ok` holds at least one output for SELECT; FOREACH may
+    /// give none (then `NoResult`).
+    pub fn apply(&self, input: &dyn Columns) -> Result<Vec<Map>, RuleError> {
+        let mut env = Env::new(input);
+        match &self.statement.kind {
+            Kind::Select(fields) => {
+                select(&mut env, fields)?;
+                if let Some(c) = &self.statement.condition
+                    && !env.eval(c)?.is_true()
+                {
+                    return Err(RuleError::NoResult);
+                }
+                Ok(vec![std::mem::take(&mut env.selected)])
+            }
+            Kind::Foreach {
+                list,
+                alias,
+                fields,
+                incase,
+            } => {
+                if let Some(c) = &self.statement.condition
+                    && !env.eval(c)?.is_true()
+                {
+                    return Err(RuleError::NoResult);
+                }
+                let items = match env.eval(list)? {
+                    Value::Array(a) => a,
+                    Value::Str(s) => match Value::from_json(s.as_bytes()) {
+                        Some(Value::Array(a)) => a,
+                        _ => return Err(EvalError::new("FOREACH needs an array").into()),
+                    },
+                    Value::Null => Vec::new(),
+                    other => {
+                        return Err(EvalError::new(format!(
+                            "FOREACH needs an array, got {}",
+                            other.type_name()
+                        ))
+                        .into());
+                    }
+                };
+                let name = alias.as_deref().unwrap_or("item");
+                let mut outs = Vec::new();
+                for item in items {
+                    let mut env = Env::new(input);
+                    env.item = Some((name, item));
+                    if let Some(c) = incase
+                        && !env.eval(c)?.is_true()
+                    {
+                        continue;
+                    }
+                    if fields.is_empty() {
+                        match env.item.take().map(|(_, v)| v) {
+                            Some(Value::Map(m)) => outs.push(m),
+                            Some(other) => outs.push(Map::from_iter([(name.to_owned(), other)])),
+                            None => {}
+                        }
+                    } else {
+                        select(&mut env, fields)?;
+                        outs.push(std::mem::take(&mut env.selected));
+                    }
+                }
+                if outs.is_empty() {
+                    Err(RuleError::NoResult)
+                } else {
+                    Ok(outs)
+                }
+            }
+        }
+    }
+}
+
+/// Evaluates the fields into `env.selected`, so each alias is visible to the fields after
+/// it and to WHERE.
+fn select(env: &mut Env<'_>, fields: &[Field]) -> Result<(), EvalError> {
+    env.selected = Map::new();
+    for field in fields {
+        match field {
+            Field::Star => {
+                for (k, v) in env.input.all() {
+                    env.selected.insert(k, v);
+                }
+            }
+            Field::Expr { expr, alias } => {
+                let v = env.eval(expr)?;
+                match alias {
+                    Some(parts) => {
+                        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                        put_path(&mut env.selected, &parts, v);
+                    }
+                    None => match path_keys(expr) {
+                        Some(keys) => put_path(&mut env.selected, &keys, v),
+                        None => {
+                            env.selected.insert(expr.to_string(), v);
+                        }
+                    },
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `payload.a.b` selected without alias lands at `{"payload": {"a": {"b": …}}}` (EMQX).
+fn path_keys(e: &Expr) -> Option<Vec<&str>> {
+    match e {
+        Expr::Var(n) => Some(vec![n.as_str()]),
+        Expr::Get(base, crate::ast::Seg::Key(k)) => {
+            let mut v = path_keys(base)?;
+            v.push(k.as_str());
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+/// Inserts `v` at a nested path, creating (or replacing non-map) intermediate maps.
+pub(crate) fn put_path(m: &mut Map, parts: &[&str], v: Value) {
+    match parts {
+        [] => {}
+        [last] => {
+            m.insert((*last).to_owned(), v);
+        }
+        [first, rest @ ..] => {
+            let entry = m
+                .entry((*first).to_owned())
+                .or_insert_with(|| Value::Map(Map::new()));
+            if !matches!(entry, Value::Map(_)) {
+                *entry = Value::Map(Map::new());
+            }
+            if let Value::Map(inner) = entry {
+                put_path(inner, rest, v);
+            }
+        }
+    }
+}

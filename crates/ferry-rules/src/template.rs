@@ -1,0 +1,132 @@
+//! `${path}` templates for action parameters, compiled once and rendered from a rule output.
+//!
+//! Rendering rule: strings are inserted as they are, numbers and booleans as their text,
+//! maps and arrays as JSON. A missing or null value renders as an empty string, except in a
+//! JSON template (one whose text starts with `{` or `[`), where it renders as `null` so the
+//! result stays valid JSON. `${.}` is the whole output as JSON.
+
+use crate::ast::{Expr, Seg};
+use crate::error::{CompileError, ParseError};
+use crate::eval::walk;
+use crate::value::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Lit(String),
+    /// `None` is `${.}` (the whole output).
+    Path(Option<(String, Vec<Seg>)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    parts: Vec<Part>,
+    json: bool,
+}
+
+fn path_of(e: Expr) -> Option<(String, Vec<Seg>)> {
+    match e {
+        Expr::Var(n) => Some((n, Vec::new())),
+        Expr::Get(base, seg) => {
+            let (root, mut segs) = path_of(*base)?;
+            segs.push(seg);
+            Some((root, segs))
+        }
+        _ => None,
+    }
+}
+
+impl Template {
+    pub fn parse(src: &str) -> Result<Template, CompileError> {
+        let mut parts = Vec::new();
+        let mut rest = src;
+        let mut offset = 0;
+        while let Some(start) = rest.find("${") {
+            if start > 0 {
+                parts.push(Part::Lit(rest[..start].to_owned()));
+            }
+            let after = &rest[start + 2..];
+            let end = after.find('}').ok_or_else(|| {
+                CompileError::from(ParseError::new(
+                    1,
+                    offset + start + 1,
+                    "an unclosed '${'",
+                    "'}'",
+                ))
+            })?;
+            let inner = after[..end].trim();
+            let col = offset + start + 3;
+            if inner == "." {
+                parts.push(Part::Path(None));
+            } else {
+                let bad = || {
+                    CompileError::from(ParseError::new(
+                        1,
+                        col,
+                        &format!("{inner:?}"),
+                        "a field path such as payload.x",
+                    ))
+                };
+                let e = crate::parser::parse_expr(inner).map_err(|_| bad())?;
+                parts.push(Part::Path(Some(path_of(e).ok_or_else(bad)?)));
+            }
+            let consumed = start + 2 + end + 1;
+            offset += consumed;
+            rest = &rest[consumed..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Lit(rest.to_owned()));
+        }
+        let t = src.trim_start();
+        Ok(Template {
+            parts,
+            json: t.starts_with('{') || t.starts_with('['),
+        })
+    }
+
+    /// Is the template a single `${...}` and nothing else?
+    pub fn is_single_placeholder(&self) -> bool {
+        matches!(self.parts.as_slice(), [Part::Path(_)])
+    }
+
+    fn lookup(out: &Map, p: &Option<(String, Vec<Seg>)>) -> Value {
+        match p {
+            None => Value::Map(out.clone()),
+            Some((root, segs)) => match out.get(root.as_str()) {
+                Some(v) => {
+                    let segs: Vec<&Seg> = segs.iter().collect();
+                    walk(v, &segs)
+                }
+                None => Value::Null,
+            },
+        }
+    }
+
+    /// The value a single-placeholder template points at (e.g. `${pub_props}` for
+    /// headers); for other templates, the rendered string.
+    pub fn render_value(&self, out: &Map) -> Value {
+        match self.parts.as_slice() {
+            [Part::Path(p)] => Self::lookup(out, p),
+            _ => Value::Str(self.render(out)),
+        }
+    }
+
+    pub fn render(&self, out: &Map) -> String {
+        let mut s = String::new();
+        self.render_into(out, &mut s);
+        s
+    }
+
+    pub fn render_into(&self, out: &Map, s: &mut String) {
+        for p in &self.parts {
+            match p {
+                Part::Lit(l) => s.push_str(l),
+                Part::Path(path) => match Self::lookup(out, path) {
+                    Value::Null if self.json => s.push_str("null"),
+                    Value::Null => {}
+                    Value::Str(v) => s.push_str(&v),
+                    other => s.push_str(&other.to_text()),
+                },
+            }
+        }
+    }
+}
