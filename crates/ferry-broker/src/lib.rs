@@ -15,6 +15,7 @@
 //! `.await`.
 
 pub mod config;
+pub mod hook;
 pub mod message;
 pub mod metrics;
 mod retained;
@@ -23,7 +24,7 @@ pub use ferry_mqtt::trie;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use ferry_mqtt::topic::{TopicError, parse_subscription};
@@ -33,6 +34,7 @@ use tokio::time::Instant;
 
 pub use config::MqttConfig;
 use ferry_mqtt::trie::Trie;
+pub use hook::{ClientInfo, DropReason, Hook};
 pub use message::{Delivery, Expiry, Message, SharedVia};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use session::{Kick, Outgoing, Session, SessionState, Subscription};
@@ -125,6 +127,16 @@ pub struct Broker {
     retained: Mutex<retained::Retained>,
     metrics: Metrics,
     next_conn_id: AtomicU64,
+    hooks: Hooks,
+}
+
+#[derive(Default)]
+struct Hooks(OnceLock<Vec<Arc<dyn Hook>>>);
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} hooks", self.0.get().map_or(0, Vec::len))
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -140,7 +152,28 @@ impl Broker {
             retained: Mutex::default(),
             metrics: Metrics::default(),
             next_conn_id: AtomicU64::new(1),
+            hooks: Hooks::default(),
         })
+    }
+
+    /// Installs the in-process observers (once, at startup). Returns them back if hooks
+    /// were already installed.
+    pub fn install_hooks(&self, hooks: Vec<Arc<dyn Hook>>) -> Result<(), Vec<Arc<dyn Hook>>> {
+        self.hooks.0.set(hooks)
+    }
+
+    pub fn hooks(&self) -> &[Arc<dyn Hook>] {
+        self.hooks.0.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Queues a delivery for a session; a message pushed out of a full queue is reported
+    /// to hooks as dropped.
+    fn enqueue(&self, session: &Session, d: Delivery) {
+        if let Some(dropped) = session.enqueue(d, self.config.max_queued_messages, &self.metrics) {
+            for h in self.hooks() {
+                h.message_dropped(&dropped.msg, DropReason::QueueFull);
+            }
+        }
     }
 
     pub fn config(&self) -> &MqttConfig {
@@ -244,7 +277,13 @@ impl Broker {
     /// Detaches connection `conn_id` from its session. `will` is the will message still
     /// armed (none after a normal DISCONNECT). Starts the session expiry and will delay
     /// timers; needs a Tokio runtime.
-    pub fn disconnect(self: &Arc<Self>, session: &Arc<Session>, conn_id: u64, will: Option<Will>) {
+    pub fn disconnect(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        conn_id: u64,
+        will: Option<Will>,
+        client: &Arc<ClientInfo>,
+    ) {
         self.metrics.inc(&self.metrics.connections_closed);
         let (mine, expiry, generation) = {
             let mut st = session.lock();
@@ -265,7 +304,7 @@ impl Broker {
                     .get(&session.client_id)
                     .is_some_and(|s| Arc::ptr_eq(s, session));
                 if !still_registered || will_delay(&w) == 0 {
-                    self.publish(will_message(w, &session.client_id));
+                    self.publish(will_message(w, client));
                 }
             }
             return;
@@ -276,17 +315,18 @@ impl Broker {
         if expiry == 0 {
             self.discard_locked(&mut lock(&self.sessions), session);
             if let Some(w) = will {
-                self.publish(will_message(w, &session.client_id));
+                self.publish(will_message(w, client));
             }
             return;
         }
         if let Some(w) = will {
             let delay = will_delay(&w).min(expiry);
             if delay == 0 {
-                self.publish(will_message(w, &session.client_id));
+                self.publish(will_message(w, client));
             } else {
                 let broker = Arc::downgrade(self);
                 let s = session.clone();
+                let client = client.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
                     let Some(broker) = broker.upgrade() else {
@@ -294,7 +334,7 @@ impl Broker {
                     };
                     // A connection resuming the session in the meantime cancels the will.
                     if s.lock().attached_generation < generation {
-                        broker.publish(will_message(w, &s.client_id));
+                        broker.publish(will_message(w, &client));
                     }
                 });
             }
@@ -345,7 +385,7 @@ impl Broker {
         }
         // Nobody else can take them: they stay with the departed member's session.
         for d in keep {
-            from.enqueue(d, self.config.max_queued_messages, &self.metrics);
+            self.enqueue(from, d);
         }
     }
 
@@ -354,6 +394,9 @@ impl Broker {
     pub fn publish(&self, msg: Message) -> usize {
         self.metrics.inc(&self.metrics.messages_received);
         let msg = Arc::new(msg);
+        for h in self.hooks() {
+            h.message_published(&msg);
+        }
         if msg.retain {
             lock(&self.retained).set(&msg);
         }
@@ -362,8 +405,7 @@ impl Broker {
         {
             let subs = self.subs.read().unwrap_or_else(|e| e.into_inner());
             subs.normal.for_each_match(&msg.topic, |e| {
-                let own =
-                    e.opts.no_local && msg.publisher.as_deref() == Some(&*e.session.client_id);
+                let own = e.opts.no_local && msg.publisher_id() == Some(&*e.session.client_id);
                 if !own {
                     normal.push(e.clone());
                 }
@@ -394,6 +436,9 @@ impl Broker {
         }
         if count == 0 {
             self.metrics.inc(&self.metrics.messages_no_subscribers);
+            for h in self.hooks() {
+                h.message_dropped(&msg, DropReason::NoSubscribers);
+            }
         }
         count
     }
@@ -423,7 +468,7 @@ impl Broker {
                 sub_ids,
                 shared: None,
             };
-            session.enqueue(d, self.config.max_queued_messages, &self.metrics);
+            self.enqueue(&session, d);
             count += 1;
         }
         count
@@ -503,7 +548,7 @@ impl Broker {
                     msg,
                     shared: None,
                 };
-                session.enqueue(d, self.config.max_queued_messages, &self.metrics);
+                self.enqueue(&session, d);
             }
         }
         Ok(Subscribed {
@@ -552,7 +597,7 @@ fn will_delay(w: &Will) -> u32 {
 }
 
 /// The application message a will becomes when published.
-pub fn will_message(w: Will, client_id: &Arc<str>) -> Message {
+pub fn will_message(w: Will, client: &Arc<ClientInfo>) -> Message {
     let p = w.properties;
     Message {
         topic: w.topic,
@@ -568,8 +613,9 @@ pub fn will_message(w: Will, client_id: &Arc<str>) -> Message {
             user_properties: p.user_properties,
             ..Properties::default()
         },
-        publisher: Some(client_id.clone()),
+        publisher: Some(client.clone()),
         received_at: Instant::now(),
+        timestamp: hook::now_ms(),
     }
 }
 

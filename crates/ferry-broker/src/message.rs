@@ -6,6 +6,8 @@ use bytes::Bytes;
 use ferry_mqtt::{Properties, QoS};
 use tokio::time::Instant;
 
+use crate::hook::ClientInfo;
+
 /// An application message after it was accepted from a publisher. Shared (`Arc`) by every
 /// session it is delivered to; never mutated after routing.
 #[derive(Debug, Clone)]
@@ -18,9 +20,12 @@ pub struct Message {
     /// topic, correlation data, user properties and message expiry. Never a topic alias or
     /// subscription identifier (those are per connection).
     pub properties: Properties,
-    /// Client id of the publisher, for No Local; `None` for in-process publishers.
-    pub publisher: Option<Arc<str>>,
+    /// Who published it (No Local compares the client id); `None` for anonymous
+    /// in-process publishers.
+    pub publisher: Option<Arc<ClientInfo>>,
     pub received_at: Instant,
+    /// Milliseconds since the epoch when it was received (rules' `timestamp`).
+    pub timestamp: i64,
 }
 
 /// What `Message::expiry` says about a message at a given time.
@@ -46,10 +51,15 @@ impl Message {
             properties: Properties::default(),
             publisher: None,
             received_at: Instant::now(),
+            timestamp: crate::hook::now_ms(),
         }
     }
 
     /// The message expiry interval to forward: the original minus the whole seconds waited.
+    pub fn publisher_id(&self) -> Option<&str> {
+        self.publisher.as_ref().map(|p| &*p.client_id)
+    }
+
     pub fn expiry(&self, now: Instant) -> Expiry {
         match self.properties.message_expiry_interval {
             None => Expiry::Never,

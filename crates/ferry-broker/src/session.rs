@@ -134,12 +134,19 @@ impl Session {
         self.notify.notify_one();
     }
 
-    /// Queues a delivery, dropping the oldest queued one when the queue is full.
-    pub(crate) fn enqueue(&self, d: Delivery, max_queued: usize, metrics: &Metrics) {
+    /// Queues a delivery, dropping the oldest queued one when the queue is full; returns
+    /// the dropped one.
+    pub(crate) fn enqueue(
+        &self,
+        d: Delivery,
+        max_queued: usize,
+        metrics: &Metrics,
+    ) -> Option<Delivery> {
+        let mut dropped = None;
         {
             let mut st = self.lock();
             if st.queue.len() >= max_queued {
-                st.queue.pop_front();
+                dropped = st.queue.pop_front();
                 let n = metrics.inc(&metrics.dropped_queue_full);
                 if n.is_power_of_two() {
                     tracing::warn!(client_id = %self.client_id, dropped_total = n, "session queue full, dropped the oldest message");
@@ -148,6 +155,7 @@ impl Session {
             st.queue.push_back(d);
         }
         self.wake();
+        dropped
     }
 }
 
@@ -258,15 +266,11 @@ impl SessionState {
             .position(|i| i.packet_id == packet_id && i.delivery.qos == qos && i.state == state)
     }
 
-    /// PUBACK from the client. `false` if no QoS 1 message with this id was inflight.
-    pub fn puback(&mut self, packet_id: u16) -> bool {
-        match self.position(packet_id, QoS::AtLeastOnce, InflightState::Published) {
-            Some(i) => {
-                self.inflight.remove(i);
-                true
-            }
-            None => false,
-        }
+    /// PUBACK from the client: the acknowledged message, or `None` if no QoS 1 message
+    /// with this id was inflight.
+    pub fn puback(&mut self, packet_id: u16) -> Option<Delivery> {
+        let i = self.position(packet_id, QoS::AtLeastOnce, InflightState::Published)?;
+        self.inflight.remove(i).map(|e| e.delivery)
     }
 
     /// PUBREC from the client; on success the message moves to `Released` (send PUBREL).
@@ -287,15 +291,10 @@ impl SessionState {
         }
     }
 
-    /// PUBCOMP from the client.
-    pub fn pubcomp(&mut self, packet_id: u16) -> bool {
-        match self.position(packet_id, QoS::ExactlyOnce, InflightState::Released) {
-            Some(i) => {
-                self.inflight.remove(i);
-                true
-            }
-            None => false,
-        }
+    /// PUBCOMP from the client: the completed message, if it was inflight.
+    pub fn pubcomp(&mut self, packet_id: u16) -> Option<Delivery> {
+        let i = self.position(packet_id, QoS::ExactlyOnce, InflightState::Released)?;
+        self.inflight.remove(i).map(|e| e.delivery)
     }
 
     /// Drops an inflight message the connection could not send (e.g. larger than the

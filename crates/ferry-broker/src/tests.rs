@@ -126,7 +126,12 @@ async fn shared_group_prefers_connected_members() {
         .unwrap();
     b.subscribe(&off.session, "$share/g/t", opts(QoS::AtLeastOnce), None)
         .unwrap();
-    b.disconnect(&off.session, off.conn_id, None);
+    b.disconnect(
+        &off.session,
+        off.conn_id,
+        None,
+        &Arc::new(ClientInfo::internal("off")),
+    );
     for i in 0..4 {
         b.publish(Message::new("t", i.to_string(), QoS::AtLeastOnce, false));
     }
@@ -168,6 +173,6 @@ async fn packet_ids_skip_ids_still_inflight() {
         };
         assert_ne!(packet_id, kept);
         assert_ne!(packet_id, 0);
-        assert!(a.session.lock().puback(packet_id));
+        assert!(a.session.lock().puback(packet_id).is_some());
     }
 }

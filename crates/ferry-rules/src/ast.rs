@@ -180,7 +180,7 @@ impl fmt::Display for Expr {
                 f.write_str("}")
             }
             Expr::Neg(e) => write!(f, "-({e})"),
-            Expr::Not(e) => write!(f, "not ({e})"),
+            Expr::Not(e) => write!(f, "(not ({e}))"),
             Expr::Bin(op, a, b) => write!(f, "({a} {} {b})", op.text()),
             Expr::Call { func, args } => {
                 write!(f, "{}(", funcs::TABLE[*func].name)?;
@@ -265,5 +265,98 @@ impl fmt::Display for Statement {
             write!(f, " WHERE {c}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse;
+    use proptest::prelude::*;
+
+    fn leaf() -> impl Strategy<Value = Expr> {
+        prop_oneof![
+            any::<i32>().prop_map(|i| Expr::Lit(Value::Int(i64::from(i)))),
+            (-1000.0f64..1000.0).prop_map(|f| Expr::Lit(Value::Float((f * 100.0).round() / 100.0))),
+            "[a-z '\"-]{0,6}".prop_map(|s| Expr::Lit(Value::Str(s))),
+            any::<bool>().prop_map(|b| Expr::Lit(Value::Bool(b))),
+            Just(Expr::Lit(Value::Null)),
+            "[a-z_][a-z0-9_]{0,5}"
+                .prop_filter("not a keyword", |s| !crate::parser::is_keyword(s))
+                .prop_map(Expr::Var),
+        ]
+    }
+
+    fn expr() -> impl Strategy<Value = Expr> {
+        leaf().prop_recursive(4, 32, 4, |inner| {
+            let ops = prop_oneof![
+                Just(BinOp::Or),
+                Just(BinOp::And),
+                Just(BinOp::Eq),
+                Just(BinOp::Ne),
+                Just(BinOp::Gt),
+                Just(BinOp::Lt),
+                Just(BinOp::Ge),
+                Just(BinOp::Le),
+                Just(BinOp::Match),
+                Just(BinOp::Add),
+                Just(BinOp::Sub),
+                Just(BinOp::Mul),
+                Just(BinOp::Div),
+                Just(BinOp::IntDiv),
+                Just(BinOp::Mod),
+            ];
+            prop_oneof![
+                (ops, inner.clone(), inner.clone()).prop_map(|(o, a, b)| Expr::Bin(
+                    o,
+                    Box::new(a),
+                    Box::new(b)
+                )),
+                inner.clone().prop_map(|e| Expr::Not(Box::new(e))),
+                "[a-z][a-z0-9]{0,4}"
+                    .prop_map(|v| Expr::Get(Box::new(Expr::Var(v)), Seg::Key("k-1".into()))),
+                ("[a-z][a-z0-9]{0,4}", -5i64..5)
+                    .prop_map(|(v, i)| Expr::Get(Box::new(Expr::Var(v)), Seg::Index(i))),
+                ("[a-z][a-z0-9]{0,4}", 1i64..5)
+                    .prop_map(|(v, i)| Expr::Get(Box::new(Expr::Var(v)), Seg::Range(i, i + 1))),
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Expr::Array),
+                proptest::collection::vec(("[a-z]{1,3}", inner.clone()), 0..3)
+                    .prop_map(Expr::Object),
+                proptest::collection::vec(inner.clone(), 1..3).prop_map(|args| Expr::Call {
+                    func: crate::funcs::lookup("coalesce").unwrap_or(0),
+                    args
+                }),
+                (
+                    inner.clone(),
+                    inner.clone(),
+                    proptest::option::of(inner.clone())
+                )
+                    .prop_map(|(w, t, e)| Expr::Case {
+                        operand: None,
+                        whens: vec![(w, t)],
+                        otherwise: e.map(Box::new),
+                    }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn printing_and_reparsing_is_stable(e in expr(), alias in proptest::option::of("[a-z]{1,4}"), cond in proptest::option::of(expr())) {
+            let stmt = Statement {
+                kind: Kind::Select(vec![Field::Expr { expr: e, alias: alias.map(|a| vec![a]) }]),
+                from: vec!["t/#".into()],
+                condition: cond,
+            };
+            let printed = stmt.to_string();
+            let reparsed = parse(&printed).map_err(|err| TestCaseError::fail(format!("{printed}: {err}")))?;
+            prop_assert_eq!(&reparsed, &stmt, "{}", printed);
+            prop_assert_eq!(reparsed.to_string(), printed);
+        }
+
+        #[test]
+        fn parser_never_panics(s in "\\PC{0,60}") {
+            let _ = parse(&s);
+        }
     }
 }

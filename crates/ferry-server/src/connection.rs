@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ferry_broker::{Broker, Delivery, Expiry, Kick, Message, MqttConfig, Outgoing, Session};
+use ferry_broker::{
+    Broker, ClientInfo, Delivery, Expiry, Kick, Message, MqttConfig, Outgoing, Session,
+};
 use ferry_mqtt::topic::validate_name;
 use ferry_mqtt::{
     Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish, QoS, SubAck,
@@ -44,6 +46,7 @@ const BATCH: usize = 256;
 pub(crate) async fn serve<S>(
     stream: S,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
 ) where
@@ -70,7 +73,7 @@ pub(crate) async fn serve<S>(
             return;
         }
     };
-    let mut conn = match Conn::accept(broker, cfg, *connect, peer) {
+    let mut conn = match Conn::accept(broker, cfg, *connect, peer, local) {
         Ok(c) => c,
         Err((version, code, why)) => {
             tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
@@ -138,6 +141,7 @@ struct Conn {
     peer: SocketAddr,
     version: Version,
     client_id: Arc<str>,
+    client: Arc<ClientInfo>,
     session: Arc<Session>,
     conn_id: u64,
     kicked: Option<oneshot::Receiver<Kick>>,
@@ -162,6 +166,7 @@ impl Conn {
         cfg: MqttConfig,
         c: Connect,
         peer: SocketAddr,
+        local: Option<SocketAddr>,
     ) -> Result<Conn, (Version, u8, String)> {
         let v = c.version;
         let v5 = v.is_v5();
@@ -230,10 +235,22 @@ impl Conn {
             }
         }
         let attached = broker.connect(client_id.clone(), c.clean_start, expiry);
+        let client = Arc::new(ClientInfo {
+            client_id: client_id.clone(),
+            username: c.username.as_deref().map(Arc::from),
+            peer: Some(peer),
+            local,
+            proto_ver: v.level(),
+            keepalive: keep_alive,
+            clean_start: c.clean_start,
+            expiry_interval: expiry,
+            connected_at: ferry_broker::hook::now_ms(),
+        });
         let mut conn = Conn {
             peer,
             version: v,
             client_id,
+            client,
             session: attached.session,
             conn_id: attached.conn_id,
             kicked: Some(attached.kicked),
@@ -257,6 +274,9 @@ impl Conn {
             code: reason::SUCCESS,
             properties,
         }));
+        for h in conn.broker.hooks() {
+            h.client_connected(&conn.client);
+        }
         if attached.session_present {
             let resend = conn.session.lock().resend_all();
             for o in resend {
@@ -356,7 +376,10 @@ impl Conn {
         match p {
             Packet::Publish(p) => return self.on_publish(p),
             Packet::PubAck(a) => {
-                self.session.lock().puback(a.packet_id);
+                let acked = self.session.lock().puback(a.packet_id);
+                if let Some(d) = acked {
+                    self.acked(&d);
+                }
             }
             Packet::PubRec(a) => {
                 let ok = a.code < 0x80;
@@ -380,7 +403,10 @@ impl Conn {
                 self.send(&Packet::PubComp(Ack::new(a.packet_id, code)));
             }
             Packet::PubComp(a) => {
-                self.session.lock().pubcomp(a.packet_id);
+                let done = self.session.lock().pubcomp(a.packet_id);
+                if let Some(d) = done {
+                    self.acked(&d);
+                }
             }
             Packet::Subscribe(s) => return self.on_subscribe(s),
             Packet::Unsubscribe(u) => self.on_unsubscribe(u),
@@ -483,8 +509,9 @@ impl Conn {
             qos,
             retain: p.retain,
             properties: p.properties,
-            publisher: Some(self.client_id.clone()),
+            publisher: Some(self.client.clone()),
             received_at: Instant::now(),
+            timestamp: ferry_broker::hook::now_ms(),
         };
         let routed = self.broker.publish(msg);
         let code = if routed == 0 && self.version.is_v5() {
@@ -500,6 +527,12 @@ impl Conn {
         None
     }
 
+    fn acked(&self, d: &Delivery) {
+        for h in self.broker.hooks() {
+            h.message_acked(&self.client, &d.msg);
+        }
+    }
+
     fn on_subscribe(&mut self, s: Subscribe) -> Option<Close> {
         let sub_id = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
@@ -511,7 +544,12 @@ impl Conn {
                 ));
             }
             match self.broker.subscribe(&self.session, filter, *opts, sub_id) {
-                Ok(ok) => codes.push(ok.granted as u8),
+                Ok(ok) => {
+                    codes.push(ok.granted as u8);
+                    for h in self.broker.hooks() {
+                        h.session_subscribed(&self.client, filter, opts);
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(client_id = %self.client_id, filter, "subscription refused: {}", e.what);
                     codes.push(e.code);
@@ -532,6 +570,9 @@ impl Conn {
             .iter()
             .map(|f| {
                 if self.broker.unsubscribe(&self.session, f) {
+                    for h in self.broker.hooks() {
+                        h.session_unsubscribed(&self.client, f);
+                    }
                     reason::SUCCESS
                 } else {
                     reason::NO_SUBSCRIPTION_EXISTED
@@ -599,6 +640,9 @@ impl Conn {
                 let m = self.broker.metrics();
                 m.inc(&m.messages_delivered);
                 self.send(&p);
+                for h in self.broker.hooks() {
+                    h.message_delivered(&self.client, &delivery.msg);
+                }
             }
         }
     }
@@ -671,7 +715,19 @@ impl Conn {
             })
             .await;
         }
-        self.broker.disconnect(&self.session, self.conn_id, will);
+        let reason = match &close {
+            Close::Normal => "normal",
+            Close::Gone => "sock_closed",
+            Close::Error(reason::SESSION_TAKEN_OVER, _) => "takenover",
+            Close::Error(reason::KEEP_ALIVE_TIMEOUT, _) => "keepalive_timeout",
+            Close::Error(reason::SERVER_SHUTTING_DOWN, _) => "server_shutdown",
+            Close::Error(..) => "protocol_error",
+        };
+        for h in self.broker.hooks() {
+            h.client_disconnected(&self.client, reason);
+        }
+        self.broker
+            .disconnect(&self.session, self.conn_id, will, &self.client);
         tracing::debug!(client_id = %self.client_id, "client disconnected");
     }
 }

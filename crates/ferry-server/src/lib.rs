@@ -70,10 +70,11 @@ pub async fn run(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().ok();
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
                 conns.spawn(async move {
-                    connection::serve(stream, peer, broker, shutdown).await;
+                    connection::serve(stream, peer, local, broker, shutdown).await;
                     drop(permit);
                 });
             }

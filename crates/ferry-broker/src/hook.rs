@@ -1,0 +1,92 @@
+//! In-process observers of the broker: the rule engine attaches here. The broker calls
+//! hooks synchronously on the task that caused the event, so a hook must be quick and must
+//! not block; heavy work belongs on its own task behind a bounded queue.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferry_mqtt::SubOptions;
+
+use crate::message::Message;
+
+/// Who a client is, fixed for the life of one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_id: Arc<str>,
+    pub username: Option<Arc<str>>,
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    /// 3, 4 or 5.
+    pub proto_ver: u8,
+    pub keepalive: u16,
+    pub clean_start: bool,
+    pub expiry_interval: u32,
+    /// Milliseconds since the epoch.
+    pub connected_at: i64,
+}
+
+impl ClientInfo {
+    /// An in-process client (rule engine republish, Kafka source).
+    pub fn internal(client_id: &str) -> ClientInfo {
+        ClientInfo {
+            client_id: client_id.into(),
+            username: None,
+            peer: None,
+            local: None,
+            proto_ver: 5,
+            keepalive: 0,
+            clean_start: true,
+            expiry_interval: 0,
+            connected_at: now_ms(),
+        }
+    }
+
+    pub fn peerhost(&self) -> String {
+        self.peer.map(|p| p.ip().to_string()).unwrap_or_default()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Why a message was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    NoSubscribers,
+    QueueFull,
+    Expired,
+    TooLarge,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NoSubscribers => "no_subscribers",
+            DropReason::QueueFull => "queue_full",
+            DropReason::Expired => "expired",
+            DropReason::TooLarge => "too_large",
+        }
+    }
+}
+
+/// Observer of broker events. Every method has an empty default.
+pub trait Hook: Send + Sync + 'static {
+    /// A message was accepted from a publisher, before routing.
+    fn message_published(&self, _msg: &Arc<Message>) {}
+    fn client_connected(&self, _client: &ClientInfo) {}
+    fn client_disconnected(&self, _client: &ClientInfo, _reason: &str) {}
+    fn session_subscribed(&self, _client: &ClientInfo, _filter: &str, _opts: &SubOptions) {}
+    fn session_unsubscribed(&self, _client: &ClientInfo, _filter: &str) {}
+    /// A message was written to a subscriber's connection.
+    fn message_delivered(&self, _to: &ClientInfo, _msg: &Arc<Message>) {}
+    /// A subscriber acknowledged a QoS 1/2 message (PUBACK or PUBCOMP).
+    fn message_acked(&self, _to: &ClientInfo, _msg: &Arc<Message>) {}
+    fn message_dropped(&self, _msg: &Arc<Message>, _reason: DropReason) {}
+    /// Lets the broker skip building event data nobody wants.
+    fn wants_message_events(&self) -> bool {
+        true
+    }
+}
