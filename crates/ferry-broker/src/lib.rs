@@ -548,7 +548,7 @@ impl Broker {
                     msg,
                     shared: None,
                 };
-                self.enqueue(&session, d);
+                self.enqueue(session, d);
             }
         }
         Ok(Subscribed {

@@ -24,7 +24,7 @@ impl ParseError {
 /// A rule that parses but cannot be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
-    #[error("{0}")]
+    #[error(transparent)]
     Syntax(#[from] ParseError),
     #[error("line {line}, column {column}: unknown function {name}()")]
     UnknownFunction {

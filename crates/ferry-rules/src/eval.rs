@@ -285,6 +285,10 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
 
 pub(crate) fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, EvalError> {
     use std::cmp::Ordering::*;
+    // Like SQL: an ordering comparison with a missing value is not true (and not an error).
+    if matches!(op, BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le) && (a.is_null() || b.is_null()) {
+        return Ok(Value::Bool(false));
+    }
     Ok(match op {
         BinOp::Eq => Value::Bool(compare_eq(&a, &b)),
         BinOp::Ne => Value::Bool(!compare_eq(&a, &b)),

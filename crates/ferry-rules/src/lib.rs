@@ -27,7 +27,7 @@ pub use eval::Columns;
 pub use events::Event;
 pub use funcs::names as function_names;
 pub use input::{MapInput, MessageInput};
-pub use rule::{Rule, RuleError, Source};
+pub use rule::{Report, Rule, RuleError, Source};
 pub use template::Template;
 pub use tester::{TestError, test_rule};
 pub use value::{Map, Value};

@@ -18,6 +18,13 @@ pub enum Source {
     Bridge(String),
 }
 
+/// What happened during one evaluation, for the caller's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    /// A `payload.…` path met a payload that is not JSON (the path gave null).
+    pub payload_not_json: bool,
+}
+
 /// How one evaluation ended without an output.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
@@ -66,10 +73,25 @@ impl Rule {
     /// Runs the rule on one input. `Ok` holds at least one output for SELECT; FOREACH may
     /// give none (then `NoResult`).
     pub fn apply(&self, input: &dyn Columns) -> Result<Vec<Map>, RuleError> {
+        self.apply_reporting(input, &mut Report::default())
+    }
+
+    /// Like [`Rule::apply`], and tells what the caller may want to count.
+    pub fn apply_reporting(
+        &self,
+        input: &dyn Columns,
+        report: &mut Report,
+    ) -> Result<Vec<Map>, RuleError> {
         let mut env = Env::new(input);
+        let r = self.apply_in(&mut env, input);
+        report.payload_not_json |= env.non_json_payload;
+        r
+    }
+
+    fn apply_in(&self, env: &mut Env<'_>, input: &dyn Columns) -> Result<Vec<Map>, RuleError> {
         match &self.statement.kind {
             Kind::Select(fields) => {
-                select(&mut env, fields)?;
+                select(env, fields)?;
                 if let Some(c) = &self.statement.condition
                     && !env.eval(c)?.is_true()
                 {
@@ -108,6 +130,7 @@ impl Rule {
                 for item in items {
                     let mut env = Env::new(input);
                     env.item = Some((name, item));
+                    let env = &mut env;
                     if let Some(c) = incase
                         && !env.eval(c)?.is_true()
                     {
@@ -120,7 +143,7 @@ impl Rule {
                             None => {}
                         }
                     } else {
-                        select(&mut env, fields)?;
+                        select(env, fields)?;
                         outs.push(std::mem::take(&mut env.selected));
                     }
                 }

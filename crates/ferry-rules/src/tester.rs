@@ -10,11 +10,17 @@ use crate::value::{Map, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum TestError {
     #[error("SQL error: {0}")]
-    Compile(#[from] CompileError),
+    Compile(CompileError),
     #[error("bad context: {0}")]
     Context(String),
     #[error("{0}")]
     Rule(RuleError),
+}
+
+impl From<CompileError> for TestError {
+    fn from(e: CompileError) -> Self {
+        TestError::Compile(e)
+    }
 }
 
 fn get_str(ctx: &Map, k: &str, default: &str) -> String {

@@ -517,3 +517,29 @@ fn runtime_errors_are_reported_not_panics() {
     .unwrap_err();
     assert!(e.to_string().contains("cannot compare"), "{e}");
 }
+
+#[test]
+fn comparisons_with_missing_values_are_false() {
+    assert!(
+        run(
+            "SELECT 1 as a FROM \"t/#\" WHERE payload.nope > 1",
+            msg("t/1", json!({}))
+        )
+        .is_empty()
+    );
+    assert!(
+        run(
+            "SELECT 1 as a FROM \"t/#\" WHERE payload.nope <= 1",
+            msg("t/1", json!({}))
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        run(
+            "SELECT 1 as a FROM \"t/#\" WHERE payload.nope = null",
+            msg("t/1", json!({}))
+        )
+        .len(),
+        1
+    );
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ferry_broker::MqttConfig;
+use ferry_engine::RulesConfig;
 use ferry_server::TcpListenerConfig;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,8 @@ pub struct Config {
     pub log: LogConfig,
     pub listeners: Listeners,
     pub mqtt: MqttConfig,
+    /// `[rules.NAME]`: rule SQL and actions.
+    pub rules: RulesConfig,
 }
 
 impl Default for Config {
@@ -27,6 +30,7 @@ impl Default for Config {
                 tcp: BTreeMap::from([("default".to_owned(), TcpListenerConfig::default())]),
             },
             mqtt: MqttConfig::default(),
+            rules: RulesConfig::new(),
         }
     }
 }
@@ -102,6 +106,12 @@ impl Config {
                 ));
             }
         }
+        // No named actions exist yet: Kafka actions ("kafka:NAME") arrive with [actions.kafka].
+        problems.extend(
+            ferry_engine::check_rules(&self.rules, &|_| false)
+                .into_iter()
+                .map(|e| e.to_string()),
+        );
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problems.push(format!(
                 "log.level: {:?} is not a valid log filter",
@@ -132,6 +142,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bind"), "{e}");
+    }
+
+    #[test]
+    fn rules_are_compiled_at_load_and_errors_name_the_rule() {
+        let cfg = Config::parse(
+            "[rules.ok]\nsql = 'SELECT payload FROM \"t/#\"'\nactions = [\"console\", { function = \"republish\", args = { topic = \"out/${clientid}\" } }]\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(cfg.rules.len(), 1);
+        let e = Config::parse(
+            "[rules.bad]\nsql = 'SELECT FROM \"t\"'\nactions = [\"kafka:nope\", { function = \"republish\", args = { topic = \"${\" } }]\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("rules.bad.sql: line 1, column 8: expected an expression, found 'FROM'"),
+            "{e}"
+        );
+        assert!(
+            e.contains("rules.bad.actions[0]: unknown action \"kafka:nope\""),
+            "{e}"
+        );
+        assert!(e.contains("rules.bad.actions[1].args.topic"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ferry_broker::Broker;
+use ferry_engine::RuleEngine;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +18,7 @@ pub use config::Config;
 /// A running gateway: its broker, the addresses it listens on, and its tasks.
 pub struct Gateway {
     pub broker: Arc<Broker>,
+    pub rules: Arc<RuleEngine>,
     /// (listener name, bound address), e.g. ("tcp.default", 127.0.0.1:1883).
     pub listeners: Vec<(String, SocketAddr)>,
     shutdown: CancellationToken,
@@ -28,6 +30,16 @@ impl Gateway {
     pub async fn start(cfg: &Config) -> anyhow::Result<Gateway> {
         let shutdown = CancellationToken::new();
         let broker = Broker::new(cfg.mqtt.clone());
+        let rules = RuleEngine::build(&cfg.rules, &broker, &std::collections::HashMap::new())
+            .map_err(|errs| {
+                let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!("invalid rules:\n  {}", list.join("\n  "))
+            })?;
+        let rules = Arc::new(rules);
+        if !rules.is_empty() {
+            let hook: Arc<dyn ferry_broker::Hook> = rules.clone();
+            let _ = broker.install_hooks(vec![hook]);
+        }
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
         for (name, l) in &cfg.listeners.tcp {
@@ -47,6 +59,7 @@ impl Gateway {
         }
         Ok(Gateway {
             broker,
+            rules,
             listeners,
             shutdown,
             tasks,

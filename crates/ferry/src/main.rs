@@ -32,6 +32,26 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Rule tools.
+    Rule {
+        #[command(subcommand)]
+        command: RuleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RuleCommand {
+    /// Run a rule on a test input without a broker; prints each output as one JSON line.
+    Test {
+        /// The rule SQL.
+        #[arg(long)]
+        sql: String,
+        /// The input, as EMQX's rule-test API takes it: {"topic", "payload" (a string),
+        /// "clientid", "username", "qos", "event_type", "peerhost", "timestamp",
+        /// "pub_props", ...}. Missing fields get defaults.
+        #[arg(long, default_value = "{}")]
+        context: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -46,6 +66,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => serve(config),
+        Command::Rule {
+            command: RuleCommand::Test { sql, context },
+        } => rule_test(&sql, &context),
         Command::Config {
             command: ConfigCommand::Example,
         } => {
@@ -65,6 +88,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn rule_test(sql: &str, context: &str) -> anyhow::Result<()> {
+    let outs = ferry_rules::test_rule(sql, context)?;
+    if outs.is_empty() {
+        eprintln!("ferry: no output (the WHERE or INCASE condition was not met)");
+    }
+    for out in outs {
+        println!("{}", ferry_rules::Value::Map(out).to_json());
+    }
+    Ok(())
 }
 
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -92,9 +126,13 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("shutting down");
         let broker = gateway.broker.clone();
+        let rules = gateway.rules.clone();
         gateway.stop().await;
         let m = broker.metrics().snapshot();
         tracing::info!(?m, "stopped");
+        for (name, m) in rules.metrics() {
+            tracing::info!(rule = %name, ?m, "rule metrics");
+        }
         Ok(())
     })
 }

@@ -106,3 +106,156 @@ fn serve_accepts_mqtt_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn rule_test_prints_one_json_line_per_output() {
+    let out = ferry()
+        .args([
+            "rule",
+            "test",
+            "--sql",
+            "FOREACH payload.sensors as s DO clientid, s.name as name INCASE s.idx >= 1 FROM \"t/#\"",
+            "--context",
+            r#"{"clientid": "c1", "topic": "t/1", "payload": "{\"sensors\": [{\"name\": \"a\", \"idx\": 0}, {\"name\": \"b\", \"idx\": 1}, {\"name\": \"c\", \"idx\": 2}]}"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"clientid\":\"c1\",\"name\":\"b\"}\n{\"clientid\":\"c1\",\"name\":\"c\"}\n"
+    );
+    // Defaults fill the context: topic t/a, payload {"msg": "hello"}, clientid c_emqx.
+    let out = ferry()
+        .args([
+            "rule",
+            "test",
+            "--sql",
+            "SELECT clientid, payload.msg as msg FROM \"t/#\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"clientid\":\"c_emqx\",\"msg\":\"hello\"}\n"
+    );
+    // WHERE not met: nothing printed, exit 0.
+    let out = ferry()
+        .args([
+            "rule",
+            "test",
+            "--sql",
+            "SELECT 1 as x FROM \"t/#\" WHERE false",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn rule_test_reports_sql_errors_on_stderr() {
+    let out = ferry()
+        .args(["rule", "test", "--sql", "SELECT a,\nFROM \"t\""])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "ferry: SQL error: line 2, column 1: expected an expression, found 'FROM'"
+    );
+}
+
+#[test]
+fn serve_runs_rules_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.toml");
+    std::fs::write(
+        &path,
+        r#"
+[listeners.tcp.default]
+bind = "127.0.0.1:0"
+
+[rules.echo]
+sql = 'SELECT payload.v as v FROM "in/#"'
+actions = [{ function = "republish", args = { topic = "out", payload = "v=${v}" } }]
+"#,
+    )
+    .unwrap();
+    let mut child = ferry()
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(' ')
+        .nth(1)
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut sub = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "out",
+            "-C",
+            "1",
+            "-W",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub (install with ./scripts/test)");
+    // Publish until the subscriber is in place and has its message.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-t",
+                "in/1",
+                "-m",
+                "{\"v\": 42}",
+            ])
+            .status()
+            .unwrap();
+        if let Some(s) = sub.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no republished message"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success());
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut sub.stdout.take().unwrap(), &mut got).unwrap();
+    assert_eq!(got.trim(), "v=42");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

@@ -1,0 +1,340 @@
+//! ferry-engine: rules attached to the broker.
+//!
+//! Owns: [`RuleEngine`], a broker [`Hook`] that runs compiled rules on published messages
+//! and client/session events, hands each output to the rule's actions, and keeps the rule
+//! metrics (matched, passed, failed by reason, actions total/success/failed); the
+//! `republish` and `console` actions; the `[rules.NAME]` config.
+//!
+//! Must not: parse SQL itself (that is `ferry-rules`), touch sockets, or name Kafka (Kafka
+//! actions come in as `Arc<dyn Action>` by name).
+
+pub mod actions;
+pub mod config;
+mod input;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use ferry_broker::{Broker, ClientInfo, DropReason, Hook, Message};
+use ferry_mqtt::SubOptions;
+use ferry_rules::{Columns, Event, Rule, RuleError, RuleSet};
+
+pub use actions::{Action, ActionEnv, Console, Republish};
+pub use config::{ActionRef, InlineAction, RuleConfig, RulesConfig};
+
+/// Per-rule counters (EMQX's rule metrics).
+#[derive(Debug, Default)]
+pub struct RuleMetrics {
+    pub matched: AtomicU64,
+    pub passed: AtomicU64,
+    pub failed_exception: AtomicU64,
+    pub failed_no_result: AtomicU64,
+    pub actions_total: AtomicU64,
+    pub actions_success: AtomicU64,
+    pub actions_failed: AtomicU64,
+    /// `payload.…` paths that met a payload that is not JSON.
+    pub payload_not_json: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RuleMetricsSnapshot {
+    pub matched: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub failed_exception: u64,
+    pub failed_no_result: u64,
+    pub actions_total: u64,
+    pub actions_success: u64,
+    pub actions_failed: u64,
+    pub payload_not_json: u64,
+}
+
+impl RuleMetrics {
+    pub fn snapshot(&self) -> RuleMetricsSnapshot {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RuleMetricsSnapshot {
+            matched: g(&self.matched),
+            passed: g(&self.passed),
+            failed: g(&self.failed_exception) + g(&self.failed_no_result),
+            failed_exception: g(&self.failed_exception),
+            failed_no_result: g(&self.failed_no_result),
+            actions_total: g(&self.actions_total),
+            actions_success: g(&self.actions_success),
+            actions_failed: g(&self.actions_failed),
+            payload_not_json: g(&self.payload_not_json),
+        }
+    }
+}
+
+fn inc(c: &AtomicU64) -> u64 {
+    c.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// A loaded rule: its name, actions and counters.
+pub struct RuleRuntime {
+    pub name: String,
+    pub actions: Vec<Arc<dyn Action>>,
+    pub metrics: RuleMetrics,
+}
+
+/// A problem found while loading rules, naming the config key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct LoadError {
+    pub key: String,
+    pub message: String,
+}
+
+/// Compiles every rule and checks every action reference; returns all problems at once.
+/// `named` resolves `"TYPE:NAME"` references (e.g. Kafka actions).
+pub fn check_rules(rules: &RulesConfig, named: &dyn Fn(&str) -> bool) -> Vec<LoadError> {
+    let mut errs = Vec::new();
+    for (name, r) in rules {
+        if let Err(e) = Rule::compile(&r.sql) {
+            errs.push(LoadError {
+                key: format!("rules.{name}.sql"),
+                message: e.to_string(),
+            });
+        }
+        for (i, a) in r.actions.iter().enumerate() {
+            let key = format!("rules.{name}.actions[{i}]");
+            match a {
+                ActionRef::Named(n) if n == "console" => {}
+                ActionRef::Named(n) if named(n) => {}
+                ActionRef::Named(n) => errs.push(LoadError {
+                    key,
+                    message: format!("unknown action {n:?} (use \"console\", an inline republish, or \"kafka:NAME\" for a defined [actions.kafka.NAME])"),
+                }),
+                ActionRef::Inline(InlineAction::Republish(args)) => {
+                    if let Err((field, e)) = Republish::new(name, args, Weak::new()) {
+                        errs.push(LoadError { key: format!("{key}.args.{field}"), message: e.to_string() });
+                    }
+                }
+                ActionRef::Inline(InlineAction::Console) => {}
+            }
+        }
+    }
+    errs
+}
+
+/// Runs rules on the broker's messages and events.
+pub struct RuleEngine {
+    set: RuleSet<RuleRuntime>,
+    node: String,
+}
+
+impl RuleEngine {
+    /// Builds the engine from config. `named` gives the actions referenced by name
+    /// (`"kafka:NAME"`). Disabled rules are loaded but never run.
+    pub fn build(
+        rules: &RulesConfig,
+        broker: &Arc<Broker>,
+        named: &HashMap<String, Arc<dyn Action>>,
+    ) -> Result<RuleEngine, Vec<LoadError>> {
+        let errs = check_rules(rules, &|n| named.contains_key(n));
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let mut set = RuleSet::new();
+        for (name, r) in rules {
+            if !r.enable {
+                continue;
+            }
+            let rule = Rule::compile(&r.sql).map_err(|e| {
+                vec![LoadError {
+                    key: format!("rules.{name}.sql"),
+                    message: e.to_string(),
+                }]
+            })?;
+            let mut acts: Vec<Arc<dyn Action>> = Vec::new();
+            for a in &r.actions {
+                acts.push(match a {
+                    ActionRef::Named(n) if n == "console" => Arc::new(Console::stdout()),
+                    ActionRef::Named(n) => match named.get(n) {
+                        Some(a) => a.clone(),
+                        None => continue,
+                    },
+                    ActionRef::Inline(InlineAction::Console) => Arc::new(Console::stdout()),
+                    ActionRef::Inline(InlineAction::Republish(args)) => Arc::new(
+                        Republish::new(name, args, Arc::downgrade(broker)).map_err(|(f, e)| {
+                            vec![LoadError {
+                                key: format!("rules.{name}.actions.args.{f}"),
+                                message: e.to_string(),
+                            }]
+                        })?,
+                    ),
+                });
+            }
+            set.add(
+                rule,
+                RuleRuntime {
+                    name: name.clone(),
+                    actions: acts,
+                    metrics: RuleMetrics::default(),
+                },
+            );
+        }
+        Ok(RuleEngine {
+            set,
+            node: "ferry@127.0.0.1".into(),
+        })
+    }
+
+    /// An engine from already compiled rules (tests, embedding).
+    pub fn from_rules(rules: Vec<(Rule, RuleRuntime)>) -> RuleEngine {
+        let mut set = RuleSet::new();
+        for (r, rt) in rules {
+            set.add(r, rt);
+        }
+        RuleEngine {
+            set,
+            node: "ferry@127.0.0.1".into(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Every rule's counters, by rule name.
+    pub fn metrics(&self) -> Vec<(String, RuleMetricsSnapshot)> {
+        self.set
+            .rules()
+            .map(|(_, rt)| (rt.name.clone(), rt.metrics.snapshot()))
+            .collect()
+    }
+
+    fn run(&self, rule: &Rule, rt: &RuleRuntime, input: &dyn Columns, msg: Option<&Arc<Message>>) {
+        let m = &rt.metrics;
+        inc(&m.matched);
+        let mut report = ferry_rules::Report::default();
+        let result = rule.apply_reporting(input, &mut report);
+        if report.payload_not_json {
+            inc(&m.payload_not_json);
+        }
+        match result {
+            Ok(outs) => {
+                inc(&m.passed);
+                let env = ActionEnv {
+                    rule: &rt.name,
+                    msg,
+                };
+                for out in &outs {
+                    for a in &rt.actions {
+                        inc(&m.actions_total);
+                        match a.run(out, &env) {
+                            Ok(()) => {
+                                inc(&m.actions_success);
+                            }
+                            Err(e) => {
+                                let n = inc(&m.actions_failed);
+                                if n.is_power_of_two() {
+                                    tracing::warn!(rule = %rt.name, action = a.name(), failed_total = n, "action failed: {e}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Err(RuleError::NoResult) => {
+                inc(&m.failed_no_result);
+            }
+            Err(RuleError::Exception(e)) => {
+                let n = inc(&m.failed_exception);
+                if n.is_power_of_two() {
+                    tracing::warn!(rule = %rt.name, failed_total = n, "rule failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn run_event(
+        &self,
+        ev: Event,
+        columns: impl FnOnce() -> ferry_rules::Map,
+        msg: Option<&Arc<Message>>,
+    ) {
+        if !self.set.wants_event(ev) {
+            return;
+        }
+        let input = ferry_rules::MapInput { columns: columns() };
+        for (rule, rt) in self.set.for_event(ev) {
+            self.run(rule, rt, &input, msg);
+        }
+    }
+}
+
+impl Hook for RuleEngine {
+    fn message_published(&self, msg: &Arc<Message>) {
+        let rules = self.set.for_topic(&msg.topic);
+        if rules.is_empty() {
+            return;
+        }
+        let owned = input::MessageParts::new(msg, &self.node);
+        let input = owned.input();
+        for (rule, rt) in rules {
+            self.run(rule, rt, &input, Some(msg));
+        }
+    }
+
+    fn client_connected(&self, c: &ClientInfo) {
+        self.run_event(
+            Event::ClientConnected,
+            || input::connected(c, &self.node),
+            None,
+        );
+    }
+
+    fn client_disconnected(&self, c: &ClientInfo, reason: &str) {
+        self.run_event(
+            Event::ClientDisconnected,
+            || input::disconnected(c, reason, &self.node),
+            None,
+        );
+    }
+
+    fn session_subscribed(&self, c: &ClientInfo, filter: &str, opts: &SubOptions) {
+        self.run_event(
+            Event::SessionSubscribed,
+            || input::subscription(c, filter, Some(opts), &self.node),
+            None,
+        );
+    }
+
+    fn session_unsubscribed(&self, c: &ClientInfo, filter: &str) {
+        self.run_event(
+            Event::SessionUnsubscribed,
+            || input::subscription(c, filter, None, &self.node),
+            None,
+        );
+    }
+
+    fn message_delivered(&self, to: &ClientInfo, msg: &Arc<Message>) {
+        self.run_event(
+            Event::MessageDelivered,
+            || input::message_event(Event::MessageDelivered, Some(to), msg, None, &self.node),
+            Some(msg),
+        );
+    }
+
+    fn message_acked(&self, to: &ClientInfo, msg: &Arc<Message>) {
+        self.run_event(
+            Event::MessageAcked,
+            || input::message_event(Event::MessageAcked, Some(to), msg, None, &self.node),
+            Some(msg),
+        );
+    }
+
+    fn message_dropped(&self, msg: &Arc<Message>, reason: DropReason) {
+        self.run_event(
+            Event::MessageDropped,
+            || input::message_event(Event::MessageDropped, None, msg, Some(reason), &self.node),
+            Some(msg),
+        );
+    }
+}
