@@ -133,6 +133,12 @@ mod tests {
     }
 
     #[test]
+    fn shipped_rules_example_loads() {
+        let cfg = Config::parse(include_str!("../../../examples/rules.toml"), "rules.toml").unwrap();
+        assert_eq!(cfg.rules.len(), 3);
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = Config::parse("[mqtt]\nmax_packet_sise = 10\n", "t.toml")
             .unwrap_err()
