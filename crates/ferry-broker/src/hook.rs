@@ -52,6 +52,17 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Why a durable consumer could not take a message: the reason code the publisher gets
+/// (MQTT 5: 0x80 unspecified error, 0x97 quota exceeded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotDurable {
+    pub code: u8,
+    pub why: String,
+}
+
+/// Resolves when a durable consumer has made the message durable, or failed to.
+pub type DurableAck = tokio::sync::oneshot::Receiver<Result<(), NotDurable>>;
+
 /// Why a message was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -74,8 +85,10 @@ impl DropReason {
 
 /// Observer of broker events. Every method has an empty default.
 pub trait Hook: Send + Sync + 'static {
-    /// A message was accepted from a publisher, before routing.
-    fn message_published(&self, _msg: &Arc<Message>) {}
+    /// A message was accepted from a publisher, before routing. A hook that makes the
+    /// message durable (e.g. a Kafka action in sync mode) pushes a [`DurableAck`] into
+    /// `acks`: the publisher's PUBACK/PUBREC waits for all of them.
+    fn message_published(&self, _msg: &Arc<Message>, _acks: &mut Vec<DurableAck>) {}
     fn client_connected(&self, _client: &ClientInfo) {}
     fn client_disconnected(&self, _client: &ClientInfo, _reason: &str) {}
     fn session_subscribed(&self, _client: &ClientInfo, _filter: &str, _opts: &SubOptions) {}

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 pub use config::MqttConfig;
 use ferry_mqtt::trie::Trie;
-pub use hook::{ClientInfo, DropReason, Hook};
+pub use hook::{ClientInfo, DropReason, DurableAck, Hook, NotDurable};
 pub use message::{Delivery, Expiry, Message, SharedVia};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use session::{Kick, Outgoing, Session, SessionState, Subscription};
@@ -392,10 +392,17 @@ impl Broker {
     /// Routes a message: stores or clears it as retained if flagged, then queues it for every
     /// matching session. Returns how many sessions it was queued for.
     pub fn publish(&self, msg: Message) -> usize {
+        let mut acks = Vec::new();
+        self.publish_durable(msg, &mut acks)
+    }
+
+    /// Like [`Broker::publish`], collecting the acknowledgements of durable consumers: a
+    /// QoS 1/2 publisher is acknowledged only when all of them resolved `Ok`.
+    pub fn publish_durable(&self, msg: Message, acks: &mut Vec<DurableAck>) -> usize {
         self.metrics.inc(&self.metrics.messages_received);
         let msg = Arc::new(msg);
         for h in self.hooks() {
-            h.message_published(&msg);
+            h.message_published(&msg, acks);
         }
         if msg.retain {
             lock(&self.retained).set(&msg);

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
-use ferry_broker::{Broker, ClientInfo, Message};
+use ferry_broker::{Broker, ClientInfo, DurableAck, Message};
 use ferry_mqtt::{Properties, QoS};
 use ferry_rules::{CompileError, Map, Template, Value};
 
@@ -17,13 +17,16 @@ pub struct ActionEnv<'a> {
     pub rule: &'a str,
     /// The message that triggered the rule (none for events).
     pub msg: Option<&'a Arc<Message>>,
+    /// A durable action (Kafka in sync mode) adds here what the publisher's PUBACK must
+    /// wait for.
+    pub acks: &'a mut Vec<DurableAck>,
 }
 
 /// A destination for rule outputs. `run` is called on the publishing client's task: it must
 /// not block (queue the work if it is slow) and must not panic.
 pub trait Action: Send + Sync {
     fn name(&self) -> &str;
-    fn run(&self, out: &Map, env: &ActionEnv<'_>) -> Result<(), String>;
+    fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String>;
 }
 
 /// Prints each output, like EMQX's console action.
@@ -50,7 +53,7 @@ impl Action for Console {
         "console"
     }
 
-    fn run(&self, out: &Map, env: &ActionEnv<'_>) -> Result<(), String> {
+    fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String> {
         let line = format!(
             "[rule action] {}\n\tAction Data: {}\n",
             env.rule,
@@ -136,7 +139,7 @@ impl Action for Republish {
         &self.name
     }
 
-    fn run(&self, out: &Map, _env: &ActionEnv<'_>) -> Result<(), String> {
+    fn run(&self, out: &Map, _env: &mut ActionEnv<'_>) -> Result<(), String> {
         let broker = self.broker.upgrade().ok_or("the broker is gone")?;
         let topic = self.topic.render(out);
         ferry_mqtt::topic::validate_name(&topic)

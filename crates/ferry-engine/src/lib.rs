@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use ferry_broker::{Broker, ClientInfo, DropReason, Hook, Message};
+use ferry_broker::{Broker, ClientInfo, DropReason, DurableAck, Hook, Message};
 use ferry_mqtt::SubOptions;
 use ferry_rules::{Columns, Event, Rule, RuleError, RuleSet};
 
@@ -209,7 +209,14 @@ impl RuleEngine {
             .collect()
     }
 
-    fn run(&self, rule: &Rule, rt: &RuleRuntime, input: &dyn Columns, msg: Option<&Arc<Message>>) {
+    fn run(
+        &self,
+        rule: &Rule,
+        rt: &RuleRuntime,
+        input: &dyn Columns,
+        msg: Option<&Arc<Message>>,
+        acks: &mut Vec<DurableAck>,
+    ) {
         let m = &rt.metrics;
         inc(&m.matched);
         let mut report = ferry_rules::Report::default();
@@ -220,14 +227,15 @@ impl RuleEngine {
         match result {
             Ok(outs) => {
                 inc(&m.passed);
-                let env = ActionEnv {
+                let mut env = ActionEnv {
                     rule: &rt.name,
                     msg,
+                    acks,
                 };
                 for out in &outs {
                     for a in &rt.actions {
                         inc(&m.actions_total);
-                        match a.run(out, &env) {
+                        match a.run(out, &mut env) {
                             Ok(()) => {
                                 inc(&m.actions_success);
                             }
@@ -263,14 +271,16 @@ impl RuleEngine {
             return;
         }
         let input = ferry_rules::MapInput { columns: columns() };
+        // Events are not acknowledged to anyone: durable acks from them are not awaited.
+        let mut acks = Vec::new();
         for (rule, rt) in self.set.for_event(ev) {
-            self.run(rule, rt, &input, msg);
+            self.run(rule, rt, &input, msg, &mut acks);
         }
     }
 }
 
 impl Hook for RuleEngine {
-    fn message_published(&self, msg: &Arc<Message>) {
+    fn message_published(&self, msg: &Arc<Message>, acks: &mut Vec<DurableAck>) {
         let rules = self.set.for_topic(&msg.topic);
         if rules.is_empty() {
             return;
@@ -278,7 +288,7 @@ impl Hook for RuleEngine {
         let owned = input::MessageParts::new(msg, &self.node);
         let input = owned.input();
         for (rule, rt) in rules {
-            self.run(rule, rt, &input, Some(msg));
+            self.run(rule, rt, &input, Some(msg), acks);
         }
     }
 

@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
     let rule = Rule::compile("SELECT timestamp, clientid, payload.temp as temp, payload.hum as hum FROM \"temp_hum/emqx\"").unwrap();
-    let payload = br#"{"temp": 23.51, "hum": 61.2, "site": "building-7/floor-3/room-12", "device": "sensor-0042", "fw": "1.4.2", "battery": 87, "rssi": -71, "ts": 1700000000123, "status": "ok", "seq": 123456}"#;
+    let payload = br#"{"temp": 23.51, "hum": 61.2, "site": "building-7/floor-3/room-12", "device": "sensor-0042", "fw": "1.4.2", "battery": 87, "rssi": -71, "ts": 1700000000123, "status": "ok", "seq": 123456, "ok": true}"#;
     assert!((190..=210).contains(&payload.len()), "{}", payload.len());
     let input = MessageInput {
         id: "0005F8F84FFFAFB9F44200000D810002",

@@ -6,14 +6,15 @@
 //! violation ends in [`Close::Error`] with its reason code, sent as DISCONNECT to MQTT 5
 //! clients; nothing here panics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use ferry_broker::{
-    Broker, ClientInfo, Delivery, Expiry, Kick, Message, MqttConfig, Outgoing, Session,
+    Broker, ClientInfo, Delivery, DurableAck, Expiry, Kick, Message, MqttConfig, NotDurable,
+    Outgoing, Session,
 };
 use ferry_mqtt::topic::validate_name;
 use ferry_mqtt::{
@@ -156,6 +157,36 @@ struct Conn {
     out_aliases: HashMap<String, u16>,
     wbuf: BytesMut,
     batch: Vec<Outgoing>,
+    /// QoS 1/2 publishes whose PUBACK/PUBREC waits for durable consumers, in arrival order
+    /// (acknowledgements must keep the order of the PUBLISH packets).
+    pending: VecDeque<PendingAck>,
+}
+
+/// A PUBACK/PUBREC held back until every durable consumer of the message said "durable".
+struct PendingAck {
+    qos: QoS,
+    packet_id: u16,
+    code: u8,
+    acks: Vec<DurableAck>,
+}
+
+/// Waits for the first pending publish: `Ok(())` when all its consumers made it durable.
+/// Cancel-safe: resolved acknowledgements are removed as they complete.
+async fn wait_front(pending: &mut VecDeque<PendingAck>) -> Result<(), NotDurable> {
+    let Some(front) = pending.front_mut() else {
+        return Ok(());
+    };
+    while let Some(rx) = front.acks.last_mut() {
+        let r = rx.await.unwrap_or_else(|_| {
+            Err(NotDurable {
+                code: reason::UNSPECIFIED_ERROR,
+                why: "the durable consumer went away".into(),
+            })
+        });
+        front.acks.pop();
+        r?;
+    }
+    Ok(())
 }
 
 impl Conn {
@@ -265,6 +296,7 @@ impl Conn {
             out_aliases: HashMap::new(),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             batch: Vec::with_capacity(BATCH),
+            pending: VecDeque::new(),
             broker,
             cfg,
         };
@@ -344,7 +376,51 @@ impl Conn {
                     }
                 },
                 _ = self.session.notified() => {}
+                r = wait_front(&mut self.pending), if !self.pending.is_empty() => {
+                    if let Some(close) = self.release_front(r) {
+                        return close;
+                    }
+                }
             }
+        }
+    }
+
+    /// The first pending publish is settled: acknowledge it (with the failure's reason
+    /// code for MQTT 5), then every following one that waits for nothing.
+    fn release_front(&mut self, r: Result<(), NotDurable>) -> Option<Close> {
+        let Some(p) = self.pending.pop_front() else {
+            return None;
+        };
+        match r {
+            Ok(()) => self.send_ack(p.qos, p.packet_id, p.code),
+            Err(e) => {
+                tracing::warn!(client_id = %self.client_id, packet_id = p.packet_id, "publish not acknowledged: {}", e.why);
+                if p.qos == QoS::ExactlyOnce {
+                    self.session.lock().awaiting_rel.remove(&p.packet_id);
+                }
+                if !self.version.is_v5() {
+                    // 3.x cannot refuse a PUBLISH: close so the client sends it again.
+                    return Some(err(
+                        e.code,
+                        format!("publish {} not durable: {}", p.packet_id, e.why),
+                    ));
+                }
+                self.send_ack(p.qos, p.packet_id, e.code);
+            }
+        }
+        while self.pending.front().is_some_and(|p| p.acks.is_empty()) {
+            if let Some(p) = self.pending.pop_front() {
+                self.send_ack(p.qos, p.packet_id, p.code);
+            }
+        }
+        None
+    }
+
+    fn send_ack(&mut self, qos: QoS, packet_id: u16, code: u8) {
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(packet_id, code))),
+            QoS::ExactlyOnce => self.send(&Packet::PubRec(Ack::new(packet_id, code))),
         }
     }
 
@@ -489,18 +565,40 @@ impl Conn {
         if p.qos == QoS::ExactlyOnce {
             let mut st = self.session.lock();
             if st.awaiting_rel.contains(&p.packet_id) {
-                // A resend of a message already routed: acknowledge again, do not route.
+                // A resend of a message already routed: acknowledge again (once it is
+                // durable, if it is still pending), do not route.
                 drop(st);
-                self.send(&Packet::PubRec(Ack::new(p.packet_id, reason::SUCCESS)));
+                if !self.pending.iter().any(|x| x.packet_id == p.packet_id) {
+                    self.send(&Packet::PubRec(Ack::new(p.packet_id, reason::SUCCESS)));
+                }
                 return None;
             }
-            if st.awaiting_rel.len() >= usize::from(self.cfg.receive_maximum) {
+            let pending_qos1 = self
+                .pending
+                .iter()
+                .filter(|p| p.qos == QoS::AtLeastOnce)
+                .count();
+            if st.awaiting_rel.len() + pending_qos1 >= usize::from(self.cfg.receive_maximum) {
                 return Some(err(
                     reason::RECEIVE_MAXIMUM_EXCEEDED,
                     "receive maximum exceeded",
                 ));
             }
             st.awaiting_rel.insert(p.packet_id);
+        } else if p.qos == QoS::AtLeastOnce && !self.pending.is_empty() {
+            let pending_qos1 = self
+                .pending
+                .iter()
+                .filter(|p| p.qos == QoS::AtLeastOnce)
+                .count();
+            if pending_qos1 + self.session.lock().awaiting_rel.len()
+                >= usize::from(self.cfg.receive_maximum)
+            {
+                return Some(err(
+                    reason::RECEIVE_MAXIMUM_EXCEEDED,
+                    "receive maximum exceeded",
+                ));
+            }
         }
         let (qos, packet_id) = (p.qos, p.packet_id);
         let msg = Message {
@@ -513,16 +611,24 @@ impl Conn {
             received_at: Instant::now(),
             timestamp: ferry_broker::hook::now_ms(),
         };
-        let routed = self.broker.publish(msg);
+        let mut acks = Vec::new();
+        let routed = self.broker.publish_durable(msg, &mut acks);
         let code = if routed == 0 && self.version.is_v5() {
             reason::NO_MATCHING_SUBSCRIBERS
         } else {
             reason::SUCCESS
         };
-        match qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(packet_id, code))),
-            QoS::ExactlyOnce => self.send(&Packet::PubRec(Ack::new(packet_id, code))),
+        if qos != QoS::AtMostOnce {
+            if acks.is_empty() && self.pending.is_empty() {
+                self.send_ack(qos, packet_id, code);
+            } else {
+                self.pending.push_back(PendingAck {
+                    qos,
+                    packet_id,
+                    code,
+                    acks,
+                });
+            }
         }
         None
     }
