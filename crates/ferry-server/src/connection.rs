@@ -388,9 +388,7 @@ impl Conn {
     /// The first pending publish is settled: acknowledge it (with the failure's reason
     /// code for MQTT 5), then every following one that waits for nothing.
     fn release_front(&mut self, r: Result<(), NotDurable>) -> Option<Close> {
-        let Some(p) = self.pending.pop_front() else {
-            return None;
-        };
+        let p = self.pending.pop_front()?;
         match r {
             Ok(()) => self.send_ack(p.qos, p.packet_id, p.code),
             Err(e) => {
