@@ -6,6 +6,7 @@ use std::path::Path;
 
 use ferry_broker::MqttConfig;
 use ferry_engine::RulesConfig;
+use ferry_kafka::{KafkaActions, KafkaConnectors};
 use ferry_server::TcpListenerConfig;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,10 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// `[rules.NAME]`: rule SQL and actions.
     pub rules: RulesConfig,
+    /// `[connectors.kafka.NAME]`: Kafka clusters.
+    pub connectors: KafkaConnectors,
+    /// `[actions.kafka.NAME]`: Kafka producer actions, used by rules as "kafka:NAME".
+    pub actions: KafkaActions,
 }
 
 impl Default for Config {
@@ -31,6 +36,8 @@ impl Default for Config {
             },
             mqtt: MqttConfig::default(),
             rules: RulesConfig::new(),
+            connectors: KafkaConnectors::default(),
+            actions: KafkaActions::default(),
         }
     }
 }
@@ -134,7 +141,8 @@ mod tests {
 
     #[test]
     fn shipped_rules_example_loads() {
-        let cfg = Config::parse(include_str!("../../../examples/rules.toml"), "rules.toml").unwrap();
+        let cfg =
+            Config::parse(include_str!("../../../examples/rules.toml"), "rules.toml").unwrap();
         assert_eq!(cfg.rules.len(), 3);
     }
 

@@ -19,6 +19,7 @@ pub use config::Config;
 pub struct Gateway {
     pub broker: Arc<Broker>,
     pub rules: Arc<RuleEngine>,
+    pub kafka: ferry_kafka::Kafka,
     /// (listener name, bound address), e.g. ("tcp.default", 127.0.0.1:1883).
     pub listeners: Vec<(String, SocketAddr)>,
     shutdown: CancellationToken,
@@ -30,8 +31,11 @@ impl Gateway {
     pub async fn start(cfg: &Config) -> anyhow::Result<Gateway> {
         let shutdown = CancellationToken::new();
         let broker = Broker::new(cfg.mqtt.clone());
-        let rules = RuleEngine::build(&cfg.rules, &broker, &std::collections::HashMap::new())
-            .map_err(|errs| {
+        let kafka = ferry_kafka::Kafka::start(&cfg.connectors, &cfg.actions).map_err(|errs| {
+            anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
+        })?;
+        let rules =
+            RuleEngine::build(&cfg.rules, &broker, &kafka.named_actions()).map_err(|errs| {
                 let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
                 anyhow::anyhow!("invalid rules:\n  {}", list.join("\n  "))
             })?;
@@ -60,6 +64,7 @@ impl Gateway {
         Ok(Gateway {
             broker,
             rules,
+            kafka,
             listeners,
             shutdown,
             tasks,
@@ -71,5 +76,7 @@ impl Gateway {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
+        // Connections are closed: nothing new reaches Kafka; let in-flight records land.
+        self.kafka.stop(std::time::Duration::from_secs(5)).await;
     }
 }

@@ -127,7 +127,16 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let broker = gateway.broker.clone();
         let rules = gateway.rules.clone();
+        let actions: Vec<_> = gateway
+            .kafka
+            .actions
+            .iter()
+            .map(|(n, a)| (n.clone(), a.metrics.clone()))
+            .collect();
         gateway.stop().await;
+        for (name, m) in actions {
+            tracing::info!(action = %name, m = ?m.snapshot(), "kafka action metrics");
+        }
         let m = broker.metrics().snapshot();
         tracing::info!(?m, "stopped");
         for (name, m) in rules.metrics() {

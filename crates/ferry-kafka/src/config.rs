@@ -1,0 +1,351 @@
+//! `[connectors.kafka.NAME]` and `[actions.kafka.NAME]`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration written as "500ms", "5s", "2m" or "1h".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn parse(s: &str) -> Result<Dur, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (n, unit) = s.split_at(split);
+        let n: u64 = n
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration such as \"500ms\" or \"5s\""))?;
+        let d = match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => {
+                return Err(format!(
+                    "{s:?} is not a duration such as \"500ms\" or \"5s\""
+                ));
+            }
+        };
+        Ok(Dur(d))
+    }
+
+    pub fn ms(self) -> u64 {
+        self.0.as_millis() as u64
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        Dur::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.0.as_millis()))
+    }
+}
+
+fn dur(ms: u64) -> Dur {
+    Dur(Duration::from_millis(ms))
+}
+
+/// A Kafka cluster to connect to (`[connectors.kafka.NAME]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// "host1:9092,host2:9092".
+    pub bootstrap_hosts: String,
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    #[serde(default = "default_health_interval")]
+    pub health_check_interval: Dur,
+    #[serde(default)]
+    pub ssl: SslConfig,
+    pub authentication: Option<AuthConfig>,
+}
+
+fn default_client_id() -> String {
+    "ferry".into()
+}
+fn default_connect_timeout() -> Dur {
+    dur(5_000)
+}
+fn default_health_interval() -> Dur {
+    dur(15_000)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SslConfig {
+    pub enable: bool,
+    /// CA certificates (PEM) to verify the brokers with.
+    pub cacertfile: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    /// Verify the brokers' certificates (default true).
+    pub verify: Option<bool>,
+    /// Server name to send and verify, when it differs from the bootstrap host.
+    pub server_name_indication: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaslMechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+/// A producer action (`[actions.kafka.NAME]`), used by rules as `"kafka:NAME"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerConfig {
+    /// Name of a `[connectors.kafka.NAME]`.
+    pub connector: String,
+    /// Topic template, e.g. `my-vehicles` or `t-${payload.site}`.
+    pub topic: String,
+    #[serde(default = "default_key")]
+    pub key: String,
+    #[serde(default = "default_value")]
+    pub value: String,
+    /// Milliseconds since the epoch; falls back to now if it does not render to a number.
+    #[serde(default = "default_timestamp")]
+    pub timestamp: String,
+    /// A template rendering an object, e.g. `${pub_props.'User-Property'}`: one header per key.
+    pub headers: Option<String>,
+    #[serde(default)]
+    pub ext_headers: Vec<ExtHeader>,
+    #[serde(default)]
+    pub header_value_encode: HeaderEncode,
+    #[serde(default)]
+    pub partition_strategy: PartitionStrategy,
+    /// Explicit partition template (overrides `partition_strategy`).
+    pub partition: Option<String>,
+    /// Use at most this many partitions of each topic.
+    pub partitions_limit: Option<u32>,
+    #[serde(default = "default_refresh")]
+    pub partition_count_refresh_interval: Dur,
+    #[serde(default)]
+    pub required_acks: RequiredAcks,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default = "default_linger")]
+    pub linger: Dur,
+    #[serde(default = "default_batch")]
+    pub max_batch_bytes: u32,
+    #[serde(default = "yes")]
+    pub idempotence: bool,
+    #[serde(default)]
+    pub query_mode: QueryMode,
+    /// Sync mode: how long a publisher waits for Kafka before it gets a failure.
+    #[serde(default = "default_sync_timeout")]
+    pub sync_timeout: Dur,
+    /// Async mode: records held in memory waiting for Kafka.
+    #[serde(default = "default_queue")]
+    pub max_queue_messages: usize,
+    /// Async mode: which record goes when the queue is full.
+    #[serde(default)]
+    pub overflow: Overflow,
+    /// Async mode: times a record is sent again after a retryable failure.
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_backoff")]
+    pub retry_backoff: Dur,
+}
+
+fn default_key() -> String {
+    "${clientid}".into()
+}
+fn default_value() -> String {
+    "${.}".into()
+}
+fn default_timestamp() -> String {
+    "${publish_received_at}".into()
+}
+fn default_refresh() -> Dur {
+    dur(60_000)
+}
+fn default_linger() -> Dur {
+    dur(5)
+}
+fn default_batch() -> u32 {
+    896 * 1024
+}
+fn yes() -> bool {
+    true
+}
+fn default_sync_timeout() -> Dur {
+    dur(5_000)
+}
+fn default_queue() -> usize {
+    100_000
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_backoff() -> Dur {
+    dur(500)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtHeader {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderEncode {
+    #[default]
+    None,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionStrategy {
+    #[default]
+    KeyHash,
+    Random,
+    RoundRobin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RequiredAcks {
+    #[default]
+    All,
+    Leader,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryMode {
+    Sync,
+    #[default]
+    Async,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    #[default]
+    DropOldest,
+    DropNewest,
+}
+
+/// `[connectors.kafka]` and `[actions.kafka]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConnectors {
+    pub kafka: BTreeMap<String, ConnectorConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaActions {
+    pub kafka: BTreeMap<String, ProducerConfig>,
+}
+
+/// Every problem in the Kafka sections, each naming its key.
+pub fn validate(connectors: &KafkaConnectors, actions: &KafkaActions) -> Vec<String> {
+    let mut errs = Vec::new();
+    for (name, c) in &connectors.kafka {
+        let key = format!("connectors.kafka.{name}");
+        if c.bootstrap_hosts.split(',').any(|h| {
+            h.trim()
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        }) {
+            errs.push(format!(
+                "{key}.bootstrap_hosts: expected \"host:port[,host:port...]\", got {:?}",
+                c.bootstrap_hosts
+            ));
+        }
+        if c.ssl.certfile.is_some() != c.ssl.keyfile.is_some() {
+            errs.push(format!("{key}.ssl: certfile and keyfile go together"));
+        }
+        for (k, p) in [
+            ("cacertfile", &c.ssl.cacertfile),
+            ("certfile", &c.ssl.certfile),
+            ("keyfile", &c.ssl.keyfile),
+        ] {
+            if let Some(p) = p
+                && !p.exists()
+            {
+                errs.push(format!("{key}.ssl.{k}: {} does not exist", p.display()));
+            }
+        }
+    }
+    for (name, a) in &actions.kafka {
+        let key = format!("actions.kafka.{name}");
+        if !connectors.kafka.contains_key(&a.connector) {
+            errs.push(format!(
+                "{key}.connector: no [connectors.kafka.{}]",
+                a.connector
+            ));
+        }
+        for (field, t) in [
+            ("topic", Some(&a.topic)),
+            ("key", Some(&a.key)),
+            ("value", Some(&a.value)),
+            ("timestamp", Some(&a.timestamp)),
+            ("headers", a.headers.as_ref()),
+            ("partition", a.partition.as_ref()),
+        ] {
+            if let Some(t) = t
+                && let Err(e) = ferry_rules::Template::parse(t)
+            {
+                errs.push(format!("{key}.{field}: {e}"));
+            }
+        }
+        for (i, h) in a.ext_headers.iter().enumerate() {
+            for (field, t) in [("key", &h.key), ("value", &h.value)] {
+                if let Err(e) = ferry_rules::Template::parse(t) {
+                    errs.push(format!("{key}.ext_headers[{i}].{field}: {e}"));
+                }
+            }
+        }
+        if a.idempotence && a.required_acks != RequiredAcks::All {
+            errs.push(format!(
+                "{key}.required_acks: idempotence = true needs required_acks = \"all\""
+            ));
+        }
+        if a.max_queue_messages == 0 {
+            errs.push(format!("{key}.max_queue_messages: must be at least 1"));
+        }
+        if a.partitions_limit == Some(0) {
+            errs.push(format!("{key}.partitions_limit: must be at least 1"));
+        }
+    }
+    errs
+}

@@ -1,0 +1,647 @@
+//! Kafka producer actions.
+//!
+//! `KafkaAction::run` is called by the rule engine on the publishing client's task. It
+//! renders the record and, never blocking:
+//! - sync mode: hands the record to librdkafka with a oneshot in its delivery opaque and
+//!   registers the receiver as a durable acknowledgement, so the publisher's PUBACK waits for
+//!   Kafka's (a full librdkafka queue answers 0x97 at once; a failure or timeout 0x80);
+//! - async mode: pushes it into a bounded in-memory queue (overflow policy counted as
+//!   `dropped.queue_full`); a worker task moves records into librdkafka, waiting while its
+//!   queue is full, and sends retryable failures again (up to `max_retries`).
+//!
+//! Every record ends in exactly one of: success, failed, dropped. Counters live in
+//! [`ActionMetrics`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use ferry_broker::NotDurable;
+use ferry_engine::{Action, ActionEnv};
+use ferry_mqtt::{QoS, reason};
+use ferry_rules::{Map, Template, Value};
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{
+    Compression, HeaderEncode, Overflow, PartitionStrategy, ProducerConfig, QueryMode, RequiredAcks,
+};
+use crate::connector::{Connector, client_config};
+use crate::metrics::ActionMetrics;
+use crate::partition::java_partition;
+
+/// A rendered record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub timestamp: i64,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub partition: Option<i32>,
+    /// When the MQTT message arrived (publish-to-Kafka-ack latency starts here).
+    pub since: Instant,
+}
+
+/// Travels with a record through librdkafka and comes back in the delivery report.
+pub struct Delivery {
+    record: Record,
+    ack: Option<oneshot::Sender<Result<(), NotDurable>>>,
+    attempt: u32,
+}
+
+/// Receives delivery reports on librdkafka's thread.
+pub struct Reports {
+    metrics: Arc<ActionMetrics>,
+    retry: Arc<Queue>,
+    max_retries: u32,
+    async_mode: bool,
+    name: String,
+}
+
+impl ClientContext for Reports {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(action = %self.name, "librdkafka: {error}: {reason}");
+    }
+}
+
+/// Errors that sending again cannot fix.
+fn fatal(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidTopic
+                | RDKafkaErrorCode::UnknownPartition
+        )
+    )
+}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = Box<Delivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, d: Box<Delivery>) {
+        let m = &self.metrics;
+        m.inflight_done.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(_) => {
+                m.success.fetch_add(1, Ordering::Relaxed);
+                m.latency.record(d.record.since.elapsed());
+                if let Some(ack) = d.ack {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err((e, _)) => {
+                let mut d = d;
+                if self.async_mode && !fatal(e) && d.attempt < self.max_retries {
+                    d.attempt += 1;
+                    m.retried.fetch_add(1, Ordering::Relaxed);
+                    self.retry.push_retry(*d);
+                    return;
+                }
+                let n = m.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(action = %self.name, topic = %d.record.topic, failed_total = n, "record not delivered: {e}");
+                }
+                if let Some(ack) = d.ack.take() {
+                    let _ = ack.send(Err(NotDurable {
+                        code: reason::UNSPECIFIED_ERROR,
+                        why: format!("kafka: {e}"),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// The async-mode buffer: bounded, with an overflow policy, plus records coming back for a
+/// retry (those are few: bounded by what librdkafka had in flight).
+pub struct Queue {
+    items: Mutex<VecDeque<Delivery>>,
+    retries: Mutex<VecDeque<Delivery>>,
+    notify: Notify,
+    limit: usize,
+    overflow: Overflow,
+    metrics: Arc<ActionMetrics>,
+}
+
+impl Queue {
+    fn push(&self, d: Delivery) {
+        let m = &self.metrics;
+        {
+            let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
+            if q.len() >= self.limit {
+                m.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                m.dequeued.fetch_add(1, Ordering::Relaxed);
+                match self.overflow {
+                    Overflow::DropNewest => {
+                        // The new record is the one dropped.
+                        return;
+                    }
+                    Overflow::DropOldest => {
+                        q.pop_front();
+                    }
+                }
+            }
+            m.enqueued.fetch_add(1, Ordering::Relaxed);
+            q.push_back(d);
+        }
+        self.notify.notify_one();
+    }
+
+    fn push_retry(&self, d: Delivery) {
+        self.retries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(d);
+        self.notify.notify_one();
+    }
+
+    fn pop(&self) -> Option<(Delivery, bool)> {
+        if let Some(d) = self
+            .retries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+        {
+            return Some((d, true));
+        }
+        let d = self
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()?;
+        self.metrics.dequeued.fetch_add(1, Ordering::Relaxed);
+        Some((d, false))
+    }
+
+    fn unpop(&self, d: Delivery, retry: bool) {
+        if retry {
+            self.retries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_front(d);
+        } else {
+            self.metrics.enqueued.fetch_add(1, Ordering::Relaxed);
+            self.items
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_front(d);
+        }
+    }
+}
+
+/// Partition counts per topic, refreshed in the background.
+#[derive(Default)]
+struct PartitionCounts(RwLock<HashMap<String, i32>>);
+
+impl PartitionCounts {
+    fn get(&self, topic: &str) -> Option<i32> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .copied()
+    }
+    fn wants(&self, topic: &str) {
+        let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
+        m.entry(topic.to_owned()).or_insert(0);
+    }
+}
+
+pub struct KafkaAction {
+    name: String,
+    cfg: ProducerConfig,
+    producer: ThreadedProducer<Reports>,
+    topic: Template,
+    key: Template,
+    value: Template,
+    timestamp: Template,
+    headers: Option<Template>,
+    ext_headers: Vec<(Template, Template)>,
+    partition: Option<Template>,
+    counts: Arc<PartitionCounts>,
+    round_robin: AtomicU64,
+    queue: Arc<Queue>,
+    pub metrics: Arc<ActionMetrics>,
+}
+
+fn bytes_of(v: Value) -> Vec<u8> {
+    match v {
+        Value::Str(s) => s.into_bytes(),
+        Value::Bin(b) => b,
+        Value::Null => Vec::new(),
+        other => other.to_text().into_bytes(),
+    }
+}
+
+impl KafkaAction {
+    /// Creates the producer (no connection is needed yet) and, in async mode, the worker.
+    pub fn start(
+        name: &str,
+        cfg: ProducerConfig,
+        conn: &Connector,
+        stop: CancellationToken,
+    ) -> Result<Arc<KafkaAction>, String> {
+        let t = |field: &str, s: &str| {
+            Template::parse(s).map_err(|e| format!("actions.kafka.{name}.{field}: {e}"))
+        };
+        let metrics = Arc::new(ActionMetrics::default());
+        let queue = Arc::new(Queue {
+            items: Mutex::new(VecDeque::new()),
+            retries: Mutex::new(VecDeque::new()),
+            notify: Notify::new(),
+            limit: cfg.max_queue_messages,
+            overflow: cfg.overflow,
+            metrics: metrics.clone(),
+        });
+        let mut cc = client_config(&conn.config);
+        cc.set(
+            "acks",
+            match cfg.required_acks {
+                RequiredAcks::All => "all",
+                RequiredAcks::Leader => "1",
+                RequiredAcks::None => "0",
+            },
+        )
+        .set(
+            "compression.type",
+            match cfg.compression {
+                Compression::None => "none",
+                Compression::Gzip => "gzip",
+                Compression::Snappy => "snappy",
+                Compression::Lz4 => "lz4",
+                Compression::Zstd => "zstd",
+            },
+        )
+        .set("linger.ms", cfg.linger.ms().to_string())
+        .set("batch.size", cfg.max_batch_bytes.to_string())
+        .set(
+            "enable.idempotence",
+            if cfg.idempotence { "true" } else { "false" },
+        )
+        // Java-compatible placement of keyed records (murmur2); keyless ones spread randomly.
+        .set("partitioner", "murmur2_random")
+        .set("retry.backoff.ms", cfg.retry_backoff.ms().to_string())
+        .set("queue.buffering.max.messages", "100000");
+        let timeout = match cfg.query_mode {
+            QueryMode::Sync => cfg.sync_timeout.ms(),
+            QueryMode::Async => 30_000,
+        };
+        cc.set("message.timeout.ms", timeout.max(1).to_string());
+        let reports = Reports {
+            metrics: metrics.clone(),
+            retry: queue.clone(),
+            max_retries: cfg.max_retries,
+            async_mode: cfg.query_mode == QueryMode::Async,
+            name: name.to_owned(),
+        };
+        let producer: ThreadedProducer<Reports> = cc
+            .create_with_context(reports)
+            .map_err(|e| format!("actions.kafka.{name}: cannot create the producer: {e}"))?;
+        let action = Arc::new(KafkaAction {
+            name: format!("kafka:{name}"),
+            topic: t("topic", &cfg.topic)?,
+            key: t("key", &cfg.key)?,
+            value: t("value", &cfg.value)?,
+            timestamp: t("timestamp", &cfg.timestamp)?,
+            headers: cfg
+                .headers
+                .as_deref()
+                .map(|h| t("headers", h))
+                .transpose()?,
+            ext_headers: cfg
+                .ext_headers
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    Ok((
+                        t(&format!("ext_headers[{i}].key"), &h.key)?,
+                        t(&format!("ext_headers[{i}].value"), &h.value)?,
+                    ))
+                })
+                .collect::<Result<_, String>>()?,
+            partition: cfg
+                .partition
+                .as_deref()
+                .map(|p| t("partition", p))
+                .transpose()?,
+            counts: Arc::default(),
+            round_robin: AtomicU64::new(0),
+            queue,
+            metrics,
+            producer,
+            cfg,
+        });
+        if action.cfg.query_mode == QueryMode::Async {
+            tokio::spawn(worker(action.clone(), stop.clone()));
+        }
+        let needs_counts = action.partition.is_none()
+            && (action.cfg.partitions_limit.is_some()
+                || action.cfg.partition_strategy != PartitionStrategy::KeyHash);
+        if needs_counts {
+            tokio::spawn(refresh_counts(action.clone(), stop));
+        }
+        Ok(action)
+    }
+
+    pub fn config(&self) -> &ProducerConfig {
+        &self.cfg
+    }
+
+    /// Renders one rule output into a record.
+    pub fn render(&self, out: &Map, since: Instant) -> Result<Record, String> {
+        let topic = self.topic.render(out);
+        if topic.is_empty()
+            || topic.len() > 249
+            || !topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(format!("invalid Kafka topic {topic:?} from template"));
+        }
+        let key = match self.key.render_value(out) {
+            Value::Null => None,
+            v => Some(bytes_of(v)),
+        };
+        let value = bytes_of(self.value.render_value(out));
+        let timestamp = self
+            .timestamp
+            .render(out)
+            .trim()
+            .parse::<i64>()
+            .unwrap_or_else(|_| ferry_broker::hook::now_ms());
+        let mut headers = Vec::new();
+        if let Some(h) = &self.headers {
+            match h.render_value(out) {
+                Value::Map(m) => {
+                    for (k, v) in m {
+                        let b = match (self.cfg.header_value_encode, v) {
+                            (HeaderEncode::Json, v) => v.to_json().into_bytes(),
+                            (HeaderEncode::None, v) => bytes_of(v),
+                        };
+                        headers.push((k, b));
+                    }
+                }
+                Value::Null => {}
+                other => {
+                    return Err(format!(
+                        "headers must render an object, got {}",
+                        other.type_name()
+                    ));
+                }
+            }
+        }
+        for (k, v) in &self.ext_headers {
+            let value = match self.cfg.header_value_encode {
+                HeaderEncode::Json => v.render_value(out).to_json().into_bytes(),
+                HeaderEncode::None => bytes_of(v.render_value(out)),
+            };
+            headers.push((k.render(out), value));
+        }
+        let partition = self.choose_partition(&topic, key.as_deref(), out)?;
+        Ok(Record {
+            topic,
+            key,
+            value,
+            timestamp,
+            headers,
+            partition,
+            since,
+        })
+    }
+
+    fn choose_partition(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        out: &Map,
+    ) -> Result<Option<i32>, String> {
+        if let Some(p) = &self.partition {
+            let s = p.render(out);
+            return s
+                .trim()
+                .parse::<i32>()
+                .map(Some)
+                .map_err(|_| format!("partition {s:?} is not a number"));
+        }
+        let count = self.counts.get(topic).filter(|c| *c > 0);
+        if count.is_none() {
+            self.counts.wants(topic);
+        }
+        let Some(count) = count else {
+            // Unknown yet: librdkafka's murmur2_random places it (Java-compatible for keys).
+            return Ok(None);
+        };
+        let n = match self.cfg.partitions_limit {
+            Some(l) => count.min(l as i32),
+            None => count,
+        };
+        Ok(match self.cfg.partition_strategy {
+            PartitionStrategy::KeyHash => key.map(|k| java_partition(k, n)),
+            PartitionStrategy::Random => Some(rand::random_range(0..n)),
+            PartitionStrategy::RoundRobin => {
+                Some((self.round_robin.fetch_add(1, Ordering::Relaxed) % n as u64) as i32)
+            }
+        })
+    }
+
+    /// Hands a record to librdkafka. On a full local queue, gives the delivery back.
+    fn send(&self, d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
+        let rec = &d.record;
+        let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+        for (k, v) in &rec.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        // librdkafka copies key and value; the record itself rides along for retries.
+        let (topic, key, value) = (rec.topic.clone(), rec.key.clone(), rec.value.clone());
+        let (ts, part) = (rec.timestamp, rec.partition);
+        let mut br = BaseRecord::with_opaque_to(&topic, Box::new(d))
+            .payload(&value)
+            .timestamp(ts)
+            .headers(headers);
+        if let Some(k) = &key {
+            br = br.key(k);
+        }
+        if let Some(p) = part {
+            br = br.partition(p);
+        }
+        self.metrics.inflight_sent.fetch_add(1, Ordering::Relaxed);
+        match self.producer.send(br) {
+            Ok(()) => Ok(()),
+            Err((e, br)) => {
+                self.metrics.inflight_done.fetch_add(1, Ordering::Relaxed);
+                Err((e, br.delivery_opaque))
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for everything in flight to be delivered.
+    pub fn flush(&self, timeout: Duration) {
+        let _ = self.producer.flush(timeout);
+    }
+}
+
+impl Action for KafkaAction {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String> {
+        let m = &self.metrics;
+        m.matched.fetch_add(1, Ordering::Relaxed);
+        let since = env
+            .msg
+            .map_or_else(Instant::now, |msg| msg.received_at.into_std());
+        let record = match self.render(out, since) {
+            Ok(r) => r,
+            Err(e) => {
+                m.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        match self.cfg.query_mode {
+            QueryMode::Async => {
+                self.queue.push(Delivery {
+                    record,
+                    ack: None,
+                    attempt: 0,
+                });
+                Ok(())
+            }
+            QueryMode::Sync => {
+                let wants_ack = env.msg.is_some_and(|msg| msg.qos != QoS::AtMostOnce);
+                let (tx, rx) = oneshot::channel();
+                let d = Delivery {
+                    record,
+                    ack: wants_ack.then_some(tx),
+                    attempt: 0,
+                };
+                match self.send(d) {
+                    Ok(()) => {
+                        if wants_ack {
+                            env.acks.push(rx);
+                        }
+                        Ok(())
+                    }
+                    Err((e, mut d)) => {
+                        let full = e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull);
+                        if full {
+                            m.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            m.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let code = if full {
+                            reason::QUOTA_EXCEEDED
+                        } else {
+                            reason::UNSPECIFIED_ERROR
+                        };
+                        if let Some(ack) = d.ack.take() {
+                            let _ = ack.send(Err(NotDurable {
+                                code,
+                                why: format!("kafka: {e}"),
+                            }));
+                            env.acks.push(rx);
+                        }
+                        Err(format!("kafka: {e}"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Async mode: moves queued records into librdkafka, pausing while its queue is full.
+async fn worker(a: Arc<KafkaAction>, stop: CancellationToken) {
+    loop {
+        while let Some((d, retry)) = a.queue.pop() {
+            if retry {
+                tokio::time::sleep(a.cfg.retry_backoff.0).await;
+            }
+            match a.send(d) {
+                Ok(()) => {}
+                Err((e, d)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    a.queue.unpop(*d, retry);
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    }
+                }
+                Err((e, d)) => {
+                    let n = a.metrics.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        tracing::warn!(action = %a.name, topic = %d.record.topic, failed_total = n, "record refused: {e}");
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = a.queue.notify.notified() => {}
+        }
+    }
+}
+
+/// Keeps partition counts of the topics this action writes to.
+async fn refresh_counts(a: Arc<KafkaAction>, stop: CancellationToken) {
+    loop {
+        let topics: Vec<String> = a
+            .counts
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for topic in topics {
+            let a2 = a.clone();
+            let t2 = topic.clone();
+            let n = tokio::task::spawn_blocking(move || {
+                a2.producer
+                    .client()
+                    .fetch_metadata(Some(&t2), Duration::from_secs(5))
+                    .ok()
+                    .and_then(|md| md.topics().first().map(|t| t.partitions().len() as i32))
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(n) = n.filter(|n| *n > 0) {
+                a.counts
+                    .0
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(topic, n);
+            }
+        }
+        let empty = a
+            .counts
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|n| *n == 0);
+        let wait = if empty {
+            Duration::from_millis(500)
+        } else {
+            a.cfg.partition_count_refresh_interval.0
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
