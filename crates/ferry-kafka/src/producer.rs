@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ferry_broker::NotDurable;
 use ferry_engine::{Action, ActionEnv};
 use ferry_mqtt::{QoS, reason};
-use ferry_rules::{Map, Template, Value};
+use ferry_rules::{Columns, Map, Template, Value};
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -58,6 +58,11 @@ pub struct Delivery {
 /// Receives delivery reports on librdkafka's thread.
 pub struct Reports {
     metrics: Arc<ActionMetrics>,
+    /// Set when an idempotent producer's record timed out: the cluster may have lost the
+    /// producer's state (a wiped cluster leaves such a producer stalled), so the next send
+    /// starts a fresh producer.
+    stalled: Arc<std::sync::atomic::AtomicBool>,
+    idempotent: bool,
     retry: Arc<Queue>,
     max_retries: u32,
     async_mode: bool,
@@ -103,6 +108,11 @@ impl ProducerContext for Reports {
             }
             Err((e, _)) => {
                 let mut d = d;
+                if self.idempotent
+                    && e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
+                {
+                    self.stalled.store(true, Ordering::Relaxed);
+                }
                 if self.async_mode && !fatal(e) && d.attempt < self.max_retries {
                     d.attempt += 1;
                     m.retried.fetch_add(1, Ordering::Relaxed);
@@ -201,9 +211,10 @@ impl Queue {
     }
 }
 
-/// Partition counts per topic, refreshed in the background.
+/// Partition counts per topic, refreshed in the background; a topic seen for the first
+/// time wakes the refresher.
 #[derive(Default)]
-struct PartitionCounts(RwLock<HashMap<String, i32>>);
+struct PartitionCounts(RwLock<HashMap<String, i32>>, Notify);
 
 impl PartitionCounts {
     fn get(&self, topic: &str) -> Option<i32> {
@@ -215,14 +226,21 @@ impl PartitionCounts {
     }
     fn wants(&self, topic: &str) {
         let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
-        m.entry(topic.to_owned()).or_insert(0);
+        if !m.contains_key(topic) {
+            m.insert(topic.to_owned(), 0);
+            self.1.notify_one();
+        }
     }
 }
 
 pub struct KafkaAction {
     name: String,
     cfg: ProducerConfig,
-    producer: ThreadedProducer<Reports>,
+    /// Replaced when librdkafka reports a fatal error (e.g. an idempotent producer whose
+    /// sequence the cluster no longer knows, after the cluster lost its state).
+    producer: RwLock<Arc<ThreadedProducer<Reports>>>,
+    client_config: rdkafka::ClientConfig,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
     topic: Template,
     key: Template,
     value: Template,
@@ -299,7 +317,10 @@ impl KafkaAction {
             QueryMode::Async => 30_000,
         };
         cc.set("message.timeout.ms", timeout.max(1).to_string());
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reports = Reports {
+            stalled: stalled.clone(),
+            idempotent: cfg.idempotence,
             metrics: metrics.clone(),
             retry: queue.clone(),
             max_retries: cfg.max_retries,
@@ -309,6 +330,7 @@ impl KafkaAction {
         let producer: ThreadedProducer<Reports> = cc
             .create_with_context(reports)
             .map_err(|e| format!("actions.kafka.{name}: cannot create the producer: {e}"))?;
+        let producer = RwLock::new(Arc::new(producer));
         let action = Arc::new(KafkaAction {
             name: format!("kafka:{name}"),
             topic: t("topic", &cfg.topic)?,
@@ -341,6 +363,8 @@ impl KafkaAction {
             queue,
             metrics,
             producer,
+            client_config: cc,
+            stalled,
             cfg,
         });
         if action.cfg.query_mode == QueryMode::Async {
@@ -360,8 +384,18 @@ impl KafkaAction {
     }
 
     /// Renders one rule output into a record.
-    pub fn render(&self, out: &Map, since: Instant) -> Result<Record, String> {
-        let topic = self.topic.render(out);
+    pub fn render(
+        &self,
+        out: &Map,
+        input: Option<&dyn Columns>,
+        since: Instant,
+    ) -> Result<Record, String> {
+        let topic = self.topic.render_strict(out, input).ok_or_else(|| {
+            format!(
+                "topic template {:?} has no value for this message",
+                self.cfg.topic
+            )
+        })?;
         if topic.is_empty()
             || topic.len() > 249
             || !topic
@@ -370,7 +404,7 @@ impl KafkaAction {
         {
             return Err(format!("invalid Kafka topic {topic:?} from template"));
         }
-        let key = match self.key.render_value(out) {
+        let key = match self.key.render_value_with(out, input) {
             Value::Null => None,
             v => Some(bytes_of(v)),
         };
@@ -383,7 +417,7 @@ impl KafkaAction {
             .unwrap_or_else(|_| ferry_broker::hook::now_ms());
         let mut headers = Vec::new();
         if let Some(h) = &self.headers {
-            match h.render_value(out) {
+            match h.render_value_with(out, input) {
                 Value::Map(m) => {
                     for (k, v) in m {
                         let b = match (self.cfg.header_value_encode, v) {
@@ -404,12 +438,12 @@ impl KafkaAction {
         }
         for (k, v) in &self.ext_headers {
             let value = match self.cfg.header_value_encode {
-                HeaderEncode::Json => v.render_value(out).to_json().into_bytes(),
-                HeaderEncode::None => bytes_of(v.render_value(out)),
+                HeaderEncode::Json => v.render_value_with(out, input).to_json().into_bytes(),
+                HeaderEncode::None => bytes_of(v.render_value_with(out, input)),
             };
-            headers.push((k.render(out), value));
+            headers.push((k.render_with(out, input), value));
         }
-        let partition = self.choose_partition(&topic, key.as_deref(), out)?;
+        let partition = self.choose_partition(&topic, key.as_deref(), out, input)?;
         Ok(Record {
             topic,
             key,
@@ -426,9 +460,10 @@ impl KafkaAction {
         topic: &str,
         key: Option<&[u8]>,
         out: &Map,
+        input: Option<&dyn Columns>,
     ) -> Result<Option<i32>, String> {
         if let Some(p) = &self.partition {
-            let s = p.render(out);
+            let s = p.render_with(out, input);
             return s
                 .trim()
                 .parse::<i32>()
@@ -456,6 +491,51 @@ impl KafkaAction {
         })
     }
 
+    /// The current producer, replaced first if librdkafka declared it dead.
+    fn producer(&self) -> Arc<ThreadedProducer<Reports>> {
+        let p = self
+            .producer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let why = match p.client().fatal_error() {
+            Some((code, why)) => format!("failed fatally ({code:?}: {why})"),
+            None if self.stalled.swap(false, Ordering::Relaxed) => {
+                "timed out while idempotent".to_owned()
+            }
+            None => return p,
+        };
+        let mut slot = self.producer.write().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&slot, &p) {
+            return slot.clone();
+        }
+        tracing::warn!(action = %self.name, "producer {why}; creating a new one");
+        let reports = Reports {
+            stalled: self.stalled.clone(),
+            idempotent: self.cfg.idempotence,
+            metrics: self.metrics.clone(),
+            retry: self.queue.clone(),
+            max_retries: self.cfg.max_retries,
+            async_mode: self.cfg.query_mode == QueryMode::Async,
+            name: self.name.clone(),
+        };
+        match self
+            .client_config
+            .create_with_context::<_, ThreadedProducer<Reports>>(reports)
+        {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut *slot, Arc::new(fresh));
+                // Destroying a producer waits for its outstanding records: not on this task.
+                std::thread::spawn(move || drop(old));
+                slot.clone()
+            }
+            Err(e) => {
+                tracing::warn!(action = %self.name, "cannot recreate the producer: {e}");
+                p
+            }
+        }
+    }
+
     /// Hands a record to librdkafka. On a full local queue, gives the delivery back.
     fn send(&self, d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
         let rec = &d.record;
@@ -480,7 +560,7 @@ impl KafkaAction {
             br = br.partition(p);
         }
         self.metrics.inflight_sent.fetch_add(1, Ordering::Relaxed);
-        match self.producer.send(br) {
+        match self.producer().send(br) {
             Ok(()) => Ok(()),
             Err((e, br)) => {
                 self.metrics.inflight_done.fetch_add(1, Ordering::Relaxed);
@@ -491,7 +571,7 @@ impl KafkaAction {
 
     /// Waits up to `timeout` for everything in flight to be delivered.
     pub fn flush(&self, timeout: Duration) {
-        let _ = self.producer.flush(timeout);
+        let _ = self.producer().flush(timeout);
     }
 }
 
@@ -506,7 +586,7 @@ impl Action for KafkaAction {
         let since = env
             .msg
             .map_or_else(Instant::now, |msg| msg.received_at.into_std());
-        let record = match self.render(out, since) {
+        let record = match self.render(out, Some(env.input), since) {
             Ok(r) => r,
             Err(e) => {
                 m.failed.fetch_add(1, Ordering::Relaxed);
@@ -610,7 +690,7 @@ async fn refresh_counts(a: Arc<KafkaAction>, stop: CancellationToken) {
             let a2 = a.clone();
             let t2 = topic.clone();
             let n = tokio::task::spawn_blocking(move || {
-                a2.producer
+                a2.producer()
                     .client()
                     .fetch_metadata(Some(&t2), Duration::from_secs(5))
                     .ok()
@@ -641,6 +721,7 @@ async fn refresh_counts(a: Arc<KafkaAction>, stop: CancellationToken) {
         };
         tokio::select! {
             _ = stop.cancelled() => return,
+            _ = a.counts.1.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }

@@ -3,11 +3,13 @@
 //! Rendering rule: strings are inserted as they are, numbers and booleans as their text,
 //! maps and arrays as JSON. A missing or null value renders as an empty string, except in a
 //! JSON template (one whose text starts with `{` or `[`), where it renders as `null` so the
-//! result stays valid JSON. `${.}` is the whole output as JSON.
+//! result stays valid JSON. `${.}` is the whole output as JSON. A path that is not in the
+//! output may be looked up in the rule's input (`render_with`): `${clientid}` after
+//! `SELECT payload` is the message's client id.
 
 use crate::ast::{Expr, Seg};
 use crate::error::{CompileError, ParseError};
-use crate::eval::walk;
+use crate::eval::{Columns, walk};
 use crate::value::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,39 +90,73 @@ impl Template {
         matches!(self.parts.as_slice(), [Part::Path(_)])
     }
 
-    fn lookup(out: &Map, p: &Option<(String, Vec<Seg>)>) -> Value {
+    fn lookup(out: &Map, p: &Option<(String, Vec<Seg>)>, input: Option<&dyn Columns>) -> Value {
         match p {
             None => Value::Map(out.clone()),
-            Some((root, segs)) => match out.get(root.as_str()) {
-                Some(v) => {
-                    let segs: Vec<&Seg> = segs.iter().collect();
-                    walk(v, &segs)
+            Some((root, segs)) => {
+                let segs: Vec<&Seg> = segs.iter().collect();
+                match out.get(root.as_str()) {
+                    Some(v) => walk(v, &segs),
+                    None => match input.and_then(|i| i.column(root)) {
+                        Some(v) => walk(&v, &segs),
+                        None => Value::Null,
+                    },
                 }
-                None => Value::Null,
-            },
+            }
         }
     }
 
     /// The value a single-placeholder template points at (e.g. `${pub_props}` for
     /// headers); for other templates, the rendered string.
     pub fn render_value(&self, out: &Map) -> Value {
+        self.render_value_with(out, None)
+    }
+
+    /// Like [`Template::render_value`]; a path missing from the output is looked up in the
+    /// rule's input (the message or event), so `${clientid}` works after `SELECT payload`.
+    pub fn render_value_with(&self, out: &Map, input: Option<&dyn Columns>) -> Value {
         match self.parts.as_slice() {
-            [Part::Path(p)] => Self::lookup(out, p),
-            _ => Value::Str(self.render(out)),
+            [Part::Path(p)] => Self::lookup(out, p, input),
+            _ => Value::Str(self.render_with(out, input)),
         }
     }
 
     pub fn render(&self, out: &Map) -> String {
+        self.render_with(out, None)
+    }
+
+    pub fn render_with(&self, out: &Map, input: Option<&dyn Columns>) -> String {
         let mut s = String::new();
-        self.render_into(out, &mut s);
+        self.render_into_with(out, input, &mut s);
         s
     }
 
-    pub fn render_into(&self, out: &Map, s: &mut String) {
+    /// Renders only if every placeholder has a value: `None` names a template that cannot
+    /// be rendered for this output (e.g. a Kafka topic with a missing part).
+    pub fn render_strict(&self, out: &Map, input: Option<&dyn Columns>) -> Option<String> {
+        let mut s = String::new();
         for p in &self.parts {
             match p {
                 Part::Lit(l) => s.push_str(l),
-                Part::Path(path) => match Self::lookup(out, path) {
+                Part::Path(path) => match Self::lookup(out, path, input) {
+                    Value::Null => return None,
+                    Value::Str(v) => s.push_str(&v),
+                    other => s.push_str(&other.to_text()),
+                },
+            }
+        }
+        Some(s)
+    }
+
+    pub fn render_into(&self, out: &Map, s: &mut String) {
+        self.render_into_with(out, None, s)
+    }
+
+    pub fn render_into_with(&self, out: &Map, input: Option<&dyn Columns>, s: &mut String) {
+        for p in &self.parts {
+            match p {
+                Part::Lit(l) => s.push_str(l),
+                Part::Path(path) => match Self::lookup(out, path, input) {
                     Value::Null if self.json => s.push_str("null"),
                     Value::Null => {}
                     Value::Str(v) => s.push_str(&v),

@@ -113,9 +113,13 @@ impl Config {
                 ));
             }
         }
-        // No named actions exist yet: Kafka actions ("kafka:NAME") arrive with [actions.kafka].
+        problems.extend(ferry_kafka::config::validate(
+            &self.connectors,
+            &self.actions,
+        ));
+        let named = ferry_kafka::action_names(&self.actions);
         problems.extend(
-            ferry_engine::check_rules(&self.rules, &|_| false)
+            ferry_engine::check_rules(&self.rules, &|n| named.iter().any(|x| x == n))
                 .into_iter()
                 .map(|e| e.to_string()),
         );

@@ -1,0 +1,249 @@
+//! Kafka for tests and tools: start the Tansu test broker on a free loopback port (or use
+//! the Kafka named by `FERRY_TEST_KAFKA=host:port`), create topics, and read records back.
+//! Used by Ferry's tests and by `ferry bench kafka`-style checks; never by the gateway.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+
+const HOW_TO_INSTALL: &str = "the Kafka test broker (Tansu) is not installed: run ./scripts/test once \
+(it installs .tools/bin/tansu), or set FERRY_TANSU=/path/to/tansu, or point FERRY_TEST_KAFKA=host:port \
+at a running Kafka";
+
+/// A Kafka for one test: a Tansu process this test owns, or an external cluster.
+pub struct TestKafka {
+    pub bootstrap: String,
+    port: u16,
+    child: Option<Child>,
+    external: bool,
+}
+
+fn tansu_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("FERRY_TANSU") {
+        return Some(PathBuf::from(p));
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/tansu");
+    if repo.exists() {
+        return Some(repo);
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| PathBuf::from(d).join("tansu"))
+        .find(|p| p.exists())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+impl TestKafka {
+    /// Starts Tansu (or uses `FERRY_TEST_KAFKA`). Panics, saying how to install it, if it
+    /// cannot: Kafka tests never skip.
+    pub fn start() -> TestKafka {
+        if let Ok(b) = std::env::var("FERRY_TEST_KAFKA") {
+            return TestKafka {
+                bootstrap: b,
+                port: 0,
+                child: None,
+                external: true,
+            };
+        }
+        let port = free_port();
+        let mut k = TestKafka {
+            bootstrap: format!("127.0.0.1:{port}"),
+            port,
+            child: None,
+            external: false,
+        };
+        k.spawn();
+        k
+    }
+
+    fn spawn(&mut self) {
+        let bin = tansu_binary().unwrap_or_else(|| panic!("{HOW_TO_INSTALL}"));
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {HOW_TO_INSTALL}", bin.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Tansu did not listen on port {} within 20 s",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the broker (its in-memory data is gone).
+    pub fn stop(&mut self) {
+        assert!(!self.external, "cannot stop an external Kafka");
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Creates a topic and waits until its metadata shows it; returns its partition count
+    /// (a broker that auto-created it first, from a producer's metadata request, may have
+    /// given it another count).
+    pub fn create_topic(&self, name: &str, partitions: i32) -> i32 {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("admin client");
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        // A runtime of its own on a thread of its own: callers may be inside a runtime.
+        let res = std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(admin.create_topics([&topic], &opts))
+            })
+            .join()
+        })
+        .expect("create_topics thread")
+        .expect("create_topics");
+        for r in res {
+            if let Err((t, e)) = r {
+                assert!(
+                    e == rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                    "create topic {t}: {e}"
+                );
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let md = admin
+                .inner()
+                .fetch_metadata(Some(name), Duration::from_secs(5));
+            let n = md.ok().and_then(|m| {
+                m.topics()
+                    .first()
+                    .map(|t| (t.error().is_none(), t.partitions().len()))
+            });
+            if let Some((true, n)) = n
+                && n > 0
+            {
+                return n as i32;
+            }
+            assert!(Instant::now() < deadline, "topic {name} did not appear");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for TestKafka {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A record as read back from Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub timestamp: Option<i64>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads every partition of `topic` from the beginning until `want` records arrived or
+/// `limit` passed. Blocking.
+pub fn read_records(
+    bootstrap: &str,
+    topic: &str,
+    want: usize,
+    limit: Duration,
+) -> Vec<ConsumedRecord> {
+    let group = format!(
+        "ferry-check-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    );
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    if let Some(t) = md.topics().first() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + limit;
+    while out.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_owned(),
+                                x.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(ConsumedRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                timestamp: m.timestamp().to_millis(),
+                headers,
+            });
+        }
+    }
+    out
+}
