@@ -92,7 +92,8 @@ pub struct SslConfig {
     pub keyfile: Option<PathBuf>,
     /// Verify the brokers' certificates (default true).
     pub verify: Option<bool>,
-    /// Server name to send and verify, when it differs from the bootstrap host.
+    /// Refused with an explanation: librdkafka always sends each broker's advertised host
+    /// name as SNI (kept so EMQX configs get a clear error instead of "unknown key").
     pub server_name_indication: Option<String>,
 }
 
@@ -289,6 +290,11 @@ pub fn validate(connectors: &KafkaConnectors, actions: &KafkaActions) -> Vec<Str
             errs.push(format!(
                 "{key}.bootstrap_hosts: expected \"host:port[,host:port...]\", got {:?}",
                 c.bootstrap_hosts
+            ));
+        }
+        if c.ssl.server_name_indication.is_some() {
+            errs.push(format!(
+                "{key}.ssl.server_name_indication: not supported: the Kafka client always sends each broker's advertised host name"
             ));
         }
         if c.ssl.certfile.is_some() != c.ssl.keyfile.is_some() {

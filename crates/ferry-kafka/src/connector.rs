@@ -69,10 +69,6 @@ pub(crate) fn client_config(c: &ConnectorConfig) -> ClientConfig {
             "ssl.endpoint.identification.algorithm",
             if verify { "https" } else { "none" },
         );
-        if let Some(sni) = &c.ssl.server_name_indication {
-            // librdkafka sends the broker host as SNI; an override needs the name to verify.
-            cfg.set("ssl.sni.hostname", sni);
-        }
     }
     if let Some(a) = &c.authentication {
         let mech = match a.mechanism {
@@ -152,5 +148,84 @@ impl Connector {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AuthConfig, SslConfig};
+
+    fn base() -> ConnectorConfig {
+        toml_like("127.0.0.1:9092")
+    }
+
+    fn toml_like(hosts: &str) -> ConnectorConfig {
+        ConnectorConfig {
+            bootstrap_hosts: hosts.into(),
+            client_id: "ferry".into(),
+            connect_timeout: crate::config::Dur::parse("5s")
+                .unwrap_or(crate::config::Dur(std::time::Duration::from_secs(5))),
+            health_check_interval: crate::config::Dur(std::time::Duration::from_secs(15)),
+            ssl: SslConfig::default(),
+            authentication: None,
+        }
+    }
+
+    #[test]
+    fn plaintext_by_default() {
+        let c = client_config(&base());
+        assert_eq!(c.get("security.protocol"), Some("plaintext"));
+        assert_eq!(c.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+    }
+
+    #[test]
+    fn tls_and_sasl_map_to_librdkafka_settings() {
+        let mut cfg = base();
+        cfg.ssl = SslConfig {
+            enable: true,
+            cacertfile: Some("/etc/ca.pem".into()),
+            certfile: Some("/etc/c.pem".into()),
+            keyfile: Some("/etc/k.pem".into()),
+            verify: Some(false),
+            server_name_indication: None,
+        };
+        cfg.authentication = Some(AuthConfig {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "u".into(),
+            password: "p".into(),
+        });
+        let c = client_config(&cfg);
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("ssl.ca.location"), Some("/etc/ca.pem"));
+        assert_eq!(c.get("ssl.certificate.location"), Some("/etc/c.pem"));
+        assert_eq!(c.get("ssl.key.location"), Some("/etc/k.pem"));
+        assert_eq!(c.get("enable.ssl.certificate.verification"), Some("false"));
+        assert_eq!(c.get("ssl.endpoint.identification.algorithm"), Some("none"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(c.get("sasl.username"), Some("u"));
+        cfg.ssl.enable = false;
+        cfg.authentication = Some(AuthConfig {
+            mechanism: SaslMechanism::Plain,
+            username: "u".into(),
+            password: "p".into(),
+        });
+        let c = client_config(&cfg);
+        assert_eq!(
+            (c.get("security.protocol"), c.get("sasl.mechanism")),
+            (Some("sasl_plaintext"), Some("PLAIN"))
+        );
+    }
+
+    #[test]
+    fn status_starts_connecting_and_reports_an_unreachable_cluster() {
+        let mut cfg = toml_like("127.0.0.1:1");
+        cfg.connect_timeout = crate::config::Dur(std::time::Duration::from_millis(500));
+        let c = Connector::new("x", cfg);
+        assert_eq!(c.status().state, ConnectorState::Connecting);
+        c.check_now();
+        let s = c.status();
+        assert_eq!(s.state, ConnectorState::Disconnected);
+        assert!(s.last_error.is_some());
     }
 }

@@ -482,3 +482,51 @@ actions = ["kafka:nope"]
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_compression_and_acks_setting_delivers() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    let mut text = String::from(
+        "[listeners.tcp.default]\nbind = \"0.0.0.0:1883\"\n[connectors.kafka.k]\nbootstrap_hosts = \"127.0.0.1:9092\"\n",
+    );
+    let variants = [
+        ("none", "all"),
+        ("gzip", "all"),
+        ("snappy", "all"),
+        ("lz4", "all"),
+        ("zstd", "all"),
+    ];
+    let mut actions = Vec::new();
+    for (c, acks) in variants {
+        k.create_topic(&format!("c-{c}"), 1);
+        text += &format!(
+            "[actions.kafka.{c}]\nconnector = \"k\"\ntopic = \"c-{c}\"\ncompression = \"{c}\"\nrequired_acks = \"{acks}\"\nvalue = \"${{payload}}\"\nquery_mode = \"sync\"\n"
+        );
+        actions.push(format!("\"kafka:{c}\""));
+    }
+    text += &format!(
+        "[actions.kafka.leader]\nconnector = \"k\"\ntopic = \"c-none\"\nrequired_acks = \"leader\"\nidempotence = false\nvalue = \"${{payload}}\"\npartitions_limit = 1\n"
+    );
+    actions.push("\"kafka:leader\"".into());
+    text += &format!(
+        "[rules.all]\nsql = 'SELECT payload FROM \"z/#\"'\nactions = [{}]\n",
+        actions.join(", ")
+    );
+    let (g, addr) = gateway(&text, &k.bootstrap).await;
+    let (mut c, _) = RawClient::connect(addr, Version::V5, "z", true).await?;
+    let payload = "compress me ".repeat(50);
+    c.publish("z/1", payload.as_bytes(), QoS::AtLeastOnce, false, 1)
+        .await?;
+    assert!(matches!(c.recv().await?, Packet::PubAck(a) if a.code < 0x80));
+    for (codec, _) in variants {
+        let want = if codec == "none" { 2 } else { 1 };
+        let recs = read(&k, &format!("c-{codec}"), want).await;
+        assert_eq!(recs.len(), want, "{codec}");
+        assert!(
+            recs.iter().all(|r| r.value == payload.as_bytes()),
+            "{codec}"
+        );
+    }
+    g.stop().await;
+    Ok(())
+}
