@@ -504,9 +504,7 @@ async fn every_compression_and_acks_setting_delivers() -> anyhow::Result<()> {
         );
         actions.push(format!("\"kafka:{c}\""));
     }
-    text += &format!(
-        "[actions.kafka.leader]\nconnector = \"k\"\ntopic = \"c-none\"\nrequired_acks = \"leader\"\nidempotence = false\nvalue = \"${{payload}}\"\npartitions_limit = 1\n"
-    );
+    text += "[actions.kafka.leader]\nconnector = \"k\"\ntopic = \"c-none\"\nrequired_acks = \"leader\"\nidempotence = false\nvalue = \"${payload}\"\npartitions_limit = 1\n";
     actions.push("\"kafka:leader\"".into());
     text += &format!(
         "[rules.all]\nsql = 'SELECT payload FROM \"z/#\"'\nactions = [{}]\n",
