@@ -247,3 +247,47 @@ pub fn read_records(
     }
     out
 }
+
+/// Prints records of `topic` as they arrive (all partitions, from the end or the start)
+/// until `stop` returns true. For `ferry kafka tail` and the demo.
+pub fn tail(bootstrap: &str, topic: &str, from_beginning: bool, mut on_record: impl FnMut(&ConsumedRecord), stop: impl Fn() -> bool) -> Result<(), String> {
+    let group = format!("ferry-tail-{}", std::process::id());
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    loop {
+        if stop() {
+            return Ok(());
+        }
+        match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(md) if md.topics().first().is_some_and(|t| !t.partitions().is_empty()) => {
+                let offset = if from_beginning { rdkafka::Offset::Beginning } else { rdkafka::Offset::End };
+                for p in md.topics()[0].partitions() {
+                    tpl.add_partition_offset(topic, p.id(), offset).map_err(|e| e.to_string())?;
+                }
+                break;
+            }
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    while !stop() {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => on_record(&ConsumedRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                timestamp: m.timestamp().to_millis(),
+                headers: Vec::new(),
+            }),
+            Some(Err(e)) => tracing::debug!("tail: {e}"),
+            None => {}
+        }
+    }
+    Ok(())
+}

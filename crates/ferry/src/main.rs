@@ -37,6 +37,26 @@ enum Command {
         #[command(subcommand)]
         command: RuleCommand,
     },
+    /// Kafka tools.
+    Kafka {
+        #[command(subcommand)]
+        command: KafkaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KafkaCommand {
+    /// Print the records of a topic as they arrive: partition, offset, key, value.
+    Tail {
+        /// "host:port[,host:port]".
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        #[arg(long)]
+        topic: String,
+        /// Start from the oldest record instead of new ones.
+        #[arg(long)]
+        from_beginning: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,6 +86,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => serve(config),
+        Command::Kafka {
+            command: KafkaCommand::Tail { bootstrap, topic, from_beginning },
+        } => kafka_tail(&bootstrap, &topic, from_beginning),
         Command::Rule {
             command: RuleCommand::Test { sql, context },
         } => rule_test(&sql, &context),
@@ -88,6 +111,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn kafka_tail(bootstrap: &str, topic: &str, from_beginning: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    ferry_kafka::testing::tail(
+        bootstrap,
+        topic,
+        from_beginning,
+        |r| {
+            let key = r.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "partition={} offset={} key={} {}", r.partition, r.offset, key, String::from_utf8_lossy(&r.value));
+        },
+        || false,
+    )
+    .map_err(|e| anyhow::anyhow!("kafka tail: {e}"))
 }
 
 fn rule_test(sql: &str, context: &str) -> anyhow::Result<()> {
