@@ -250,7 +250,13 @@ pub fn read_records(
 
 /// Prints records of `topic` as they arrive (all partitions, from the end or the start)
 /// until `stop` returns true. For `ferry kafka tail` and the demo.
-pub fn tail(bootstrap: &str, topic: &str, from_beginning: bool, mut on_record: impl FnMut(&ConsumedRecord), stop: impl Fn() -> bool) -> Result<(), String> {
+pub fn tail(
+    bootstrap: &str,
+    topic: &str,
+    from_beginning: bool,
+    mut on_record: impl FnMut(&ConsumedRecord),
+    stop: impl Fn() -> bool,
+) -> Result<(), String> {
     let group = format!("ferry-tail-{}", std::process::id());
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -264,10 +270,20 @@ pub fn tail(bootstrap: &str, topic: &str, from_beginning: bool, mut on_record: i
             return Ok(());
         }
         match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            Ok(md) if md.topics().first().is_some_and(|t| !t.partitions().is_empty()) => {
-                let offset = if from_beginning { rdkafka::Offset::Beginning } else { rdkafka::Offset::End };
+            Ok(md)
+                if md
+                    .topics()
+                    .first()
+                    .is_some_and(|t| !t.partitions().is_empty()) =>
+            {
+                let offset = if from_beginning {
+                    rdkafka::Offset::Beginning
+                } else {
+                    rdkafka::Offset::End
+                };
                 for p in md.topics()[0].partitions() {
-                    tpl.add_partition_offset(topic, p.id(), offset).map_err(|e| e.to_string())?;
+                    tpl.add_partition_offset(topic, p.id(), offset)
+                        .map_err(|e| e.to_string())?;
                 }
                 break;
             }

@@ -4,7 +4,8 @@
 //! then the input's columns. `payload.x` decodes the payload as JSON once per evaluation and
 //! reuses it; a payload that is not JSON makes such paths null and is counted.
 
-use std::cell::OnceCell;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::ast::{BinOp, Expr, Seg};
 use crate::error::EvalError;
@@ -25,10 +26,40 @@ pub trait Columns {
     }
 }
 
+/// A JSON object's keys and raw values, borrowed from the payload (few keys: a vector).
+struct LazyObject<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for LazyObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = LazyObject<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<LazyObject<'a>, A::Error> {
+                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(8));
+                while let Some(e) = a.next_entry::<&'de str, &'de RawValue>()? {
+                    v.push(e);
+                }
+                Ok(LazyObject(v))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+enum PayloadCache<'a> {
+    Unparsed,
+    Object(Vec<(&'a str, &'a RawValue)>),
+    Full(Value),
+    NotJson,
+}
+
 /// Evaluation state for one input.
 pub(crate) struct Env<'a> {
     pub(crate) input: &'a dyn Columns,
-    payload_json: OnceCell<Option<Value>>,
+    payload: PayloadCache<'a>,
     /// The FOREACH element, by name.
     pub(crate) item: Option<(&'a str, Value)>,
     /// Fields selected so far (aliases are visible to later fields and WHERE).
@@ -41,22 +72,59 @@ impl<'a> Env<'a> {
     pub(crate) fn new(input: &'a dyn Columns) -> Env<'a> {
         Env {
             input,
-            payload_json: OnceCell::new(),
+            payload: PayloadCache::Unparsed,
             item: None,
             selected: Map::new(),
             non_json_payload: false,
         }
     }
 
-    fn payload_json(&mut self) -> Option<&Value> {
+    /// `payload.key…`: a JSON object payload is indexed once without building its values
+    /// (keys and raw value slices borrowed from the payload); only the values a path uses
+    /// are decoded. Anything else (arrays, escaped keys) is decoded whole, once.
+    fn payload_path(&mut self, segs: &[&Seg]) -> Value {
         let input = self.input;
-        let v = self
-            .payload_json
-            .get_or_init(|| input.payload().and_then(Value::from_json));
-        if v.is_none() {
-            self.non_json_payload = true;
+        if matches!(self.payload, PayloadCache::Unparsed) {
+            let bytes = input.payload().unwrap_or_default();
+            self.payload = match serde_json::from_slice::<LazyObject<'a>>(bytes) {
+                Ok(m) => PayloadCache::Object(m.0),
+                Err(_) => match Value::from_json(bytes) {
+                    Some(v) => PayloadCache::Full(v),
+                    None => PayloadCache::NotJson,
+                },
+            };
         }
-        self.payload_json.get().and_then(|v| v.as_ref())
+        match (&self.payload, segs.split_first()) {
+            // Last one wins, as in a decoded map.
+            (PayloadCache::Object(m), Some((Seg::Key(k), rest))) => match m
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == k.as_str())
+                .map(|(_, r)| r)
+            {
+                Some(raw) => match Value::from_json(raw.get().as_bytes()) {
+                    Some(v) => walk(&v, rest),
+                    None => Value::Null,
+                },
+                None => Value::Null,
+            },
+            (PayloadCache::Object(m), _) => {
+                // A non-key first segment on an object: same answer as the full value gives.
+                let full: Map = m
+                    .iter()
+                    .filter_map(|(k, raw)| {
+                        Some(((*k).to_owned(), Value::from_json(raw.get().as_bytes())?))
+                    })
+                    .collect();
+                walk(&Value::Map(full), segs)
+            }
+            (PayloadCache::Full(v), _) => walk(v, segs),
+            (PayloadCache::NotJson, _) => {
+                self.non_json_payload = true;
+                Value::Null
+            }
+            (PayloadCache::Unparsed, _) => Value::Null,
+        }
     }
 
     fn var(&self, name: &str) -> Value {
@@ -157,10 +225,7 @@ impl<'a> Env<'a> {
             && self.item.as_ref().is_none_or(|(n, _)| *n != "payload")
             && !self.selected.contains_key("payload")
         {
-            return Ok(match self.payload_json() {
-                Some(v) => walk(v, &segs),
-                None => Value::Null,
-            });
+            return Ok(self.payload_path(&segs));
         }
         let base = self.eval(root)?;
         Ok(walk(&base, &segs))

@@ -87,7 +87,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::Kafka {
-            command: KafkaCommand::Tail { bootstrap, topic, from_beginning },
+            command:
+                KafkaCommand::Tail {
+                    bootstrap,
+                    topic,
+                    from_beginning,
+                },
         } => kafka_tail(&bootstrap, &topic, from_beginning),
         Command::Rule {
             command: RuleCommand::Test { sql, context },
@@ -121,9 +126,20 @@ fn kafka_tail(bootstrap: &str, topic: &str, from_beginning: bool) -> anyhow::Res
         topic,
         from_beginning,
         |r| {
-            let key = r.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            let key = r
+                .key
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
             let mut out = stdout.lock();
-            let _ = writeln!(out, "partition={} offset={} key={} {}", r.partition, r.offset, key, String::from_utf8_lossy(&r.value));
+            let _ = writeln!(
+                out,
+                "partition={} offset={} key={} {}",
+                r.partition,
+                r.offset,
+                key,
+                String::from_utf8_lossy(&r.value)
+            );
         },
         || false,
     )
