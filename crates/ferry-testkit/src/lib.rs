@@ -34,9 +34,13 @@ impl TestBroker {
     }
 
     pub async fn with_config(cfg: MqttConfig) -> TestBroker {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        Self::at(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// A broker on a given address (e.g. the port of a broker stopped earlier, to test
+    /// reconnection).
+    pub async fn at(cfg: MqttConfig, addr: SocketAddr) -> TestBroker {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let broker = Broker::new(cfg);
         let shutdown = CancellationToken::new();

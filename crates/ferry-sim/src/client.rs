@@ -1,0 +1,201 @@
+//! A small MQTT client for the simulator and the load generator: one task per connection,
+//! no locks, the codec of `ferry-mqtt`. Cheap per message, so that the tool costs less CPU
+//! than the broker it measures.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ferry_mqtt::{Ack, Connect, Packet, Properties, Publish, QoS, SubOptions, Subscribe, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("connection refused with code {0:#04x}")]
+    Refused(u8),
+    #[error("timed out")]
+    Timeout,
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub addr: SocketAddr,
+    pub client_id: String,
+    pub version: Version,
+    pub clean_start: bool,
+    pub keep_alive: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+pub struct Client {
+    stream: TcpStream,
+    version: Version,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    next_id: u16,
+}
+
+impl Client {
+    pub async fn connect(o: &Options) -> Result<Client, ClientError> {
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(o.addr))
+            .await
+            .map_err(|_| ClientError::Timeout)??;
+        stream.set_nodelay(true)?;
+        let mut c = Client {
+            stream,
+            version: o.version,
+            rbuf: BytesMut::with_capacity(8192),
+            wbuf: BytesMut::new(),
+            next_id: 0,
+        };
+        c.queue(&Packet::Connect(Box::new(Connect {
+            version: o.version,
+            clean_start: o.clean_start,
+            keep_alive: o.keep_alive,
+            client_id: o.client_id.clone(),
+            will: None,
+            username: o.username.clone(),
+            password: o.password.clone().map(Bytes::from),
+            properties: Properties::default(),
+        })))?;
+        c.flush().await?;
+        match tokio::time::timeout(Duration::from_secs(10), c.recv())
+            .await
+            .map_err(|_| ClientError::Timeout)??
+        {
+            Packet::ConnAck(a) if a.code == 0 => Ok(c),
+            Packet::ConnAck(a) => Err(ClientError::Refused(a.code)),
+            other => Err(ClientError::Protocol(format!(
+                "expected CONNACK, got {}",
+                other.name()
+            ))),
+        }
+    }
+
+    fn queue(&mut self, p: &Packet) -> Result<(), ClientError> {
+        ferry_mqtt::encode(p, self.version, &mut self.wbuf)
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    fn packet_id(&mut self) -> u16 {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.next_id
+    }
+
+    /// Queues a PUBLISH (call `flush` to send); returns its packet id (0 for QoS 0).
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        user_properties: &[(String, String)],
+    ) -> Result<u16, ClientError> {
+        let packet_id = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            self.packet_id()
+        };
+        let properties = Properties {
+            user_properties: user_properties.to_vec(),
+            ..Default::default()
+        };
+        self.queue(&Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: topic.to_owned(),
+            packet_id,
+            properties,
+            payload,
+        }))?;
+        Ok(packet_id)
+    }
+
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<u8, ClientError> {
+        let packet_id = self.packet_id();
+        self.queue(&Packet::Subscribe(Subscribe {
+            packet_id,
+            filters: vec![(
+                filter.to_owned(),
+                SubOptions {
+                    qos,
+                    ..Default::default()
+                },
+            )],
+            properties: Properties::default(),
+        }))?;
+        self.flush().await?;
+        loop {
+            match self.recv().await? {
+                Packet::SubAck(a) if a.packet_id == packet_id => {
+                    return Ok(a.codes.first().copied().unwrap_or(0x80));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads the next packet.
+    pub async fn recv(&mut self) -> Result<Packet, ClientError> {
+        loop {
+            match ferry_mqtt::decode(&mut self.rbuf, self.version, u32::MAX) {
+                Ok(Some(p)) => return Ok(p),
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+            self.rbuf.reserve(8192);
+            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+
+    /// Answers a received PUBLISH as a subscriber must (PUBACK / PUBREC), queued.
+    pub fn ack(&mut self, p: &Publish) -> Result<(), ClientError> {
+        match p.qos {
+            QoS::AtMostOnce => Ok(()),
+            QoS::AtLeastOnce => self.queue(&Packet::PubAck(Ack::new(p.packet_id, 0))),
+            QoS::ExactlyOnce => self.queue(&Packet::PubRec(Ack::new(p.packet_id, 0))),
+        }
+    }
+
+    /// Completes the QoS 2 handshakes: PUBREL → PUBCOMP, PUBREC → PUBREL. Returns true if
+    /// the packet was such a control packet.
+    pub fn handle_control(&mut self, p: &Packet) -> Result<bool, ClientError> {
+        match p {
+            Packet::PubRel(a) => self.queue(&Packet::PubComp(Ack::new(a.packet_id, 0)))?,
+            Packet::PubRec(a) => self.queue(&Packet::PubRel(Ack::new(a.packet_id, 0)))?,
+            Packet::PingResp => {}
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    pub async fn ping(&mut self) -> Result<(), ClientError> {
+        self.queue(&Packet::PingReq)?;
+        self.flush().await
+    }
+
+    pub async fn disconnect(mut self) -> Result<(), ClientError> {
+        self.queue(&Packet::Disconnect(Default::default()))?;
+        self.flush().await?;
+        let _ = self.stream.shutdown().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! Bench payloads and what the receiving side makes of them: loss, duplicates, out-of-order
+//! and latency percentiles, per publisher.
+//!
+//! A bench payload is JSON `{"c": <publisher index>, "s": <sequence from 1>, "t": <send time,
+//! µs since the epoch>, "p": "<padding>"}`, so it survives any rule or template that keeps
+//! the payload, including a trip through Kafka.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Builds a payload of at least `size` bytes.
+pub fn payload(client: u32, seq: u64, sent_us: i64, size: usize) -> Vec<u8> {
+    let head = format!("{{\"c\":{client},\"s\":{seq},\"t\":{sent_us},\"p\":\"");
+    let pad = size.saturating_sub(head.len() + 2);
+    let mut v = Vec::with_capacity(head.len() + pad + 2);
+    v.extend_from_slice(head.as_bytes());
+    v.resize(v.len() + pad, b'x');
+    v.extend_from_slice(b"\"}");
+    v
+}
+
+#[derive(Deserialize)]
+struct Stamp {
+    c: u32,
+    s: u64,
+    t: i64,
+}
+
+/// Parses a bench payload: (publisher, sequence, send time µs).
+pub fn parse(payload: &[u8]) -> Option<(u32, u64, i64)> {
+    let s: Stamp = serde_json::from_slice(payload).ok()?;
+    Some((s.c, s.s, s.t))
+}
+
+#[derive(Default)]
+struct PerPublisher {
+    seen: std::collections::HashSet<u64>,
+    max_seq: u64,
+    out_of_order: u64,
+}
+
+/// Collects what a receiver got.
+#[derive(Default)]
+pub struct Tracker {
+    pubs: HashMap<u32, PerPublisher>,
+    latencies_us: Vec<u32>,
+    received: u64,
+    duplicates: u64,
+    unparsable: u64,
+}
+
+/// The receiving side's verdict. `expected` is what the publishers said they sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub sent: u64,
+    pub received: u64,
+    pub unique: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub unparsable: u64,
+    pub latency_us: Percentiles,
+    pub elapsed_s: f64,
+    pub rate_per_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct Percentiles {
+    pub p50: u32,
+    pub p99: u32,
+    pub p999: u32,
+    pub max: u32,
+}
+
+impl Tracker {
+    pub fn record(&mut self, payload: &[u8], now_us: i64) {
+        self.received += 1;
+        let Some((c, s, t)) = parse(payload) else {
+            self.unparsable += 1;
+            return;
+        };
+        let p = self.pubs.entry(c).or_default();
+        if !p.seen.insert(s) {
+            self.duplicates += 1;
+            return;
+        }
+        if s < p.max_seq {
+            p.out_of_order += 1;
+        }
+        p.max_seq = p.max_seq.max(s);
+        self.latencies_us
+            .push((now_us - t).clamp(0, i64::from(u32::MAX)) as u32);
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// What the publishers sent, as far as the receiver can tell: the highest sequence of
+    /// each (losses at the very end of a stream are invisible this way; pass the real
+    /// count when it is known).
+    pub fn inferred_sent(&self) -> u64 {
+        self.pubs.values().map(|p| p.max_seq).sum()
+    }
+
+    /// `sent`: how many messages the publishers sent in all (sequences 1..=n each).
+    pub fn report(&mut self, sent: u64, elapsed_s: f64) -> Report {
+        let unique: u64 = self.pubs.values().map(|p| p.seen.len() as u64).sum();
+        self.latencies_us.sort_unstable();
+        let pct = |q: f64| -> u32 {
+            if self.latencies_us.is_empty() {
+                return 0;
+            }
+            let i = ((self.latencies_us.len() as f64 * q).ceil() as usize)
+                .clamp(1, self.latencies_us.len())
+                - 1;
+            self.latencies_us[i]
+        };
+        Report {
+            sent,
+            received: self.received,
+            unique,
+            lost: sent.saturating_sub(unique),
+            duplicates: self.duplicates,
+            out_of_order: self.pubs.values().map(|p| p.out_of_order).sum(),
+            unparsable: self.unparsable,
+            latency_us: Percentiles {
+                p50: pct(0.5),
+                p99: pct(0.99),
+                p999: pct(0.999),
+                max: self.latencies_us.last().copied().unwrap_or(0),
+            },
+            elapsed_s,
+            rate_per_s: if elapsed_s > 0.0 {
+                self.received as f64 / elapsed_s
+            } else {
+                0.0
+            },
+        }
+    }
+}
