@@ -8,6 +8,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ferry::{Config, Gateway, config};
 
+mod tools;
+
 #[derive(Parser)]
 #[command(
     name = "ferry",
@@ -36,6 +38,17 @@ enum Command {
     Rule {
         #[command(subcommand)]
         command: RuleCommand,
+    },
+    /// Simulate devices publishing telemetry (TeslaMate-style vehicles, temp/hum sensors, homes).
+    Simulate(tools::SimulateArgs),
+    /// Publish one message (like mosquitto_pub).
+    Pub(tools::PubArgs),
+    /// Subscribe and print messages (like mosquitto_sub).
+    Sub(tools::SubArgs),
+    /// Load generator: pub, sub, conn, kafka.
+    Bench {
+        #[command(subcommand)]
+        command: tools::BenchCommand,
     },
     /// Kafka tools.
     Kafka {
@@ -86,6 +99,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => serve(config),
+        Command::Simulate(a) => client_tool(tools::simulate(a)),
+        Command::Pub(a) => client_tool(tools::publish(a)),
+        Command::Sub(a) => client_tool(tools::subscribe(a)),
+        Command::Bench { command } => client_tool(tools::bench(command)),
         Command::Kafka {
             command:
                 KafkaCommand::Tail {
@@ -116,6 +133,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a client-side tool on a small runtime (two workers keep the tool's CPU low).
+fn client_tool(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(f)
 }
 
 fn kafka_tail(bootstrap: &str, topic: &str, from_beginning: bool) -> anyhow::Result<()> {

@@ -1,0 +1,430 @@
+//! `ferry simulate`, `ferry pub`, `ferry sub` and `ferry bench`: the client-side tools.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use ferry_mqtt::{Packet, QoS, Version};
+use ferry_sim::client::{Client, Options};
+use ferry_sim::scenario::Scenario;
+use ferry_sim::{PubOptions, SimOptions, Stats, SubOptions};
+
+/// Where the broker is (mosquitto-style `-h`/`-p`).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Target {
+    /// Broker host.
+    #[arg(short = 'h', long = "host", default_value = "127.0.0.1")]
+    host: String,
+    /// Broker port.
+    #[arg(short = 'p', long = "port", default_value_t = 1883)]
+    port: u16,
+    /// MQTT version: 3.1.1 or 5.
+    #[arg(short = 'V', long = "mqtt-version", default_value = "5", value_parser = parse_version)]
+    version: Version,
+}
+
+impl Target {
+    fn addr(&self) -> anyhow::Result<SocketAddr> {
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {}", self.host))?
+            .next()
+            .context("no address")
+    }
+}
+
+fn parse_version(s: &str) -> Result<Version, String> {
+    match s {
+        "3.1" | "31" | "mqttv31" => Ok(Version::V31),
+        "3.1.1" | "311" | "mqttv311" => Ok(Version::V311),
+        "5" | "5.0" | "mqttv5" => Ok(Version::V5),
+        other => Err(format!("unknown MQTT version {other:?} (3.1, 3.1.1, 5)")),
+    }
+}
+
+fn parse_qos(s: &str) -> Result<QoS, String> {
+    s.parse::<u8>().ok().and_then(QoS::from_u8).ok_or_else(|| format!("QoS must be 0, 1 or 2, not {s:?}"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    ferry_kafka::config::Dur::parse(s).map(|d| d.0)
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub(crate) struct SimulateArgs {
+    #[command(flatten)]
+    target: Target,
+    /// tesla, temp_hum or smart_home.
+    #[arg(long, default_value = "tesla")]
+    scenario: Scenario,
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    /// Time between two messages of one device ("1s", "200ms").
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Topic; %c is the client id, %i the index. Default per scenario.
+    #[arg(long)]
+    topic: Option<String>,
+    #[arg(long, default_value = "mqttx_")]
+    client_id_prefix: String,
+    #[arg(short = 'q', long, default_value = "0", value_parser = parse_qos)]
+    qos: QoS,
+    #[arg(short = 'u', long)]
+    username: Option<String>,
+    #[arg(short = 'P', long)]
+    password: Option<String>,
+    /// Stop after this many messages per device.
+    #[arg(long)]
+    limit: Option<u64>,
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+pub(crate) async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
+    let topic = a.topic.unwrap_or_else(|| {
+        match a.scenario {
+            Scenario::Tesla => "mqttx/simulate/tesla/%c",
+            Scenario::TempHum => "temp_hum/emqx",
+            Scenario::SmartHome => "mqttx/simulate/smart_home/%c",
+        }
+        .to_owned()
+    });
+    let o = SimOptions {
+        addr: a.target.addr()?,
+        scenario: a.scenario,
+        count: a.count,
+        interval: a.interval,
+        topic,
+        client_id_prefix: a.client_id_prefix,
+        qos: a.qos,
+        version: a.target.version,
+        username: a.username,
+        password: a.password,
+        limit: a.limit,
+    };
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = ferry_sim::spawn_progress(stats.clone(), stop.clone());
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        s2.store(true, Ordering::Relaxed);
+    });
+    ferry_sim::simulate(o, stats.clone(), stop.clone()).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = progress.await;
+    eprintln!("done: {}", stats.line(0.0));
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub(crate) struct PubArgs {
+    #[command(flatten)]
+    target: Target,
+    #[arg(short = 't', long)]
+    topic: String,
+    #[arg(short = 'm', long)]
+    message: String,
+    #[arg(short = 'q', long, default_value = "0", value_parser = parse_qos)]
+    qos: QoS,
+    #[arg(short = 'r', long)]
+    retain: bool,
+    #[arg(short = 'i', long, default_value = "")]
+    id: String,
+    /// MQTT 5 user property, "key=value" (repeatable).
+    #[arg(long = "user-property")]
+    user_property: Vec<String>,
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+fn options(t: &Target, id: &str) -> anyhow::Result<Options> {
+    let client_id = if id.is_empty() { format!("ferry-cli-{}", std::process::id()) } else { id.to_owned() };
+    Ok(Options { addr: t.addr()?, client_id, version: t.version, clean_start: true, keep_alive: 60, username: None, password: None })
+}
+
+pub(crate) async fn publish(a: PubArgs) -> anyhow::Result<()> {
+    let mut c = Client::connect(&options(&a.target, &a.id)?).await?;
+    let props: Vec<(String, String)> = a
+        .user_property
+        .iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).context("user properties are key=value"))
+        .collect::<anyhow::Result<_>>()?;
+    c.publish(&a.topic, Bytes::from(a.message), a.qos, a.retain, &props)?;
+    c.flush().await?;
+    if a.qos != QoS::AtMostOnce {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), c.recv()).await.context("no acknowledgement")?? {
+                Packet::PubAck(ack) | Packet::PubComp(ack) => {
+                    anyhow::ensure!(ack.code < 0x80, "refused with reason code {:#04x}", ack.code);
+                    break;
+                }
+                other => {
+                    c.handle_control(&other)?;
+                    c.flush().await?;
+                }
+            }
+        }
+    }
+    c.disconnect().await?;
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub(crate) struct SubArgs {
+    #[command(flatten)]
+    target: Target,
+    #[arg(short = 't', long, required = true)]
+    topic: Vec<String>,
+    #[arg(short = 'q', long, default_value = "0", value_parser = parse_qos)]
+    qos: QoS,
+    /// Print the topic before each payload.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Exit after this many messages.
+    #[arg(short = 'C', long)]
+    count: Option<u64>,
+    #[arg(short = 'i', long, default_value = "")]
+    id: String,
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+pub(crate) async fn subscribe(a: SubArgs) -> anyhow::Result<()> {
+    let mut c = Client::connect(&options(&a.target, &a.id)?).await?;
+    for t in &a.topic {
+        let code = c.subscribe(t, a.qos).await?;
+        anyhow::ensure!(code < 0x80, "subscription to {t} refused ({code:#04x})");
+    }
+    let mut n = 0;
+    while a.count.is_none_or(|c| n < c) {
+        match c.recv().await? {
+            Packet::Publish(p) => {
+                let text = String::from_utf8_lossy(&p.payload);
+                if a.verbose {
+                    println!("{} {text}", p.topic);
+                } else {
+                    println!("{text}");
+                }
+                if !p.properties.user_properties.is_empty() && a.verbose {
+                    for (k, v) in &p.properties.user_properties {
+                        println!("  user-property {k}={v}");
+                    }
+                }
+                c.ack(&p)?;
+                c.flush().await?;
+                n += 1;
+            }
+            other => {
+                c.handle_control(&other)?;
+                c.flush().await?;
+            }
+        }
+    }
+    c.disconnect().await?;
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum BenchCommand {
+    /// Publish bench payloads (sequence and send time inside) from many clients.
+    Pub(BenchPub),
+    /// Subscribe and report loss, duplicates, order and latency.
+    Sub(BenchSub),
+    /// Open many connections and report the connect rate.
+    Conn(BenchConn),
+    /// Publish over MQTT and consume the Kafka topic the rules write to: loss, duplicates,
+    /// per-key order and publish-to-Kafka latency. Rules must keep the payload as the
+    /// record value (e.g. value = "${payload}") and key records by client id.
+    Kafka(BenchKafka),
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(disable_help_flag = true)]
+pub(crate) struct BenchPub {
+    #[command(flatten)]
+    target: Target,
+    #[arg(short = 'c', long, default_value_t = 1)]
+    clients: usize,
+    /// Messages per second per client (0: as fast as possible).
+    #[arg(short = 'R', long, default_value_t = 0.0)]
+    rate: f64,
+    #[arg(short = 'q', long, default_value = "0", value_parser = parse_qos)]
+    qos: QoS,
+    /// Payload size in bytes.
+    #[arg(short = 's', long, default_value_t = 100)]
+    size: usize,
+    /// Topic; %i is the client index.
+    #[arg(short = 't', long, default_value = "bench/%i")]
+    topic: String,
+    /// Messages per client.
+    #[arg(short = 'n', long, default_value_t = 10_000)]
+    count: u64,
+    /// Stop after this long instead ("30s").
+    #[arg(short = 'd', long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Unacknowledged QoS 1/2 messages per client.
+    #[arg(long, default_value_t = 32)]
+    inflight: usize,
+    #[arg(long, default_value = "bench-pub-")]
+    client_id_prefix: String,
+    /// Write the JSON report here too.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub(crate) struct BenchSub {
+    #[command(flatten)]
+    target: Target,
+    #[arg(short = 'c', long, default_value_t = 1)]
+    clients: usize,
+    #[arg(short = 't', long, default_value = "bench/#")]
+    topic: String,
+    #[arg(short = 'q', long, default_value = "0", value_parser = parse_qos)]
+    qos: QoS,
+    /// Messages the publishers send in all (for exact loss); else inferred from sequences.
+    #[arg(long)]
+    expect: Option<u64>,
+    /// Stop after this long without messages.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    idle: Duration,
+    #[arg(short = 'd', long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub(crate) struct BenchConn {
+    #[command(flatten)]
+    target: Target,
+    #[arg(short = 'c', long, default_value_t = 1000)]
+    count: usize,
+    /// Connections per second (0: as fast as possible).
+    #[arg(short = 'R', long, default_value_t = 0.0)]
+    rate: f64,
+    /// How long to hold them open.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    hold: Duration,
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub(crate) struct BenchKafka {
+    #[command(flatten)]
+    publish: BenchPub,
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// The Kafka topic the rules write to.
+    #[arg(long)]
+    kafka_topic: String,
+    /// How long to wait for the last records after publishing.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    drain: Duration,
+}
+
+fn emit(report: &impl serde::Serialize, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
+    println!("{text}");
+    if let Some(f) = file {
+        std::fs::write(f, &text).with_context(|| format!("writing {}", f.display()))?;
+    }
+    Ok(())
+}
+
+fn pub_options(a: &BenchPub) -> anyhow::Result<PubOptions> {
+    Ok(PubOptions {
+        addr: a.target.addr()?,
+        clients: a.clients,
+        rate: a.rate,
+        qos: a.qos,
+        size: a.size,
+        topic: a.topic.clone(),
+        count: if a.duration.is_some() { u64::MAX } else { a.count },
+        duration: a.duration,
+        inflight: a.inflight.max(1),
+        version: a.target.version,
+        client_id_prefix: a.client_id_prefix.clone(),
+        first_index: 0,
+    })
+}
+
+pub(crate) async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = ferry_sim::spawn_progress(stats.clone(), stop.clone());
+    let result = match cmd {
+        BenchCommand::Pub(a) => {
+            let r = ferry_sim::bench_pub(pub_options(&a)?, stats.clone()).await;
+            emit(&r, a.report.as_deref())
+        }
+        BenchCommand::Sub(a) => {
+            let o = SubOptions {
+                addr: a.target.addr()?,
+                clients: a.clients,
+                filter: a.topic,
+                qos: a.qos,
+                version: a.target.version,
+                expect: a.expect,
+                idle: a.idle,
+                duration: a.duration,
+                client_id_prefix: format!("bench-sub-{}-", std::process::id()),
+            };
+            let r = ferry_sim::bench_sub(o, stats.clone(), None).await;
+            emit(&r, a.report.as_deref())
+        }
+        BenchCommand::Conn(a) => {
+            let r = ferry_sim::bench_conn(a.target.addr()?, a.count, a.rate, a.hold, a.target.version, stats.clone()).await;
+            emit(&r, None)
+        }
+        BenchCommand::Kafka(a) => bench_kafka(a, stats.clone()).await,
+    };
+    stop.store(true, Ordering::Relaxed);
+    let _ = progress.await;
+    result
+}
+
+async fn bench_kafka(a: BenchKafka, stats: Arc<Stats>) -> anyhow::Result<()> {
+    let tracker = Arc::new(std::sync::Mutex::new(ferry_sim::report::Tracker::default()));
+    let done = Arc::new(AtomicBool::new(false));
+    let (bootstrap, topic) = (a.bootstrap.clone(), a.kafka_topic.clone());
+    let (t2, d2) = (tracker.clone(), done.clone());
+    let consumer = std::thread::spawn(move || {
+        ferry_kafka::testing::tail(
+            &bootstrap,
+            &topic,
+            false,
+            |r| t2.lock().unwrap_or_else(|e| e.into_inner()).record(&r.value, ferry_sim::report::now_us()),
+            || d2.load(Ordering::Relaxed),
+        )
+    });
+    // Let the consumer settle at the end of the topic before publishing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let start = Instant::now();
+    let pr = ferry_sim::bench_pub(pub_options(&a.publish)?, stats).await;
+    let deadline = Instant::now() + a.drain;
+    while Instant::now() < deadline && tracker.lock().unwrap_or_else(|e| e.into_inner()).received() < pr.sent {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    consumer.join().map_err(|_| anyhow::anyhow!("consumer thread panicked"))?.map_err(|e| anyhow::anyhow!(e))?;
+    let r = tracker.lock().unwrap_or_else(|e| e.into_inner()).report(pr.sent, start.elapsed().as_secs_f64());
+    emit(&serde_json::json!({"publish": pr, "kafka": r}), a.publish.report.as_deref())
+}
