@@ -137,7 +137,10 @@ fn main() -> ExitCode {
 
 /// Runs a client-side tool on a small runtime (two workers keep the tool's CPU low).
 fn client_tool(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(f)
 }
 

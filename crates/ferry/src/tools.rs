@@ -47,7 +47,10 @@ fn parse_version(s: &str) -> Result<Version, String> {
 }
 
 fn parse_qos(s: &str) -> Result<QoS, String> {
-    s.parse::<u8>().ok().and_then(QoS::from_u8).ok_or_else(|| format!("QoS must be 0, 1 or 2, not {s:?}"))
+    s.parse::<u8>()
+        .ok()
+        .and_then(QoS::from_u8)
+        .ok_or_else(|| format!("QoS must be 0, 1 or 2, not {s:?}"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -145,8 +148,20 @@ pub(crate) struct PubArgs {
 }
 
 fn options(t: &Target, id: &str) -> anyhow::Result<Options> {
-    let client_id = if id.is_empty() { format!("ferry-cli-{}", std::process::id()) } else { id.to_owned() };
-    Ok(Options { addr: t.addr()?, client_id, version: t.version, clean_start: true, keep_alive: 60, username: None, password: None })
+    let client_id = if id.is_empty() {
+        format!("ferry-cli-{}", std::process::id())
+    } else {
+        id.to_owned()
+    };
+    Ok(Options {
+        addr: t.addr()?,
+        client_id,
+        version: t.version,
+        clean_start: true,
+        keep_alive: 60,
+        username: None,
+        password: None,
+    })
 }
 
 pub(crate) async fn publish(a: PubArgs) -> anyhow::Result<()> {
@@ -154,15 +169,26 @@ pub(crate) async fn publish(a: PubArgs) -> anyhow::Result<()> {
     let props: Vec<(String, String)> = a
         .user_property
         .iter()
-        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).context("user properties are key=value"))
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .context("user properties are key=value")
+        })
         .collect::<anyhow::Result<_>>()?;
     c.publish(&a.topic, Bytes::from(a.message), a.qos, a.retain, &props)?;
     c.flush().await?;
     if a.qos != QoS::AtMostOnce {
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), c.recv()).await.context("no acknowledgement")?? {
+            match tokio::time::timeout(Duration::from_secs(10), c.recv())
+                .await
+                .context("no acknowledgement")??
+            {
                 Packet::PubAck(ack) | Packet::PubComp(ack) => {
-                    anyhow::ensure!(ack.code < 0x80, "refused with reason code {:#04x}", ack.code);
+                    anyhow::ensure!(
+                        ack.code < 0x80,
+                        "refused with reason code {:#04x}",
+                        ack.code
+                    );
                     break;
                 }
                 other => {
@@ -357,7 +383,11 @@ fn pub_options(a: &BenchPub) -> anyhow::Result<PubOptions> {
         qos: a.qos,
         size: a.size,
         topic: a.topic.clone(),
-        count: if a.duration.is_some() { u64::MAX } else { a.count },
+        count: if a.duration.is_some() {
+            u64::MAX
+        } else {
+            a.count
+        },
         duration: a.duration,
         inflight: a.inflight.max(1),
         version: a.target.version,
@@ -391,7 +421,15 @@ pub(crate) async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
             emit(&r, a.report.as_deref())
         }
         BenchCommand::Conn(a) => {
-            let r = ferry_sim::bench_conn(a.target.addr()?, a.count, a.rate, a.hold, a.target.version, stats.clone()).await;
+            let r = ferry_sim::bench_conn(
+                a.target.addr()?,
+                a.count,
+                a.rate,
+                a.hold,
+                a.target.version,
+                stats.clone(),
+            )
+            .await;
             emit(&r, None)
         }
         BenchCommand::Kafka(a) => bench_kafka(a, stats.clone()).await,
@@ -411,7 +449,11 @@ async fn bench_kafka(a: BenchKafka, stats: Arc<Stats>) -> anyhow::Result<()> {
             &bootstrap,
             &topic,
             false,
-            |r| t2.lock().unwrap_or_else(|e| e.into_inner()).record(&r.value, ferry_sim::report::now_us()),
+            |r| {
+                t2.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record(&r.value, ferry_sim::report::now_us())
+            },
             || d2.load(Ordering::Relaxed),
         )
     });
@@ -420,11 +462,22 @@ async fn bench_kafka(a: BenchKafka, stats: Arc<Stats>) -> anyhow::Result<()> {
     let start = Instant::now();
     let pr = ferry_sim::bench_pub(pub_options(&a.publish)?, stats).await;
     let deadline = Instant::now() + a.drain;
-    while Instant::now() < deadline && tracker.lock().unwrap_or_else(|e| e.into_inner()).received() < pr.sent {
+    while Instant::now() < deadline
+        && tracker.lock().unwrap_or_else(|e| e.into_inner()).received() < pr.sent
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     done.store(true, Ordering::Relaxed);
-    consumer.join().map_err(|_| anyhow::anyhow!("consumer thread panicked"))?.map_err(|e| anyhow::anyhow!(e))?;
-    let r = tracker.lock().unwrap_or_else(|e| e.into_inner()).report(pr.sent, start.elapsed().as_secs_f64());
-    emit(&serde_json::json!({"publish": pr, "kafka": r}), a.publish.report.as_deref())
+    consumer
+        .join()
+        .map_err(|_| anyhow::anyhow!("consumer thread panicked"))?
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let r = tracker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .report(pr.sent, start.elapsed().as_secs_f64());
+    emit(
+        &serde_json::json!({"publish": pr, "kafka": r}),
+        a.publish.report.as_deref(),
+    )
 }

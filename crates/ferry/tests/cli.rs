@@ -259,3 +259,71 @@ actions = [{ function = "republish", args = { topic = "out", payload = "v=${v}" 
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn bench_pub_and_sub_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.toml");
+    std::fs::write(&path, "[listeners.tcp.default]\nbind = \"127.0.0.1:0\"\n").unwrap();
+    let mut server = ferry()
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(' ')
+        .nth(1)
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let sub = ferry()
+        .args([
+            "bench", "sub", "-p", &port, "-q", "1", "--expect", "200", "--idle", "5s", "-d", "30s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The subscriber is ready once the broker has its subscription.
+    std::thread::sleep(Duration::from_millis(500));
+    let publ = ferry()
+        .args([
+            "bench", "pub", "-p", &port, "-c", "2", "-n", "100", "-q", "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        publ.status.success(),
+        "{}",
+        String::from_utf8_lossy(&publ.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&publ.stdout).unwrap();
+    assert_eq!(
+        (p["sent"].as_u64(), p["acked"].as_u64()),
+        (Some(200), Some(200))
+    );
+    let out = sub.wait_with_output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["received"], 200, "{r}");
+    assert_eq!(
+        (r["lost"].as_u64(), r["duplicates"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert!(r["latency_us"]["p99"].as_u64().is_some());
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+}
