@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Ferry vs Mosquitto (M1, M2, M4) and vs Mosquitto + a paho/confluent-kafka bridge (K1), same
+# load, same machine. Prints a table of broker CPU us/msg, msg/s, loss, latency and ratios.
+# BENCH_N (default 200000) and BENCH_N_KAFKA (default 20000) set the message counts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_test_deps
+ensure_tansu
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
+export PATH="$PATH:/usr/sbin"
+if [ ! -x .venv/bin/python ]; then
+    step "creating .venv with paho-mqtt and confluent-kafka"
+    python3 -m venv .venv
+fi
+.venv/bin/python -c 'import paho.mqtt, confluent_kafka' 2>/dev/null \
+    || .venv/bin/pip install -q 'paho-mqtt==2.1.0' 'confluent-kafka==2.16.1'
+step "building ferry (release)"
+cargo build --release --locked -p ferry
+step "running (placement: $(nproc) CPUs, no pinning)"
+.venv/bin/python bench/compare.py
