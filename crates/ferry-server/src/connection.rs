@@ -61,15 +61,7 @@ pub(crate) async fn serve<S>(
         Err(ConnectFailure { connack, why }) => {
             tracing::info!(%peer, "connection refused before CONNECT completed: {why}");
             if let Some((version, code)) = connack {
-                let mut out = BytesMut::new();
-                let p = Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code,
-                    properties: Properties::default(),
-                });
-                if ferry_mqtt::encode(&p, version, &mut out).is_ok() {
-                    let _ = timeout(Duration::from_secs(5), wr.write_all(&out)).await;
-                }
+                refuse(&mut wr, version, code).await;
             }
             return;
         }
@@ -78,20 +70,25 @@ pub(crate) async fn serve<S>(
         Ok(c) => c,
         Err((version, code, why)) => {
             tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
-            let mut out = BytesMut::new();
-            let p = Packet::ConnAck(ConnAck {
-                session_present: false,
-                code,
-                properties: Properties::default(),
-            });
-            if ferry_mqtt::encode(&p, version, &mut out).is_ok() {
-                let _ = timeout(Duration::from_secs(5), wr.write_all(&out)).await;
-            }
+            refuse(&mut wr, version, code).await;
             return;
         }
     };
     let close = conn.run(&mut rd, &mut wr, rbuf, shutdown).await;
     conn.finish(close, &mut wr).await;
+}
+
+/// Sends a refusing CONNACK (best effort: the connection closes either way).
+async fn refuse<W: AsyncWrite + Unpin>(wr: &mut W, version: Version, code: u8) {
+    let mut out = BytesMut::new();
+    let p = Packet::ConnAck(ConnAck {
+        session_present: false,
+        code,
+        properties: Properties::default(),
+    });
+    if ferry_mqtt::encode(&p, version, &mut out).is_ok() {
+        let _ = timeout(Duration::from_secs(5), wr.write_all(&out)).await;
+    }
 }
 
 struct ConnectFailure {

@@ -9,6 +9,46 @@ fn ferry() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
 }
 
+/// Starts `ferry serve` with `config` (which must bind port 0); returns it and its port.
+fn serve(config: &str) -> (std::process::Child, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = ferry()
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("ferry: listening on ")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    (child, port, dir)
+}
+
+fn stop(mut child: std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "ferry exits cleanly on SIGTERM"
+    );
+}
+
 #[test]
 fn config_example_prints_a_config_that_loads() {
     let out = ferry().args(["config", "example"]).output().unwrap();
@@ -173,10 +213,7 @@ fn rule_test_reports_sql_errors_on_stderr() {
 
 #[test]
 fn serve_runs_rules_from_the_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ferry.toml");
-    std::fs::write(
-        &path,
+    let (child, port, _dir) = serve(
         r#"
 [listeners.tcp.default]
 bind = "127.0.0.1:0"
@@ -185,29 +222,7 @@ bind = "127.0.0.1:0"
 sql = 'SELECT payload.v as v FROM "in/#"'
 actions = [{ function = "republish", args = { topic = "out", payload = "v=${v}" } }]
 "#,
-    )
-    .unwrap();
-    let mut child = ferry()
-        .arg("serve")
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit(' ')
-        .nth(1)
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
+    );
     let mut sub = Command::new("mosquitto_sub")
         .args([
             "-h",
@@ -253,39 +268,12 @@ actions = [{ function = "republish", args = { topic = "out", payload = "v=${v}" 
     let mut got = String::new();
     std::io::Read::read_to_string(&mut sub.stdout.take().unwrap(), &mut got).unwrap();
     assert_eq!(got.trim(), "v=42");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    stop(child);
 }
 
 #[test]
 fn bench_pub_and_sub_through_the_binary() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ferry.toml");
-    std::fs::write(&path, "[listeners.tcp.default]\nbind = \"127.0.0.1:0\"\n").unwrap();
-    let mut server = ferry()
-        .arg("serve")
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit(' ')
-        .nth(1)
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (server, port, _dir) = serve("[listeners.tcp.default]\nbind = \"127.0.0.1:0\"\n");
     let sub = ferry()
         .args([
             "bench", "sub", "-p", &port, "-q", "1", "--expect", "200", "--idle", "5s", "-d", "30s",
@@ -321,9 +309,5 @@ fn bench_pub_and_sub_through_the_binary() {
         "{r}"
     );
     assert!(r["latency_us"]["p99"].as_u64().is_some());
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(server.wait().unwrap().success());
+    stop(server);
 }
