@@ -35,7 +35,7 @@ use tokio::time::Instant;
 pub use config::MqttConfig;
 use ferry_mqtt::trie::Trie;
 pub use hook::{ClientInfo, DropReason, DurableAck, Hook, NotDurable};
-pub use message::{Delivery, Expiry, Message, SharedVia};
+pub use message::{Completion, Delivery, Expiry, Message, SharedVia, Ticket};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use session::{Kick, Outgoing, Session, SessionState, Subscription};
 
@@ -272,6 +272,11 @@ impl Broker {
         // Messages a removed member had not received go to the rest of their group.
         let pending = s.lock().take_shared();
         self.redispatch(pending, s);
+        // What the session still held will never be delivered: end it now (this releases
+        // delivery tickets) rather than whenever the last reference to the session goes.
+        let mut st = s.lock();
+        st.queue.clear();
+        st.inflight.clear();
     }
 
     /// Detaches connection `conn_id` from its session. `will` is the will message still
@@ -431,21 +436,26 @@ impl Broker {
         }
         let count = self.deliver_merged(&msg, normal) + shared.len();
         for (e, via) in shared {
+            let qos = msg.qos.min(e.opts.qos);
             let d = Delivery {
-                qos: msg.qos.min(e.opts.qos),
+                qos,
                 retain: msg.retain && e.opts.retain_as_published,
                 sub_ids: e.sub_id.into_iter().collect(),
+                ticket: ticket_for(&msg, qos),
                 msg: msg.clone(),
                 shared: Some(via),
             };
-            e.session
-                .enqueue(d, self.config.max_queued_messages, &self.metrics);
+            self.enqueue(&e.session, d);
         }
         if count == 0 {
             self.metrics.inc(&self.metrics.messages_no_subscribers);
             for h in self.hooks() {
                 h.message_dropped(&msg, DropReason::NoSubscribers);
             }
+        }
+        // The publisher's own hold: with no QoS 1/2 delivery left, the message is delivered.
+        if let Some(c) = &msg.completion {
+            c.release();
         }
         count
     }
@@ -468,12 +478,14 @@ impl Broker {
                 sub_ids.extend(e.sub_id);
                 i += 1;
             }
+            let qos = msg.qos.min(qos);
             let d = Delivery {
                 msg: msg.clone(),
-                qos: msg.qos.min(qos),
+                qos,
                 retain: msg.retain && rap,
                 sub_ids,
                 shared: None,
+                ticket: ticket_for(msg, qos),
             };
             self.enqueue(&session, d);
             count += 1;
@@ -554,6 +566,8 @@ impl Broker {
                     sub_ids: sub_id.into_iter().collect(),
                     msg,
                     shared: None,
+                    // Retained copies are not part of the original publish's delivery.
+                    ticket: None,
                 };
                 self.enqueue(session, d);
             }
@@ -599,6 +613,14 @@ impl Broker {
     }
 }
 
+/// QoS 1/2 deliveries of a tracked message hold a ticket until they end.
+fn ticket_for(msg: &Arc<Message>, qos: QoS) -> Option<Arc<Ticket>> {
+    match &msg.completion {
+        Some(c) if qos != QoS::AtMostOnce => Some(c.ticket()),
+        _ => None,
+    }
+}
+
 fn will_delay(w: &Will) -> u32 {
     w.properties.will_delay_interval.unwrap_or(0)
 }
@@ -621,6 +643,7 @@ pub fn will_message(w: Will, client: &Arc<ClientInfo>) -> Message {
             ..Properties::default()
         },
         publisher: Some(client.clone()),
+        completion: None,
         received_at: Instant::now(),
         timestamp: hook::now_ms(),
     }

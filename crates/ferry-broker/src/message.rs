@@ -23,6 +23,8 @@ pub struct Message {
     /// Who published it (No Local compares the client id); `None` for anonymous
     /// in-process publishers.
     pub publisher: Option<Arc<ClientInfo>>,
+    /// Set by publishers that want to know when the message was delivered.
+    pub completion: Option<Arc<Completion>>,
     pub received_at: Instant,
     /// Milliseconds since the epoch when it was received (rules' `timestamp`).
     pub timestamp: i64,
@@ -50,6 +52,7 @@ impl Message {
             retain,
             properties: Properties::default(),
             publisher: None,
+            completion: None,
             received_at: Instant::now(),
             timestamp: crate::hook::now_ms(),
         }
@@ -93,4 +96,60 @@ pub struct Delivery {
     pub retain: bool,
     pub sub_ids: Vec<u32>,
     pub shared: Option<SharedVia>,
+    /// Held while this QoS 1/2 delivery is unfinished (see [`Completion`]).
+    pub ticket: Option<Arc<Ticket>>,
+}
+
+/// Tells an in-process publisher (e.g. a Kafka source) when a message it published was
+/// delivered: every QoS 1/2 delivery acknowledged by its subscriber (PUBACK/PUBCOMP) or
+/// given up (dropped from a full queue, expired, too large, session gone). QoS 0
+/// deliveries count as delivered when queued.
+///
+/// Each QoS 1/2 delivery holds a [`Ticket`]; the last clone of a delivery going away
+/// releases it, so every path that ends a delivery is covered without bookkeeping.
+#[derive(Debug)]
+pub struct Completion {
+    remaining: std::sync::atomic::AtomicUsize,
+    done: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl Completion {
+    /// A completion with the publisher's own hold, released by `Broker::publish`.
+    pub fn new() -> (Arc<Completion>, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (
+            Arc::new(Completion {
+                remaining: 1.into(),
+                done: std::sync::Mutex::new(Some(tx)),
+            }),
+            rx,
+        )
+    }
+
+    pub(crate) fn ticket(self: &Arc<Self>) -> Arc<Ticket> {
+        self.remaining
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Arc::new(Ticket(self.clone()))
+    }
+
+    pub(crate) fn release(&self) {
+        if self
+            .remaining
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+            && let Some(tx) = self.done.lock().unwrap_or_else(|e| e.into_inner()).take()
+        {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// One unfinished delivery of a tracked message.
+#[derive(Debug)]
+pub struct Ticket(Arc<Completion>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }

@@ -176,3 +176,75 @@ async fn packet_ids_skip_ids_still_inflight() {
         assert!(a.session.lock().puback(packet_id).is_some());
     }
 }
+
+#[tokio::test]
+async fn completion_waits_for_every_qos1_delivery() {
+    let b = Broker::new(MqttConfig::default());
+    let s1 = b.connect("s1".into(), true, 0);
+    let s2 = b.connect("s2".into(), true, 0);
+    let s0 = b.connect("s0".into(), true, 0);
+    b.subscribe(&s1.session, "t", opts(QoS::AtLeastOnce), None)
+        .unwrap();
+    b.subscribe(&s2.session, "t", opts(QoS::ExactlyOnce), None)
+        .unwrap();
+    b.subscribe(&s0.session, "t", opts(QoS::AtMostOnce), None)
+        .unwrap();
+    let (c, mut done) = Completion::new();
+    let mut m = Message::new("t", "x", QoS::ExactlyOnce, false);
+    m.completion = Some(c);
+    assert_eq!(b.publish(m), 3);
+    assert!(done.try_recv().is_err(), "not delivered yet");
+    let o1 = drain(&s1.session, s1.conn_id, &b);
+    let o2 = drain(&s2.session, s2.conn_id, &b);
+    drop(drain(&s0.session, s0.conn_id, &b));
+    let Outgoing::Publish { packet_id: p1, .. } = o1[0] else {
+        panic!()
+    };
+    let Outgoing::Publish { packet_id: p2, .. } = o2[0] else {
+        panic!()
+    };
+    drop((o1, o2));
+    assert!(s1.session.lock().puback(p1).is_some());
+    assert!(done.try_recv().is_err(), "s2 has not completed");
+    assert!(s2.session.lock().pubrec(p2, true));
+    assert!(done.try_recv().is_err(), "PUBREC is not the end of QoS 2");
+    drop(s2.session.lock().pubcomp(p2));
+    assert!(done.try_recv().is_ok(), "delivered to everyone");
+}
+
+#[tokio::test]
+async fn completion_is_immediate_without_qos1_subscribers_and_on_drops() {
+    let b = Broker::new(MqttConfig {
+        max_queued_messages: 1,
+        ..Default::default()
+    });
+    let (c, mut done) = Completion::new();
+    let mut m = Message::new("nobody", "x", QoS::AtLeastOnce, false);
+    m.completion = Some(c);
+    b.publish(m);
+    assert!(done.try_recv().is_ok());
+    let s = b.connect("s".into(), true, 0);
+    b.subscribe(&s.session, "t", opts(QoS::AtLeastOnce), None)
+        .unwrap();
+    let (c, mut first) = Completion::new();
+    let mut m = Message::new("t", "1", QoS::AtLeastOnce, false);
+    m.completion = Some(c);
+    b.publish(m);
+    assert!(first.try_recv().is_err());
+    b.publish(Message::new("t", "2", QoS::AtLeastOnce, false));
+    assert!(
+        first.try_recv().is_ok(),
+        "pushed out of a full queue: given up, so complete"
+    );
+    let (c, mut gone) = Completion::new();
+    let mut m = Message::new("t", "3", QoS::AtLeastOnce, false);
+    m.completion = Some(c);
+    b.publish(m);
+    b.disconnect(
+        &s.session,
+        s.conn_id,
+        None,
+        &Arc::new(ClientInfo::internal("s")),
+    );
+    assert!(gone.try_recv().is_ok(), "the session ended");
+}

@@ -603,6 +603,7 @@ impl Conn {
             retain: p.retain,
             properties: p.properties,
             publisher: Some(self.client.clone()),
+            completion: None,
             received_at: Instant::now(),
             timestamp: ferry_broker::hook::now_ms(),
         };
