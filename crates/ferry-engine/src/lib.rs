@@ -262,6 +262,21 @@ impl RuleEngine {
         }
     }
 
+    /// Runs the rules that select `FROM "$bridges/..."` on one record of that bridge.
+    pub fn on_bridge(&self, bridge: &str, columns: &ferry_rules::Map) {
+        let mut rules = self.set.for_bridge(bridge).peekable();
+        if rules.peek().is_none() {
+            return;
+        }
+        let input = ferry_rules::MapInput {
+            columns: columns.clone(),
+        };
+        let mut acks = Vec::new();
+        for (rule, rt) in rules {
+            self.run(rule, rt, &input, None, &mut acks);
+        }
+    }
+
     fn run_event(
         &self,
         ev: Event,

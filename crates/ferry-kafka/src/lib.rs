@@ -13,6 +13,7 @@ pub mod connector;
 pub mod metrics;
 pub mod partition;
 pub mod producer;
+pub mod source;
 pub mod testing;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +31,15 @@ pub use producer::KafkaAction;
 pub struct Kafka {
     pub connectors: BTreeMap<String, Arc<Connector>>,
     pub actions: BTreeMap<String, Arc<KafkaAction>>,
+    pub sources: BTreeMap<String, Arc<source::KafkaSource>>,
     stop: CancellationToken,
+}
+
+/// `[sources.kafka.NAME]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSources {
+    pub kafka: BTreeMap<String, source::SourceConfig>,
 }
 
 impl Kafka {
@@ -63,6 +72,7 @@ impl Kafka {
         Ok(Kafka {
             connectors: cs,
             actions: acts,
+            sources: BTreeMap::new(),
             stop,
         })
     }
@@ -75,6 +85,39 @@ impl Kafka {
             m.insert(format!("kafka_producer:{name}"), a.clone());
         }
         m
+    }
+
+    /// Starts the consumer sources, delivering into `broker` (and to rules selecting
+    /// `FROM "$bridges/kafka:NAME"`).
+    pub fn start_sources(
+        &mut self,
+        sources: &KafkaSources,
+        broker: &Arc<ferry_broker::Broker>,
+        rules: Option<Arc<ferry_engine::RuleEngine>>,
+    ) -> Result<(), String> {
+        for (name, cfg) in &sources.kafka {
+            let conn = self
+                .connectors
+                .get(&cfg.connector)
+                .ok_or(format!("sources.kafka.{name}.connector: unknown"))?;
+            let s = source::KafkaSource::start(
+                name,
+                cfg.clone(),
+                conn,
+                Arc::downgrade(broker),
+                rules.clone(),
+            )?;
+            self.sources.insert(name.clone(), s);
+        }
+        Ok(())
+    }
+
+    /// Stops the sources: each drains its in-flight records (up to its `drain_timeout`) and
+    /// commits what was delivered. Call while MQTT connections are still up.
+    pub async fn stop_sources(&self) {
+        for s in self.sources.values() {
+            s.stop().await;
+        }
     }
 
     /// Stops background tasks and waits up to `timeout` for in-flight records.

@@ -307,3 +307,46 @@ pub fn tail(
     }
     Ok(())
 }
+
+/// A record to produce in tests.
+#[derive(Debug, Clone, Default)]
+pub struct TestRecord {
+    pub key: Option<String>,
+    pub value: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Produces records and waits until Kafka acknowledged them all.
+pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    for rec in records {
+        let mut h = OwnedHeaders::new();
+        for (k, v) in &rec.headers {
+            h = h.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let mut r = BaseRecord::<str, str>::to(topic)
+            .payload(rec.value.as_str())
+            .headers(h);
+        if let Some(k) = &rec.key {
+            r = r.key(k.as_str());
+        }
+        let mut r = Some(r);
+        while let Some(one) = r.take() {
+            if let Err((_, back)) = p.send(one) {
+                p.poll(Duration::from_millis(50));
+                r = Some(back);
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30))
+        .expect("records acknowledged");
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ferry_broker::MqttConfig;
 use ferry_engine::RulesConfig;
-use ferry_kafka::{KafkaActions, KafkaConnectors};
+use ferry_kafka::{KafkaActions, KafkaConnectors, KafkaSources};
 use ferry_server::TcpListenerConfig;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,8 @@ pub struct Config {
     pub connectors: KafkaConnectors,
     /// `[actions.kafka.NAME]`: Kafka producer actions, used by rules as "kafka:NAME".
     pub actions: KafkaActions,
+    /// `[sources.kafka.NAME]`: Kafka consumer sources delivering records to MQTT.
+    pub sources: KafkaSources,
 }
 
 impl Default for Config {
@@ -38,6 +40,7 @@ impl Default for Config {
             rules: RulesConfig::new(),
             connectors: KafkaConnectors::default(),
             actions: KafkaActions::default(),
+            sources: KafkaSources::default(),
         }
     }
 }
@@ -117,6 +120,9 @@ impl Config {
             &self.connectors,
             &self.actions,
         ));
+        for (name, s) in &self.sources.kafka {
+            problems.extend(ferry_kafka::source::validate(name, s, &self.connectors));
+        }
         let named = ferry_kafka::action_names(&self.actions);
         problems.extend(
             ferry_engine::check_rules(&self.rules, &|n| named.iter().any(|x| x == n))

@@ -31,9 +31,10 @@ impl Gateway {
     pub async fn start(cfg: &Config) -> anyhow::Result<Gateway> {
         let shutdown = CancellationToken::new();
         let broker = Broker::new(cfg.mqtt.clone());
-        let kafka = ferry_kafka::Kafka::start(&cfg.connectors, &cfg.actions).map_err(|errs| {
-            anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
-        })?;
+        let mut kafka =
+            ferry_kafka::Kafka::start(&cfg.connectors, &cfg.actions).map_err(|errs| {
+                anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
+            })?;
         let rules =
             RuleEngine::build(&cfg.rules, &broker, &kafka.named_actions()).map_err(|errs| {
                 let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
@@ -44,6 +45,9 @@ impl Gateway {
             let hook: Arc<dyn ferry_broker::Hook> = rules.clone();
             let _ = broker.install_hooks(vec![hook]);
         }
+        kafka
+            .start_sources(&cfg.sources, &broker, Some(rules.clone()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
         for (name, l) in &cfg.listeners.tcp {
@@ -74,6 +78,8 @@ impl Gateway {
     /// Stops accepting, closes every connection (DISCONNECT 0x8B to MQTT 5 clients) and
     /// waits for the listeners to drain.
     pub async fn stop(mut self) {
+        // Sources first: their in-flight records can still be acknowledged by subscribers.
+        self.kafka.stop_sources().await;
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
         // Connections are closed: nothing new reaches Kafka; let in-flight records land.

@@ -1,0 +1,279 @@
+//! Kafka to MQTT: consumer sources against the Tansu test broker, delivered to MQTT
+//! subscribers over TCP; offsets committed only after delivery.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ferry::{Config, Gateway};
+use ferry_kafka::testing::{TestKafka, TestRecord, produce};
+use ferry_mqtt::{Ack, Packet, QoS, Version};
+use ferry_testkit::{RawClient, connect_packet, wait_until};
+
+fn config(text: &str, bootstrap: &str) -> Config {
+    let text = text
+        .replace("127.0.0.1:9092", bootstrap)
+        .replace("0.0.0.0:1883", "127.0.0.1:0");
+    Config::parse(&text, "test").unwrap()
+}
+
+async fn gateway(text: &str, bootstrap: &str) -> (Gateway, std::net::SocketAddr) {
+    let g = Gateway::start(&config(text, bootstrap)).await.unwrap();
+    let addr = g.listeners[0].1;
+    (g, addr)
+}
+
+/// (key, value, headers)
+type Rec = (Option<String>, String, Vec<(String, String)>);
+
+async fn produce_async(k: &TestKafka, topic: &str, records: Vec<Rec>) {
+    let (b, t) = (k.bootstrap.clone(), topic.to_owned());
+    let recs: Vec<TestRecord> = records
+        .into_iter()
+        .map(|(key, value, headers)| TestRecord {
+            key,
+            value,
+            headers,
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || produce(&b, &t, &recs))
+        .await
+        .unwrap();
+}
+
+fn source(g: &Gateway, name: &str) -> ferry_kafka::source::SourceMetricsSnapshot {
+    g.kafka.sources[name].metrics.snapshot()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vehicle_commands_example_delivers_keyed_records_at_qos1() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("vehicle-commands", 2);
+    let (g, addr) = gateway(
+        include_str!("../../../examples/vehicle-commands.toml"),
+        &k.bootstrap,
+    )
+    .await;
+    let (mut car, _) = RawClient::connect(addr, Version::V5, "veh-7", true).await?;
+    car.subscribe("vehicles/veh-7/commands", QoS::AtLeastOnce)
+        .await?;
+    produce_async(
+        &k,
+        "vehicle-commands",
+        vec![
+            (
+                Some("veh-7".into()),
+                r#"{"cmd":"unlock"}"#.into(),
+                vec![("source".into(), "app".into())],
+            ),
+            (Some("veh-9".into()), r#"{"cmd":"honk"}"#.into(), vec![]),
+            (Some("veh-7".into()), r#"{"cmd":"lock"}"#.into(), vec![]),
+        ],
+    )
+    .await;
+    let m1 = car.recv_publish().await?;
+    assert_eq!(
+        (m1.topic.as_str(), &m1.payload[..], m1.qos),
+        (
+            "vehicles/veh-7/commands",
+            &br#"{"cmd":"unlock"}"#[..],
+            QoS::AtLeastOnce
+        )
+    );
+    assert_eq!(
+        m1.properties.user_properties,
+        vec![("source".to_string(), "app".to_string())],
+        "headers become user properties"
+    );
+    assert_eq!(&car.recv_publish().await?.payload[..], br#"{"cmd":"lock"}"#);
+    wait_until("delivered", Duration::from_secs(10), || {
+        source(&g, "commands").delivered == 3
+    })
+    .await;
+    g.stop().await;
+    Ok(())
+}
+
+const MAPPING: &str = r#"
+[listeners.tcp.default]
+bind = "0.0.0.0:1883"
+[connectors.kafka.local]
+bootstrap_hosts = "127.0.0.1:9092"
+[sources.kafka.env]
+connector = "local"
+topics = ["map-in"]
+offset_reset = "earliest"
+mqtt_topic = "out/${topic}/${partition}/${headers.kind}/${value.site}"
+qos = 0
+qos_header = "qos"
+retain_header = "retain"
+payload = "${.}"
+value_encoding = "none"
+[sources.kafka.b64]
+connector = "local"
+topics = ["map-in"]
+group_id = "b64-group"
+offset_reset = "earliest"
+mqtt_topic = "b64/${key}"
+payload = "${value}"
+value_encoding = "base64"
+key_encoding = "none"
+[rules.from_kafka]
+sql = 'SELECT value.site as site, key FROM "$bridges/kafka:env" WHERE value.site = "north"'
+actions = [{ function = "republish", args = { topic = "rule/${site}", payload = "${key}" } }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapping_templates_headers_encodings_rules_and_skips() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("map-in", 1);
+    let (g, addr) = gateway(MAPPING, &k.bootstrap).await;
+    let (mut s, _) = RawClient::connect(addr, Version::V5, "s", true).await?;
+    for f in ["out/#", "b64/#", "rule/#"] {
+        s.subscribe(f, QoS::ExactlyOnce).await?;
+    }
+    produce_async(
+        &k,
+        "map-in",
+        vec![
+            (
+                Some("k1".into()),
+                r#"{"site":"north"}"#.into(),
+                vec![
+                    ("kind".into(), "cmd".into()),
+                    ("qos".into(), "2".into()),
+                    ("retain".into(), "true".into()),
+                ],
+            ),
+            // No "kind" header: the env source cannot render its topic; counted and skipped.
+            (Some("k2".into()), r#"{"site":"south"}"#.into(), vec![]),
+        ],
+    )
+    .await;
+    let mut got = HashMap::new();
+    for _ in 0..4 {
+        let m = s.recv_publish().await?;
+        got.insert(m.topic.clone(), m);
+    }
+    let env = &got["out/map-in/0/cmd/north"];
+    assert_eq!(env.qos, QoS::ExactlyOnce, "QoS from the qos header");
+    let j: serde_json::Value = serde_json::from_slice(&env.payload)?;
+    assert_eq!(
+        (
+            j["key"].as_str(),
+            j["offset"].as_i64(),
+            j["partition"].as_i64(),
+            j["topic"].as_str()
+        ),
+        (Some("k1"), Some(0), Some(0), Some("map-in"))
+    );
+    assert_eq!(j["headers"]["kind"], "cmd");
+    assert_eq!(j["ts_type"], "create");
+    assert_eq!(j["value"], r#"{"site":"north"}"#);
+    assert_eq!(
+        &got["b64/k1"].payload[..],
+        b"eyJzaXRlIjoibm9ydGgifQ==",
+        "base64 value encoding"
+    );
+    assert!(got.contains_key("b64/k2"));
+    assert_eq!(
+        &got["rule/north"].payload[..],
+        b"k1",
+        "rules can select FROM the source"
+    );
+    let skipped = g.kafka.sources["env"].metrics.clone();
+    wait_until("skip counted", Duration::from_secs(10), || {
+        skipped.snapshot().failed == 1 && skipped.snapshot().received == 2
+    })
+    .await;
+    // The skipped record did not stall the source: a later one is delivered.
+    produce_async(
+        &k,
+        "map-in",
+        vec![(
+            Some("k3".into()),
+            r#"{"site":"east"}"#.into(),
+            vec![("kind".into(), "x".into())],
+        )],
+    )
+    .await;
+    let m = s.recv_publish().await?;
+    assert!(
+        m.topic == "out/map-in/0/x/east" || m.topic == "b64/k3",
+        "{}",
+        m.topic
+    );
+    g.stop().await;
+    Ok(())
+}
+
+const RESTART: &str = r#"
+[listeners.tcp.default]
+bind = "0.0.0.0:1883"
+[connectors.kafka.local]
+bootstrap_hosts = "127.0.0.1:9092"
+[sources.kafka.cmds]
+connector = "local"
+topics = ["backlog"]
+offset_reset = "earliest"
+mqtt_topic = "cmd/${key}"
+qos = 1
+max_inflight = 5
+drain_timeout = "1s"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_a_backlog_loses_nothing() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("backlog", 1);
+    let (g1, addr1) = gateway(RESTART, &k.bootstrap).await;
+    let mut c = RawClient::open(addr1, Version::V5).await?;
+    let mut p = connect_packet(Version::V5, "dev", true);
+    p.properties.receive_maximum = Some(3);
+    c.handshake(p).await?;
+    c.subscribe("cmd/#", QoS::AtLeastOnce).await?;
+    let records: Vec<_> = (0..40)
+        .map(|i| (Some("dev".to_string()), format!("m{i}"), vec![]))
+        .collect();
+    produce_async(&k, "backlog", records).await;
+    let mut seen: Vec<String> = Vec::new();
+    // Acknowledge the first 15, then stop acknowledging (the device hangs).
+    while seen.len() < 15 {
+        if let Packet::Publish(m) = c.recv().await? {
+            seen.push(String::from_utf8(m.payload.to_vec())?);
+            c.send(&Packet::PubAck(Ack::new(m.packet_id, 0))).await?;
+        }
+    }
+    let mut unacked = 0;
+    while let Ok(Some(Packet::Publish(m))) = c.recv_within(Duration::from_millis(500)).await {
+        seen.push(String::from_utf8(m.payload.to_vec())?);
+        unacked += 1;
+    }
+    assert!(unacked <= 3, "receive maximum holds the rest back");
+    let m = g1.kafka.sources["cmds"].metrics.snapshot();
+    assert!(m.inflight <= 5, "{m:?}");
+    assert!(
+        m.received < 40,
+        "the source stopped reading while its records were not delivered: {m:?}"
+    );
+    g1.stop().await;
+    drop(c);
+
+    let (g2, addr2) = gateway(RESTART, &k.bootstrap).await;
+    let (mut c, _) = RawClient::connect(addr2, Version::V5, "dev", true).await?;
+    c.subscribe("cmd/#", QoS::AtLeastOnce).await?;
+    let mut after = Vec::new();
+    while !(0..40).all(|i| seen.contains(&format!("m{i}")) || after.contains(&format!("m{i}"))) {
+        let m = c.recv_publish().await?;
+        after.push(String::from_utf8(m.payload.to_vec())?);
+    }
+    let dups = after.iter().filter(|v| seen.contains(v)).count();
+    assert!(
+        dups <= 5 + 3,
+        "duplicates only of what was in flight: {dups}"
+    );
+    let m = g2.kafka.sources["cmds"].metrics.snapshot();
+    assert_eq!(m.failed, 0);
+    g2.stop().await;
+    Ok(())
+}
