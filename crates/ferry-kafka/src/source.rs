@@ -48,6 +48,9 @@ pub struct SourceConfig {
     pub group_id: Option<String>,
     #[serde(default)]
     pub offset_reset: OffsetReset,
+    /// Start from the first record at or after this time (ms since the epoch) instead of
+    /// the group's committed offsets; partitions are then assigned, not balanced (`topics` only).
+    pub start_from_timestamp: Option<i64>,
     #[serde(default)]
     pub key_encoding: Encoding,
     #[serde(default)]
@@ -151,6 +154,11 @@ pub fn validate(name: &str, s: &SourceConfig, connectors: &crate::KafkaConnector
             errs.push(format!("{key}.{field}: {e}"));
         }
     }
+    if s.start_from_timestamp.is_some() && s.topic_pattern.is_some() {
+        errs.push(format!(
+            "{key}.start_from_timestamp: works with topics, not topic_pattern"
+        ));
+    }
     if s.qos > 2 {
         errs.push(format!("{key}.qos: must be 0, 1 or 2"));
     }
@@ -208,18 +216,41 @@ impl KafkaSource {
         let consumer: StreamConsumer = cc
             .create()
             .map_err(|e| format!("{key}: cannot create the consumer: {e}"))?;
-        let subs: Vec<String> = match &cfg.topic_pattern {
-            Some(p) => vec![if p.starts_with('^') {
-                p.clone()
-            } else {
-                format!("^{p}")
-            }],
-            None => cfg.topics.clone(),
-        };
-        let refs: Vec<&str> = subs.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&refs)
-            .map_err(|e| format!("{key}: subscribe: {e}"))?;
+        match cfg.start_from_timestamp {
+            Some(ts) => {
+                // Blocking lookups, once at start.
+                let mut want = TopicPartitionList::new();
+                for t in &cfg.topics {
+                    let md = consumer
+                        .fetch_metadata(Some(t), Duration::from_secs(10))
+                        .map_err(|e| format!("{key}: metadata of {t}: {e}"))?;
+                    for p in md.topics().iter().flat_map(|x| x.partitions()) {
+                        want.add_partition_offset(t, p.id(), Offset::Offset(ts))
+                            .map_err(|e| format!("{key}: {e}"))?;
+                    }
+                }
+                let from = consumer
+                    .offsets_for_times(want, Duration::from_secs(10))
+                    .map_err(|e| format!("{key}: offsets for {ts}: {e}"))?;
+                consumer
+                    .assign(&from)
+                    .map_err(|e| format!("{key}: assign: {e}"))?;
+            }
+            None => {
+                let subs: Vec<String> = match &cfg.topic_pattern {
+                    Some(p) => vec![if p.starts_with('^') {
+                        p.clone()
+                    } else {
+                        format!("^{p}")
+                    }],
+                    None => cfg.topics.clone(),
+                };
+                let refs: Vec<&str> = subs.iter().map(String::as_str).collect();
+                consumer
+                    .subscribe(&refs)
+                    .map_err(|e| format!("{key}: subscribe: {e}"))?;
+            }
+        }
         let t = |f: &str, s: &str| Template::parse(s).map_err(|e| format!("{key}.{f}: {e}"));
         let mapper = Mapper {
             topic: t("mqtt_topic", &cfg.mqtt_topic)?,

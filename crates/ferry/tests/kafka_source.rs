@@ -277,3 +277,49 @@ async fn a_restart_in_the_middle_of_a_backlog_loses_nothing() -> anyhow::Result<
     g2.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_can_start_from_a_timestamp() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("history", 1);
+    produce_async(
+        &k,
+        "history",
+        vec![(Some("a".into()), "old".into(), vec![])],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let from = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    produce_async(
+        &k,
+        "history",
+        vec![
+            (Some("a".into()), "new1".into(), vec![]),
+            (Some("a".into()), "new2".into(), vec![]),
+        ],
+    )
+    .await;
+    let text = format!(
+        "[listeners.tcp.default]\nbind = \"0.0.0.0:1883\"\n[connectors.kafka.local]\nbootstrap_hosts = \"127.0.0.1:9092\"\n\
+         [sources.kafka.h]\nconnector = \"local\"\ntopics = [\"history\"]\nstart_from_timestamp = {from}\nmqtt_topic = \"h/${{key}}\"\n"
+    );
+    let (g, addr) = gateway(&text, &k.bootstrap).await;
+    let (mut s, _) = RawClient::connect(addr, Version::V5, "s", true).await?;
+    s.subscribe("h/#", QoS::AtLeastOnce).await?;
+    // The subscriber may connect after the first records went out: count what the source read.
+    let m = g.kafka.sources["h"].metrics.clone();
+    wait_until("read", Duration::from_secs(15), || {
+        m.snapshot().received >= 2
+    })
+    .await;
+    assert_eq!(
+        m.snapshot().received,
+        2,
+        "the record before the timestamp was skipped"
+    );
+    g.stop().await;
+    Ok(())
+}
