@@ -15,14 +15,16 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-# Debian packages the tests use: mosquitto_pub / mosquitto_sub as independent MQTT clients.
+# Debian packages the tests use: mosquitto_pub / mosquitto_sub as independent MQTT clients;
+# stunnel and openssl to put the Kafka test broker behind TLS.
 ensure_test_deps() {
     local missing=()
     command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
-    command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+    command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing ${missing[*]}"
-        apt_install mosquitto-clients
+        apt_install "${missing[@]}"
     fi
     command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install the Rust toolchain (1.95)" >&2; exit 1; }
 }

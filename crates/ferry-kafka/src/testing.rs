@@ -24,6 +24,17 @@ pub struct TestKafka {
     port: u16,
     child: Option<Child>,
     external: bool,
+    /// With TLS: the stunnel in front of Tansu, and the directory of its certificate.
+    tls: Option<(Child, TempDir)>,
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn tansu_binary() -> Option<PathBuf> {
@@ -58,6 +69,7 @@ impl TestKafka {
                 port: 0,
                 child: None,
                 external: true,
+                tls: None,
             };
         }
         let port = free_port();
@@ -66,21 +78,90 @@ impl TestKafka {
             port,
             child: None,
             external: false,
+            tls: None,
         };
-        k.spawn();
+        k.spawn(port);
         k
     }
 
-    fn spawn(&mut self) {
+    /// Tansu behind a TLS terminator (stunnel) with a fresh self-signed certificate for
+    /// 127.0.0.1: clients must use TLS and trust `ca_file()`. Always local.
+    pub fn start_tls() -> TestKafka {
+        let dir =
+            std::env::temp_dir().join(format!("ferry-tls-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let ok = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "openssl could not make a test certificate (./scripts/test installs openssl)"
+        );
+        let (inner, outer) = (free_port(), free_port());
+        let conf = dir.join("stunnel.conf");
+        let text = format!(
+            "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{outer}\nconnect = 127.0.0.1:{inner}\ncert = {}\nkey = {}\n",
+            cert.display(),
+            key.display()
+        );
+        std::fs::write(&conf, text).expect("stunnel config");
+        let stunnel = Command::new("stunnel")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start stunnel ({e}); ./scripts/test installs it (Debian package stunnel4)"));
+        let mut k = TestKafka {
+            bootstrap: format!("127.0.0.1:{outer}"),
+            port: inner,
+            child: None,
+            external: false,
+            tls: Some((stunnel, TempDir(dir))),
+        };
+        k.spawn(outer);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", outer)).is_err() {
+            assert!(Instant::now() < deadline, "stunnel did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        k
+    }
+
+    /// The CA file to trust for a TLS test broker.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|(_, d)| d.0.join("cert.pem"))
+    }
+
+    /// Starts Tansu on `self.port`, advertising port `advertised` (the TLS one if proxied).
+    fn spawn(&mut self, advertised: u16) {
         let bin = tansu_binary().unwrap_or_else(|| panic!("{HOW_TO_INSTALL}"));
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let adv = format!("tcp://127.0.0.1:{advertised}");
         let child = Command::new(&bin)
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &adv,
                 "--storage-engine",
                 "memory://tansu/",
             ])
@@ -112,7 +193,13 @@ impl TestKafka {
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        let adv = self
+            .bootstrap
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(self.port);
+        self.spawn(adv);
     }
 
     /// Creates a topic and waits until its metadata shows it; returns its partition count
@@ -170,6 +257,10 @@ impl TestKafka {
 impl Drop for TestKafka {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some((mut c, _dir)) = self.tls.take() {
             let _ = c.kill();
             let _ = c.wait();
         }

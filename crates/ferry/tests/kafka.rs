@@ -528,3 +528,53 @@ async fn every_compression_and_acks_setting_delivers() -> anyhow::Result<()> {
     g.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connector_produces_and_a_wrong_ca_is_refused() -> anyhow::Result<()> {
+    let k = TestKafka::start_tls();
+    let ca = k.ca_file().unwrap();
+    let text = SYNC.replace(
+        "connect_timeout = \"1s\"",
+        &format!(
+            "connect_timeout = \"1s\"\nssl = {{ enable = true, cacertfile = \"{}\" }}",
+            ca.display()
+        ),
+    );
+    let (g, addr) = gateway(&text, &k.bootstrap).await;
+    let conn = g.kafka.connectors["k"].clone();
+    wait_until("connected over TLS", Duration::from_secs(20), || {
+        conn.status().state == ferry_kafka::ConnectorState::Connected
+    })
+    .await;
+    let (mut c, _) = RawClient::connect(addr, Version::V5, "p", true).await?;
+    c.publish("in/1", b"over tls", QoS::AtLeastOnce, false, 1)
+        .await?;
+    match c.recv_within(Duration::from_secs(20)).await? {
+        Some(Packet::PubAck(a)) => assert!(
+            a.code < 0x80,
+            "acknowledged by Kafka over TLS: {:#x}",
+            a.code
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(action(&g, "out").success, 1);
+    g.stop().await;
+
+    // The same broker with a CA that did not sign its certificate: no connection.
+    let other = TestKafka::start_tls();
+    let text = SYNC.replace(
+        "connect_timeout = \"1s\"",
+        &format!(
+            "connect_timeout = \"1s\"\nssl = {{ enable = true, cacertfile = \"{}\" }}",
+            other.ca_file().unwrap().display()
+        ),
+    );
+    let (g, _) = gateway(&text, &k.bootstrap).await;
+    let conn = g.kafka.connectors["k"].clone();
+    wait_until("refused", Duration::from_secs(20), || {
+        conn.status().state == ferry_kafka::ConnectorState::Disconnected
+    })
+    .await;
+    g.stop().await;
+    Ok(())
+}
