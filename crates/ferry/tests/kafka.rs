@@ -578,3 +578,59 @@ async fn tls_connector_produces_and_a_wrong_ca_is_refused() -> anyhow::Result<()
     g.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_kafka_reports_what_reached_kafka() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("bench-k", 1);
+    let text = r#"
+[listeners.tcp.default]
+bind = "0.0.0.0:1883"
+[connectors.kafka.k]
+bootstrap_hosts = "127.0.0.1:9092"
+[actions.kafka.a]
+connector = "k"
+topic = "bench-k"
+key = "${clientid}"
+value = "${payload}"
+query_mode = "sync"
+[rules.r]
+sql = 'SELECT * FROM "t/#"'
+actions = ["kafka:a"]
+"#;
+    let (g, addr) = gateway(text, &k.bootstrap).await;
+    let port = addr.port().to_string();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "bench", "kafka", "-p", &port, "-q", "1", "-n", "200", "-c", "2", "-t", "t/%i",
+        ])
+        .args([
+            "--bootstrap",
+            &k.bootstrap,
+            "--kafka-topic",
+            "bench-k",
+            "--drain",
+            "20s",
+        ])
+        .output()
+        .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(r["publish"]["sent"], 400, "{r}");
+    assert_eq!(
+        (
+            r["kafka"]["unique"].as_u64(),
+            r["kafka"]["lost"].as_u64(),
+            r["kafka"]["duplicates"].as_u64()
+        ),
+        (Some(400), Some(0), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["kafka"]["out_of_order"], 0, "per-key order kept: {r}");
+    g.stop().await;
+    Ok(())
+}
