@@ -5,6 +5,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod common;
+
+use common::gateway;
 use ferry::{Config, Gateway};
 use ferry_kafka::partition::java_partition;
 use ferry_kafka::testing::{ConsumedRecord, TestKafka, read_records};
@@ -16,20 +19,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// A config from `text` with Kafka at `bootstrap` and MQTT on a free loopback port.
-fn config(text: &str, bootstrap: &str) -> Config {
-    let text = text
-        .replace("127.0.0.1:9092", bootstrap)
-        .replace("0.0.0.0:1883", "127.0.0.1:0");
-    Config::parse(&text, "test").unwrap()
-}
-
-async fn gateway(text: &str, bootstrap: &str) -> (Gateway, std::net::SocketAddr) {
-    let g = Gateway::start(&config(text, bootstrap)).await.unwrap();
-    let addr = g.listeners[0].1;
-    (g, addr)
 }
 
 async fn read(k: &TestKafka, topic: &str, want: usize) -> Vec<ConsumedRecord> {

@@ -5,23 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ferry::{Config, Gateway};
+mod common;
+
+use common::gateway;
+use ferry::Gateway;
 use ferry_kafka::testing::{TestKafka, TestRecord, produce};
 use ferry_mqtt::{Ack, Packet, QoS, Version};
 use ferry_testkit::{RawClient, connect_packet, wait_until};
-
-fn config(text: &str, bootstrap: &str) -> Config {
-    let text = text
-        .replace("127.0.0.1:9092", bootstrap)
-        .replace("0.0.0.0:1883", "127.0.0.1:0");
-    Config::parse(&text, "test").unwrap()
-}
-
-async fn gateway(text: &str, bootstrap: &str) -> (Gateway, std::net::SocketAddr) {
-    let g = Gateway::start(&config(text, bootstrap)).await.unwrap();
-    let addr = g.listeners[0].1;
-    (g, addr)
-}
 
 /// (key, value, headers)
 type Rec = (Option<String>, String, Vec<(String, String)>);

@@ -1,0 +1,19 @@
+//! Shared by the Kafka test files: a gateway from a config text, pointed at the test Kafka
+//! and at a free loopback MQTT port.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use ferry::{Config, Gateway};
+
+/// `text` with Kafka at `bootstrap` and MQTT on a free loopback port.
+pub(crate) fn config(text: &str, bootstrap: &str) -> Config {
+    let text = text
+        .replace("127.0.0.1:9092", bootstrap)
+        .replace("0.0.0.0:1883", "127.0.0.1:0");
+    Config::parse(&text, "test").unwrap()
+}
+
+pub(crate) async fn gateway(text: &str, bootstrap: &str) -> (Gateway, std::net::SocketAddr) {
+    let g = Gateway::start(&config(text, bootstrap)).await.unwrap();
+    let addr = g.listeners[0].1;
+    (g, addr)
+}
