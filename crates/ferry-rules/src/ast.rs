@@ -274,6 +274,11 @@ mod tests {
     use crate::parser::parse;
     use proptest::prelude::*;
 
+    /// Names the parser reads as variables: never a keyword.
+    fn var_name() -> impl Strategy<Value = String> {
+        "[a-z_][a-z0-9_]{0,5}".prop_filter("not a keyword", |s| !crate::parser::is_keyword(s))
+    }
+
     fn leaf() -> impl Strategy<Value = Expr> {
         prop_oneof![
             any::<i32>().prop_map(|i| Expr::Lit(Value::Int(i64::from(i)))),
@@ -313,11 +318,11 @@ mod tests {
                     Box::new(b)
                 )),
                 inner.clone().prop_map(|e| Expr::Not(Box::new(e))),
-                "[a-z][a-z0-9]{0,4}"
+                var_name()
                     .prop_map(|v| Expr::Get(Box::new(Expr::Var(v)), Seg::Key("k-1".into()))),
-                ("[a-z][a-z0-9]{0,4}", -5i64..5)
+                (var_name(), -5i64..5)
                     .prop_map(|(v, i)| Expr::Get(Box::new(Expr::Var(v)), Seg::Index(i))),
-                ("[a-z][a-z0-9]{0,4}", 1i64..5)
+                (var_name(), 1i64..5)
                     .prop_map(|(v, i)| Expr::Get(Box::new(Expr::Var(v)), Seg::Range(i, i + 1))),
                 proptest::collection::vec(inner.clone(), 0..3).prop_map(Expr::Array),
                 proptest::collection::vec(("[a-z]{1,3}", inner.clone()), 0..3)
