@@ -318,8 +318,7 @@ mod tests {
                     Box::new(b)
                 )),
                 inner.clone().prop_map(|e| Expr::Not(Box::new(e))),
-                var_name()
-                    .prop_map(|v| Expr::Get(Box::new(Expr::Var(v)), Seg::Key("k-1".into()))),
+                var_name().prop_map(|v| Expr::Get(Box::new(Expr::Var(v)), Seg::Key("k-1".into()))),
                 (var_name(), -5i64..5)
                     .prop_map(|(v, i)| Expr::Get(Box::new(Expr::Var(v)), Seg::Index(i))),
                 (var_name(), 1i64..5)
