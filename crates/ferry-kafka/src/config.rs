@@ -109,7 +109,9 @@ pub struct AuthConfig {
 #[serde(rename_all = "snake_case")]
 pub enum SaslMechanism {
     Plain,
+    #[serde(rename = "scram_sha_256")]
     ScramSha256,
+    #[serde(rename = "scram_sha_512")]
     ScramSha512,
 }
 
@@ -354,4 +356,43 @@ pub fn validate(connectors: &KafkaConnectors, actions: &KafkaActions) -> Vec<Str
         }
     }
     errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_mechanisms_use_emqx_names() {
+        #[derive(Deserialize)]
+        struct W {
+            a: AuthConfig,
+        }
+        for (name, want) in [
+            ("plain", SaslMechanism::Plain),
+            ("scram_sha_256", SaslMechanism::ScramSha256),
+            ("scram_sha_512", SaslMechanism::ScramSha512),
+        ] {
+            let w: W = toml::from_str(&format!(
+                "a = {{ mechanism = \"{name}\", username = \"u\", password = \"p\" }}"
+            ))
+            .unwrap();
+            assert_eq!(w.a.mechanism, want);
+        }
+        assert!(
+            toml::from_str::<W>(
+                "a = { mechanism = \"scram_sha256\", username = \"u\", password = \"p\" }"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(Dur::parse("500ms").unwrap().ms(), 500);
+        assert_eq!(Dur::parse("5s").unwrap().ms(), 5000);
+        assert_eq!(Dur::parse("2m").unwrap().ms(), 120_000);
+        assert!(Dur::parse("5").is_err());
+        assert!(Dur::parse("soon").is_err());
+    }
 }
