@@ -166,6 +166,18 @@ impl Client {
         }
     }
 
+    /// Is a whole packet already buffered (so `recv` will not wait for the network)?
+    /// Writes can then be held back and sent together.
+    pub fn has_buffered_packet(&self) -> bool {
+        if self.rbuf.len() < 2 {
+            return false;
+        }
+        match ferry_mqtt::read_varint(&self.rbuf[1..]) {
+            Ok(Some((len, used))) => self.rbuf.len() >= 1 + used + len as usize,
+            _ => false,
+        }
+    }
+
     /// Answers a received PUBLISH as a subscriber must (PUBACK / PUBREC), queued.
     pub fn ack(&mut self, p: &Publish) -> Result<(), ClientError> {
         match p.qos {

@@ -327,7 +327,6 @@ pub async fn bench_sub(
     stats: Arc<Stats>,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Report {
-    let tracker = Arc::new(std::sync::Mutex::new(Tracker::default()));
     let received = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut clients = Vec::new();
@@ -358,23 +357,18 @@ pub async fn bench_sub(
     if let Some(r) = ready {
         let _ = r.send(());
     }
-    let last_msg = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    let stop = Arc::new(AtomicBool::new(false));
+    // Milliseconds since `start` of the last message (0: none yet).
+    let last_ms = Arc::new(AtomicU64::new(0));
+    let mut trackers = Vec::new();
     let mut tasks = Vec::new();
     for mut c in clients {
-        let (tracker, received, stop, last_msg) = (
-            tracker.clone(),
-            received.clone(),
-            stop.clone(),
-            last_msg.clone(),
-        );
+        let tracker = Arc::new(std::sync::Mutex::new(Tracker::default()));
+        trackers.push(tracker.clone());
+        let (received, last_ms) = (received.clone(), last_ms.clone());
+        // No timer per message: the task reads until it is aborted at the end.
         tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let p = match tokio::time::timeout(Duration::from_millis(200), c.recv()).await {
-                    Err(_) => continue,
-                    Ok(Err(_)) => return,
-                    Ok(Ok(p)) => p,
-                };
+            loop {
+                let Ok(p) = c.recv().await else { return };
                 match p {
                     Packet::Publish(p) => {
                         let now = report::now_us();
@@ -383,7 +377,7 @@ pub async fn bench_sub(
                             .unwrap_or_else(|e| e.into_inner())
                             .record(&p.payload, now);
                         received.fetch_add(1, Ordering::Relaxed);
-                        *last_msg.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                        last_ms.store(start.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
                         if c.ack(&p).is_err() {
                             return;
                         }
@@ -394,21 +388,20 @@ pub async fn bench_sub(
                         }
                     }
                 }
-                if c.flush().await.is_err() {
+                // Acknowledgements go out together, once nothing more is buffered.
+                if !c.has_buffered_packet() && c.flush().await.is_err() {
                     return;
                 }
             }
-            let _ = c.disconnect().await;
         }));
     }
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let n = received.load(Ordering::Relaxed);
         stats.acked.store(n, Ordering::Relaxed);
-        let idle = last_msg
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|t| t.elapsed() >= o.idle);
+        let last = last_ms.load(Ordering::Relaxed);
+        let idle =
+            last > 0 && start.elapsed().as_millis() as u64 >= last - 1 + o.idle.as_millis() as u64;
         if o.expect.is_some_and(|e| n >= e)
             || idle
             || o.duration.is_some_and(|d| start.elapsed() >= d)
@@ -416,14 +409,20 @@ pub async fn bench_sub(
             break;
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    for t in &tasks {
+        t.abort();
+    }
     for t in tasks {
         let _ = t.await;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
-    let sent = o.expect.unwrap_or_else(|| t.inferred_sent());
-    t.report(sent, elapsed)
+    let mut all = Tracker::default();
+    for t in trackers {
+        let t = std::mem::take(&mut *t.lock().unwrap_or_else(|e| e.into_inner()));
+        all.merge(t);
+    }
+    let sent = o.expect.unwrap_or_else(|| all.inferred_sent());
+    all.report(sent, elapsed)
 }
 
 /// Opens `count` connections at up to `rate` per second and holds them for `hold`.

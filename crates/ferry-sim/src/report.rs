@@ -33,10 +33,29 @@ struct Stamp {
     t: i64,
 }
 
-/// Parses a bench payload: (publisher, sequence, send time µs).
+/// Parses a bench payload: (publisher, sequence, send time µs). The fixed prefix that
+/// `payload` writes is read directly (cheap per message); anything else goes through JSON.
 pub fn parse(payload: &[u8]) -> Option<(u32, u64, i64)> {
-    let s: Stamp = serde_json::from_slice(payload).ok()?;
-    Some((s.c, s.s, s.t))
+    fast_parse(payload).or_else(|| {
+        let s: Stamp = serde_json::from_slice(payload).ok()?;
+        Some((s.c, s.s, s.t))
+    })
+}
+
+fn fast_parse(b: &[u8]) -> Option<(u32, u64, i64)> {
+    fn num(b: &[u8], key: &[u8]) -> Option<(i64, usize)> {
+        let rest = b.strip_prefix(key)?;
+        let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 18 {
+            return None;
+        }
+        let v = std::str::from_utf8(&rest[..n]).ok()?.parse().ok()?;
+        Some((v, key.len() + n))
+    }
+    let (c, i) = num(b, b"{\"c\":")?;
+    let (s, j) = num(&b[i..], b",\"s\":")?;
+    let (t, _) = num(&b[i + j..], b",\"t\":")?;
+    Some((u32::try_from(c).ok()?, s as u64, t))
 }
 
 #[derive(Default)]
@@ -108,6 +127,24 @@ impl Tracker {
     /// count when it is known).
     pub fn inferred_sent(&self) -> u64 {
         self.pubs.values().map(|p| p.max_seq).sum()
+    }
+
+    /// Adds what another tracker (another subscriber connection) saw.
+    pub fn merge(&mut self, other: Tracker) {
+        for (c, p) in other.pubs {
+            let mine = self.pubs.entry(c).or_default();
+            for s in p.seen {
+                if !mine.seen.insert(s) {
+                    self.duplicates += 1;
+                }
+            }
+            mine.max_seq = mine.max_seq.max(p.max_seq);
+            mine.out_of_order += p.out_of_order;
+        }
+        self.latencies_us.extend(other.latencies_us);
+        self.received += other.received;
+        self.duplicates += other.duplicates;
+        self.unparsable += other.unparsable;
     }
 
     /// `sent`: how many messages the publishers sent in all (sequences 1..=n each).

@@ -252,3 +252,26 @@ async fn bench_pub_and_sub_report_no_loss_at_qos1() -> anyhow::Result<()> {
     b.stop().await;
     Ok(())
 }
+
+#[test]
+fn bench_payloads_parse_fast_or_as_json_and_trackers_merge() {
+    let p = payload(7, 42, 1_700_000_000_000_000, 100);
+    assert_eq!(p.len(), 100);
+    assert_eq!(
+        ferry_sim::report::parse(&p),
+        Some((7, 42, 1_700_000_000_000_000))
+    );
+    // Reordered keys (e.g. after a rule rewrote the JSON) still parse.
+    assert_eq!(
+        ferry_sim::report::parse(br#"{"t":5,"s":2,"c":1,"p":""}"#),
+        Some((1, 2, 5))
+    );
+    let now = ferry_sim::report::now_us();
+    let (mut a, mut b) = (Tracker::default(), Tracker::default());
+    a.record(&payload(0, 1, now, 40), now);
+    b.record(&payload(0, 1, now, 40), now);
+    b.record(&payload(0, 2, now, 40), now);
+    a.merge(b);
+    let r = a.report(2, 1.0);
+    assert_eq!((r.received, r.unique, r.duplicates, r.lost), (3, 2, 1, 0));
+}
