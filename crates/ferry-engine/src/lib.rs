@@ -265,15 +265,23 @@ impl RuleEngine {
     /// Runs the rules that select `FROM "$bridges/..."` on one record of that bridge.
     pub fn on_bridge(&self, bridge: &str, columns: &ferry_rules::Map) {
         let mut rules = self.set.for_bridge(bridge).peekable();
-        if rules.peek().is_none() {
-            return;
+        if rules.peek().is_some() {
+            self.run_on_map(rules, columns.clone(), None);
         }
-        let input = ferry_rules::MapInput {
-            columns: columns.clone(),
-        };
+    }
+
+    /// Runs `rules` on an input given as columns (events, bridge records). Nobody is
+    /// acknowledged for these, so durable acknowledgements are not awaited.
+    fn run_on_map<'r>(
+        &'r self,
+        rules: impl Iterator<Item = &'r (Rule, RuleRuntime)>,
+        columns: ferry_rules::Map,
+        msg: Option<&Arc<Message>>,
+    ) {
+        let input = ferry_rules::MapInput { columns };
         let mut acks = Vec::new();
         for (rule, rt) in rules {
-            self.run(rule, rt, &input, None, &mut acks);
+            self.run(rule, rt, &input, msg, &mut acks);
         }
     }
 
@@ -286,12 +294,7 @@ impl RuleEngine {
         if !self.set.wants_event(ev) {
             return;
         }
-        let input = ferry_rules::MapInput { columns: columns() };
-        // Events are not acknowledged to anyone: durable acks from them are not awaited.
-        let mut acks = Vec::new();
-        for (rule, rt) in self.set.for_event(ev) {
-            self.run(rule, rt, &input, msg, &mut acks);
-        }
+        self.run_on_map(self.set.for_event(ev), columns(), msg);
     }
 }
 

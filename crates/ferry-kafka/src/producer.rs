@@ -69,6 +69,26 @@ pub struct Reports {
     name: String,
 }
 
+impl Reports {
+    fn new(
+        cfg: &ProducerConfig,
+        name: &str,
+        metrics: &Arc<ActionMetrics>,
+        retry: &Arc<Queue>,
+        stalled: &Arc<std::sync::atomic::AtomicBool>,
+    ) -> Reports {
+        Reports {
+            metrics: metrics.clone(),
+            stalled: stalled.clone(),
+            idempotent: cfg.idempotence,
+            retry: retry.clone(),
+            max_retries: cfg.max_retries,
+            async_mode: cfg.query_mode == QueryMode::Async,
+            name: name.to_owned(),
+        }
+    }
+}
+
 impl ClientContext for Reports {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(action = %self.name, "librdkafka: {error}: {reason}");
@@ -318,15 +338,7 @@ impl KafkaAction {
         };
         cc.set("message.timeout.ms", timeout.max(1).to_string());
         let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let reports = Reports {
-            stalled: stalled.clone(),
-            idempotent: cfg.idempotence,
-            metrics: metrics.clone(),
-            retry: queue.clone(),
-            max_retries: cfg.max_retries,
-            async_mode: cfg.query_mode == QueryMode::Async,
-            name: name.to_owned(),
-        };
+        let reports = Reports::new(&cfg, name, &metrics, &queue, &stalled);
         let producer: ThreadedProducer<Reports> = cc
             .create_with_context(reports)
             .map_err(|e| format!("actions.kafka.{name}: cannot create the producer: {e}"))?;
@@ -510,15 +522,13 @@ impl KafkaAction {
             return slot.clone();
         }
         tracing::warn!(action = %self.name, "producer {why}; creating a new one");
-        let reports = Reports {
-            stalled: self.stalled.clone(),
-            idempotent: self.cfg.idempotence,
-            metrics: self.metrics.clone(),
-            retry: self.queue.clone(),
-            max_retries: self.cfg.max_retries,
-            async_mode: self.cfg.query_mode == QueryMode::Async,
-            name: self.name.clone(),
-        };
+        let reports = Reports::new(
+            &self.cfg,
+            &self.name,
+            &self.metrics,
+            &self.queue,
+            &self.stalled,
+        );
         match self
             .client_config
             .create_with_context::<_, ThreadedProducer<Reports>>(reports)

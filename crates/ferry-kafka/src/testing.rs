@@ -278,6 +278,32 @@ pub struct ConsumedRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+impl From<&rdkafka::message::BorrowedMessage<'_>> for ConsumedRecord {
+    fn from(m: &rdkafka::message::BorrowedMessage<'_>) -> Self {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| {
+                        (
+                            x.key.to_owned(),
+                            x.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ConsumedRecord {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            timestamp: m.timestamp().to_millis(),
+            headers,
+        }
+    }
+}
+
 /// Reads every partition of `topic` from the beginning until `want` records arrived or
 /// `limit` passed. Blocking.
 pub fn read_records(
@@ -313,27 +339,7 @@ pub fn read_records(
     let deadline = Instant::now() + limit;
     while out.len() < want && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x| {
-                            (
-                                x.key.to_owned(),
-                                x.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(ConsumedRecord {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                timestamp: m.timestamp().to_millis(),
-                headers,
-            });
+            out.push(ConsumedRecord::from(&m));
         }
     }
     out
@@ -384,14 +390,7 @@ pub fn tail(
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
     while !stop() {
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => on_record(&ConsumedRecord {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                timestamp: m.timestamp().to_millis(),
-                headers: Vec::new(),
-            }),
+            Some(Ok(m)) => on_record(&ConsumedRecord::from(&m)),
             Some(Err(e)) => tracing::debug!("tail: {e}"),
             None => {}
         }

@@ -34,6 +34,21 @@ pub struct Options {
     pub password: Option<String>,
 }
 
+impl Options {
+    /// Clean start, keep alive 60 s, no credentials.
+    pub fn new(addr: SocketAddr, client_id: impl Into<String>, version: Version) -> Options {
+        Options {
+            addr,
+            client_id: client_id.into(),
+            version,
+            clean_start: true,
+            keep_alive: 60,
+            username: None,
+            password: None,
+        }
+    }
+}
+
 pub struct Client {
     stream: TcpStream,
     version: Version,
@@ -197,6 +212,22 @@ impl Client {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Reads one packet within `limit`: the acknowledgement ending a QoS 1/2 publish
+    /// (PUBACK or PUBCOMP), or `None` after answering anything else that needs it.
+    pub async fn next_completion(&mut self, limit: Duration) -> Result<Option<Ack>, ClientError> {
+        let p = tokio::time::timeout(limit, self.recv())
+            .await
+            .map_err(|_| ClientError::Timeout)??;
+        match p {
+            Packet::PubAck(a) | Packet::PubComp(a) => Ok(Some(a)),
+            other => {
+                self.handle_control(&other)?;
+                self.flush().await?;
+                Ok(None)
+            }
+        }
     }
 
     pub async fn ping(&mut self) -> Result<(), ClientError> {

@@ -103,13 +103,9 @@ async fn device(o: SimOptions, index: usize, stats: Arc<Stats>, stop: Arc<Atomic
     let mut rng = StdRng::from_rng(&mut rand::rng());
     let mut dev = Device::new(o.scenario, index, &mut rng);
     let opts = Options {
-        addr: o.addr,
-        client_id: client_id.clone(),
-        version: o.version,
-        clean_start: true,
-        keep_alive: 60,
         username: o.username.clone(),
         password: o.password.clone(),
+        ..Options::new(o.addr, client_id.clone(), o.version)
     };
     let mut backoff = Duration::from_millis(100);
     let mut sent = 0u64;
@@ -140,18 +136,7 @@ async fn device(o: SimOptions, index: usize, stats: Arc<Stats>, stop: Arc<Atomic
                 sent += 1;
                 stats.sent.fetch_add(1, Ordering::Relaxed);
                 if o.qos != QoS::AtMostOnce {
-                    loop {
-                        let p = tokio::time::timeout(Duration::from_secs(10), c.recv())
-                            .await
-                            .map_err(|_| client::ClientError::Timeout)??;
-                        match p {
-                            Packet::PubAck(_) | Packet::PubComp(_) => break,
-                            other => {
-                                c.handle_control(&other)?;
-                                c.flush().await?;
-                            }
-                        }
-                    }
+                    while c.next_completion(Duration::from_secs(10)).await?.is_none() {}
                     stats.acked.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -238,16 +223,7 @@ async fn publisher(
 ) -> Result<(), client::ClientError> {
     let client_id = format!("{}{idx}", o.client_id_prefix);
     let topic = expand(&o.topic, &client_id, idx as usize);
-    let mut c = Client::connect(&Options {
-        addr: o.addr,
-        client_id,
-        version: o.version,
-        clean_start: true,
-        keep_alive: 60,
-        username: None,
-        password: None,
-    })
-    .await?;
+    let mut c = Client::connect(&Options::new(o.addr, client_id, o.version)).await?;
     stats.connected.fetch_add(1, Ordering::Relaxed);
     let mut inflight = 0usize;
     let period = (o.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / o.rate));
@@ -289,19 +265,12 @@ async fn publisher(
 
 /// Reads one packet; returns 1 if it completed a QoS 1/2 publish.
 async fn read_acks(c: &mut Client, stats: &Stats) -> Result<usize, client::ClientError> {
-    let p = tokio::time::timeout(Duration::from_secs(30), c.recv())
-        .await
-        .map_err(|_| client::ClientError::Timeout)??;
-    match p {
-        Packet::PubAck(_) | Packet::PubComp(_) => {
+    match c.next_completion(Duration::from_secs(30)).await? {
+        Some(_) => {
             stats.acked.fetch_add(1, Ordering::Relaxed);
             Ok(1)
         }
-        other => {
-            c.handle_control(&other)?;
-            c.flush().await?;
-            Ok(0)
-        }
+        None => Ok(0),
     }
 }
 
@@ -331,15 +300,7 @@ pub async fn bench_sub(
     let start = Instant::now();
     let mut clients = Vec::new();
     for i in 0..o.clients {
-        let opts = Options {
-            addr: o.addr,
-            client_id: format!("{}{i}", o.client_id_prefix),
-            version: o.version,
-            clean_start: true,
-            keep_alive: 60,
-            username: None,
-            password: None,
-        };
+        let opts = Options::new(o.addr, format!("{}{i}", o.client_id_prefix), o.version);
         match Client::connect(&opts).await {
             Ok(mut c) => {
                 if c.subscribe(&o.filter, o.qos).await.is_ok() {
@@ -445,13 +406,8 @@ pub async fn bench_conn(
             }
         }
         let opts = Options {
-            addr,
-            client_id: format!("bench-conn-{i}"),
-            version,
-            clean_start: true,
             keep_alive: 0,
-            username: None,
-            password: None,
+            ..Options::new(addr, format!("bench-conn-{i}"), version)
         };
         match Client::connect(&opts).await {
             Ok(c) => {

@@ -153,15 +153,7 @@ fn options(t: &Target, id: &str) -> anyhow::Result<Options> {
     } else {
         id.to_owned()
     };
-    Ok(Options {
-        addr: t.addr()?,
-        client_id,
-        version: t.version,
-        clean_start: true,
-        keep_alive: 60,
-        username: None,
-        password: None,
-    })
+    Ok(Options::new(t.addr()?, client_id, t.version))
 }
 
 pub(crate) async fn publish(a: PubArgs) -> anyhow::Result<()> {
@@ -178,25 +170,16 @@ pub(crate) async fn publish(a: PubArgs) -> anyhow::Result<()> {
     c.publish(&a.topic, Bytes::from(a.message), a.qos, a.retain, &props)?;
     c.flush().await?;
     if a.qos != QoS::AtMostOnce {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(10), c.recv())
-                .await
-                .context("no acknowledgement")??
-            {
-                Packet::PubAck(ack) | Packet::PubComp(ack) => {
-                    anyhow::ensure!(
-                        ack.code < 0x80,
-                        "refused with reason code {:#04x}",
-                        ack.code
-                    );
-                    break;
-                }
-                other => {
-                    c.handle_control(&other)?;
-                    c.flush().await?;
-                }
+        let ack = loop {
+            if let Some(ack) = c.next_completion(Duration::from_secs(10)).await? {
+                break ack;
             }
-        }
+        };
+        anyhow::ensure!(
+            ack.code < 0x80,
+            "refused with reason code {:#04x}",
+            ack.code
+        );
     }
     c.disconnect().await?;
     Ok(())

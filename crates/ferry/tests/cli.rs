@@ -87,30 +87,8 @@ fn bad_config_is_refused_naming_the_key() {
 
 #[test]
 fn serve_accepts_mqtt_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ferry.toml");
-    std::fs::write(&path, "[listeners.tcp.default]\nbind = \"127.0.0.1:0\"\n").unwrap();
-    let mut child = ferry()
-        .arg("serve")
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("ferry: listening on ")
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-    let port = addr.rsplit(':').next().unwrap();
+    let (mut child, port, _dir) = serve("[listeners.tcp.default]\nbind = \"127.0.0.1:0\"\n");
+    let port = port.as_str();
     let out = Command::new("mosquitto_pub")
         .args([
             "-h",
