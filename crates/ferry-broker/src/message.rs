@@ -110,20 +110,23 @@ pub struct Delivery {
 #[derive(Debug)]
 pub struct Completion {
     remaining: std::sync::atomic::AtomicUsize,
-    done: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Woken (`notify_one`) when the message is delivered; one signal may serve many
+    /// completions, so a waiter checks [`Completion::is_done`] on its own messages.
+    signal: Arc<tokio::sync::Notify>,
 }
 
 impl Completion {
     /// A completion with the publisher's own hold, released by `Broker::publish`.
-    pub fn new() -> (Arc<Completion>, tokio::sync::oneshot::Receiver<()>) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        (
-            Arc::new(Completion {
-                remaining: 1.into(),
-                done: std::sync::Mutex::new(Some(tx)),
-            }),
-            rx,
-        )
+    pub fn new(signal: Arc<tokio::sync::Notify>) -> Arc<Completion> {
+        Arc::new(Completion {
+            remaining: 1.into(),
+            signal,
+        })
+    }
+
+    /// Every delivery ended (and the publisher's hold was released).
+    pub fn is_done(&self) -> bool {
+        self.remaining.load(std::sync::atomic::Ordering::Acquire) == 0
     }
 
     pub(crate) fn ticket(self: &Arc<Self>) -> Arc<Ticket> {
@@ -137,9 +140,8 @@ impl Completion {
             .remaining
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
             == 1
-            && let Some(tx) = self.done.lock().unwrap_or_else(|e| e.into_inner()).take()
         {
-            let _ = tx.send(());
+            self.signal.notify_one();
         }
     }
 }

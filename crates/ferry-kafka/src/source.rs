@@ -7,14 +7,19 @@
 //! every record before it were delivered: each QoS 1/2 subscriber acknowledged it (or its
 //! delivery was given up: dropped from a full queue, expired, session gone) and QoS 0
 //! subscribers had it queued. At most `max_inflight` records wait for delivery; past that
-//! the source stops reading (librdkafka's prefetch is bounded too). On shutdown the
-//! in-flight records get `drain_timeout` to finish before the last commit.
+//! the source pauses its partitions (librdkafka's prefetch is bounded too) and keeps
+//! polling. When partitions are revoked (a rebalance) or the source stops, their in-flight
+//! records get `drain_timeout` to finish before the last commit; what is still undelivered
+//! then is left to the next owner (counted `released`).
+//!
+//! Must not: commit an offset before its record and every earlier one were delivered, or
+//! block a runtime worker without handing it over (`block_in_place`).
 //!
 //! Records that cannot be mapped (a template with no value) are counted as failed and
 //! skipped: they never stall the source.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -24,11 +29,15 @@ use ferry_broker::{Broker, ClientInfo, Completion, Message};
 use ferry_engine::RuleEngine;
 use ferry_mqtt::{Properties, QoS};
 use ferry_rules::{Map, Template, Value};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::Headers;
+use rdkafka::statistics::Statistics;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Dur;
@@ -111,6 +120,11 @@ pub struct SourceMetrics {
     pub delivered: AtomicU64,
     pub failed: AtomicU64,
     pub committed: AtomicU64,
+    /// Records given back unsettled: their partitions were revoked, or the source stopped,
+    /// before they were delivered (the next owner reads them again).
+    pub released: AtomicU64,
+    /// Records a revocation is waiting for (0 when no rebalance is draining).
+    pub draining: AtomicU64,
     /// Consumer lag per partition ("topic/partition" → high watermark − next offset).
     pub lag: Mutex<BTreeMap<String, i64>>,
 }
@@ -121,6 +135,8 @@ pub struct SourceMetricsSnapshot {
     pub delivered: u64,
     pub failed: u64,
     pub inflight: u64,
+    pub released: u64,
+    pub draining: u64,
     pub lag: BTreeMap<String, i64>,
 }
 
@@ -131,7 +147,10 @@ impl SourceMetrics {
             received: g(&self.received),
             delivered: g(&self.delivered),
             failed: g(&self.failed),
-            inflight: g(&self.received).saturating_sub(g(&self.delivered) + g(&self.failed)),
+            inflight: g(&self.received)
+                .saturating_sub(g(&self.delivered) + g(&self.failed) + g(&self.released)),
+            released: g(&self.released),
+            draining: g(&self.draining),
             lag: self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
@@ -180,9 +199,14 @@ struct Pending {
     topic: String,
     partition: i32,
     offset: i64,
-    /// Resolves when the record was delivered; `None` once it was (or if it was skipped).
-    done: Option<oneshot::Receiver<()>>,
-    skipped: bool,
+    /// `None`: the record could not be mapped and was skipped.
+    completion: Option<Arc<Completion>>,
+}
+
+impl Pending {
+    fn done(&self) -> bool {
+        self.completion.as_ref().is_none_or(|c| c.is_done())
+    }
 }
 
 impl KafkaSource {
@@ -212,9 +236,17 @@ impl KafkaSource {
         )
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "3000")
-        .set("queued.max.messages.kbytes", "16384");
-        let consumer: StreamConsumer = cc
-            .create()
+        .set("queued.max.messages.kbytes", "16384")
+        .set("statistics.interval.ms", "5000");
+        let metrics = Arc::new(SourceMetrics::default());
+        let ctx = SourceContext {
+            inflight: Default::default(),
+            metrics: metrics.clone(),
+            drain: cfg.drain_timeout.0,
+            reassigned: AtomicBool::new(false),
+        };
+        let consumer: StreamConsumer<SourceContext> = cc
+            .create_with_context(ctx)
             .map_err(|e| format!("{key}: cannot create the consumer: {e}"))?;
         match cfg.start_from_timestamp {
             Some(ts) => {
@@ -259,16 +291,8 @@ impl KafkaSource {
             bridge: format!("$bridges/kafka:{name}"),
             cfg: cfg.clone(),
         };
-        let metrics = Arc::new(SourceMetrics::default());
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(
-            consumer,
-            mapper,
-            broker,
-            rules,
-            metrics.clone(),
-            stop.clone(),
-        ));
+        let task = tokio::spawn(run(consumer, mapper, broker, rules, stop.clone()));
         Ok(Arc::new(KafkaSource {
             name: name.to_owned(),
             metrics,
@@ -383,37 +407,188 @@ impl Mapper {
     }
 }
 
+/// Records read and not yet settled, shared by the read loop and the rebalance callback.
+#[derive(Default)]
+struct Inflight {
+    pending: VecDeque<Pending>,
+    /// Next offset to commit per (topic, partition).
+    commit: HashMap<(String, i32), i64>,
+}
+
+impl Inflight {
+    /// Settles the delivered records at the front; returns how many.
+    fn settle_prefix(&mut self, metrics: &SourceMetrics) -> usize {
+        let mut n = 0;
+        while self.pending.front().is_some_and(Pending::done) {
+            if let Some(p) = self.pending.pop_front() {
+                settle(p, &mut self.commit, metrics);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn undelivered(&self, of: &HashSet<(String, i32)>) -> usize {
+        self.pending
+            .iter()
+            .filter(|p| !p.done() && of.contains(&(p.topic.clone(), p.partition)))
+            .count()
+    }
+}
+
+/// The consumer's context: drains and commits partitions before they are revoked.
+struct SourceContext {
+    inflight: Arc<Mutex<Inflight>>,
+    metrics: Arc<SourceMetrics>,
+    drain: Duration,
+    /// Set when partitions were assigned, so a paused source pauses them too.
+    reassigned: AtomicBool,
+}
+
+impl ClientContext for SourceContext {
+    /// Consumer lag per partition, from librdkafka's statistics (high watermark of the last
+    /// fetch) against the next offset this source will commit.
+    fn stats(&self, s: Statistics) {
+        let lag: BTreeMap<String, i64> = {
+            let st = self.lock();
+            s.topics
+                .iter()
+                .flat_map(|(t, topic)| topic.partitions.values().map(move |p| (t, p)))
+                .filter(|(_, p)| p.partition >= 0 && p.desired && p.hi_offset >= 0)
+                .filter_map(|(t, p)| {
+                    let next = st
+                        .commit
+                        .get(&(t.clone(), p.partition))
+                        .copied()
+                        .unwrap_or(p.committed_offset);
+                    (next >= 0)
+                        .then(|| (format!("{t}/{}", p.partition), (p.hi_offset - next).max(0)))
+                })
+                .collect()
+        };
+        *self.metrics.lag.lock().unwrap_or_else(|e| e.into_inner()) = lag;
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = r {
+            self.release(consumer, tpl);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = r {
+            self.reassigned.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl SourceContext {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inflight> {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Partitions are being taken away (another member joined, or the source stops): wait up
+    /// to `drain_timeout` for their in-flight records, commit what was delivered, and forget
+    /// the rest (the next owner reads it again).
+    fn release(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let revoked: HashSet<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let waiting = self.lock().undelivered(&revoked);
+        if waiting > 0 {
+            self.metrics
+                .draining
+                .store(waiting as u64, Ordering::Relaxed);
+            let deadline = Instant::now() + self.drain;
+            let wait = || {
+                while self.lock().undelivered(&revoked) > 0 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            };
+            // The rebalance callback runs inside `recv` on a runtime worker: hand the worker
+            // over while blocking. A one-thread runtime cannot deliver meanwhile: no wait.
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+                Ok(_) => {}
+                Err(_) => wait(),
+            }
+            self.metrics.draining.store(0, Ordering::Relaxed);
+        }
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let mut stuck = HashSet::new();
+        let mut kept = VecDeque::with_capacity(st.pending.len());
+        for p in st.pending.drain(..) {
+            let tp = (p.topic.clone(), p.partition);
+            if !revoked.contains(&tp) {
+                kept.push_back(p);
+            } else if p.done() && !stuck.contains(&tp) {
+                settle(p, &mut st.commit, &self.metrics);
+            } else {
+                stuck.insert(tp);
+                self.metrics.released.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        st.pending = kept;
+        let mut offsets = HashMap::new();
+        for tp in &revoked {
+            if let Some((k, o)) = st.commit.remove_entry(tp) {
+                offsets.insert(k, o);
+            }
+        }
+        drop(guard);
+        if !stuck.is_empty() {
+            tracing::warn!(
+                "kafka source: partitions revoked with records not delivered within drain_timeout \
+                 (the next owner delivers them again): {stuck:?}"
+            );
+        }
+        do_commit(consumer, &offsets, CommitMode::Sync, &self.metrics);
+    }
+}
+
 async fn run(
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<SourceContext>,
     mapper: Mapper,
     broker: Weak<Broker>,
     rules: Option<Arc<RuleEngine>>,
-    metrics: Arc<SourceMetrics>,
     stop: CancellationToken,
 ) {
     let max = mapper.cfg.max_inflight;
-    let mut pending: VecDeque<Pending> = VecDeque::new();
-    // Next offset to commit per (topic, partition).
-    let mut commit: HashMap<(String, i32), i64> = HashMap::new();
+    let ctx = consumer.context().clone();
+    let metrics = ctx.metrics.clone();
+    let signal = Arc::new(Notify::new());
     let mut last_commit = Instant::now();
     let mut uncommitted = 0usize;
-    let mut lag_at = Instant::now();
-    let consumer = Arc::new(consumer);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut paused = false;
+    let mut closer = Closer(Some(Arc::new(consumer)));
+    let Some(consumer) = closer.0.clone() else {
+        return;
+    };
     loop {
-        // The first undelivered record, waited on outside the queue (the queue grows below).
-        let mut front = pending.front_mut().and_then(|p| p.done.take());
-        let mut front_done = false;
+        // Too much in flight: pause the partitions but keep polling, so rebalances are served.
+        let full = ctx.lock().pending.len() >= max;
+        if full && (!paused || ctx.reassigned.swap(false, Ordering::Relaxed)) {
+            if let Ok(a) = consumer.assignment() {
+                let _ = consumer.pause(&a);
+            }
+            paused = true;
+        } else if !full && paused {
+            if let Ok(a) = consumer.assignment() {
+                let _ = consumer.resume(&a);
+            }
+            paused = false;
+        }
         tokio::select! {
-            _ = stop.cancelled() => {
-                if let (Some(rx), Some(p)) = (front.take(), pending.front_mut()) {
-                    p.done = Some(rx);
-                }
-                break;
-            }
-            _ = async { if let Some(rx) = front.as_mut() { let _ = rx.await; } }, if front.is_some() => {
-                front_done = true;
-            }
-            r = consumer.recv(), if pending.len() < max => match r {
+            _ = stop.cancelled() => break,
+            _ = signal.notified() => {}
+            _ = tick.tick() => {}
+            r = consumer.recv() => match r {
                 Err(e) => {
                     tracing::debug!("kafka source: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -427,84 +602,115 @@ async fn run(
                         r.on_bridge(&mapper.bridge, &env);
                     }
                     let Some(b) = broker.upgrade() else { break };
-                    match mapper.message(&env, props) {
+                    let completion = match mapper.message(&env, props) {
                         Ok(mut msg) => {
-                            let (c, rx) = Completion::new();
-                            msg.completion = Some(c);
+                            let c = Completion::new(signal.clone());
+                            msg.completion = Some(c.clone());
                             b.publish(msg);
-                            pending.push_back(Pending { topic, partition, offset, done: Some(rx), skipped: false });
+                            Some(c)
                         }
                         Err(e) => {
                             let n = metrics.failed.fetch_add(1, Ordering::Relaxed) + 1;
                             if n.is_power_of_two() {
                                 tracing::warn!(failed_total = n, "kafka source record {topic}/{partition}@{offset} skipped: {e}");
                             }
-                            pending.push_back(Pending { topic, partition, offset, done: None, skipped: true });
+                            None
                         }
-                    }
+                    };
+                    ctx.lock().pending.push_back(Pending { topic, partition, offset, completion });
                 }
             },
         }
-        if !front_done && let (Some(rx), Some(p)) = (front.take(), pending.front_mut()) {
-            p.done = Some(rx);
-        }
-        // Completed prefix: commit past it.
-        while pending.front().is_some_and(|p| p.done.is_none()) {
-            if let Some(p) = pending.pop_front() {
-                settle(p, &mut commit, &metrics);
-                uncommitted += 1;
-            }
-        }
+        // Delivered prefix: commit past it, every 100 records or every second.
+        uncommitted += ctx.lock().settle_prefix(&metrics);
         if uncommitted > 0
             && (uncommitted >= 100 || last_commit.elapsed() >= Duration::from_secs(1))
         {
-            do_commit(&consumer, &commit, CommitMode::Async, &metrics);
+            let offsets = ctx.lock().commit.clone();
+            do_commit(&*consumer, &offsets, CommitMode::Async, &metrics);
             uncommitted = 0;
             last_commit = Instant::now();
-        }
-        if lag_at.elapsed() >= Duration::from_secs(5) {
-            lag_at = Instant::now();
-            let (c, m, positions) = (consumer.clone(), metrics.clone(), commit.clone());
-            tokio::task::spawn_blocking(move || update_lag(&c, &positions, &m));
         }
     }
     // Drain: let what is in flight finish, then commit it.
     let deadline = tokio::time::Instant::now() + mapper.cfg.drain_timeout.0;
-    while let Some(p) = pending.front_mut() {
-        if let Some(rx) = p.done.as_mut() {
-            if tokio::time::timeout_at(deadline, rx).await.is_err() {
-                break;
-            }
-            p.done = None;
-        }
-        if let Some(p) = pending.pop_front() {
-            settle(p, &mut commit, &metrics);
+    loop {
+        ctx.lock().settle_prefix(&metrics);
+        if ctx.lock().pending.is_empty()
+            || tokio::time::timeout_at(deadline, signal.notified())
+                .await
+                .is_err()
+        {
+            break;
         }
     }
-    if !pending.is_empty() {
-        tracing::warn!(
-            "kafka source stopped with {} records not delivered (they will be consumed again)",
-            pending.len()
-        );
+    let offsets = {
+        let mut st = ctx.lock();
+        let left = st.pending.len();
+        if left > 0 {
+            tracing::warn!(
+                "kafka source stopped with {left} records not delivered (they will be consumed again)"
+            );
+            metrics.released.fetch_add(left as u64, Ordering::Relaxed);
+            st.pending.clear();
+        }
+        st.commit.clone()
+    };
+    drop(consumer);
+    if let Some(c) = closer.0.take() {
+        let done = close_off_thread(c, move |c| {
+            do_commit(c, &offsets, CommitMode::Sync, &metrics);
+            c.unsubscribe();
+        });
+        if tokio::time::timeout(CLOSE_WAIT, done).await.is_err() {
+            tracing::warn!("kafka source: Kafka did not answer the last commit and close in time");
+        }
     }
-    let c = consumer.clone();
-    let m = metrics.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        do_commit(&c, &commit, CommitMode::Sync, &m);
-        c.unsubscribe();
-    })
-    .await;
+}
+
+/// How long stopping a source waits for its last commit and for leaving the group.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Closing a group consumer waits for Kafka, forever if Kafka is gone, so it happens on a
+/// thread of its own: `stop` waits for it up to [`CLOSE_WAIT`], a cancelled source not at all.
+fn close_off_thread(
+    c: Arc<StreamConsumer<SourceContext>>,
+    last: impl FnOnce(&StreamConsumer<SourceContext>) + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || {
+            last(&c);
+            drop(c);
+            let _ = tx.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("kafka source: cannot start the closing thread: {e}");
+    }
+    rx
+}
+
+/// Owns the consumer; if the source task is dropped without stopping, closes it off-thread.
+struct Closer(Option<Arc<StreamConsumer<SourceContext>>>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            drop(close_off_thread(c, |_| {}));
+        }
+    }
 }
 
 fn settle(p: Pending, commit: &mut HashMap<(String, i32), i64>, metrics: &SourceMetrics) {
-    if !p.skipped {
+    if p.completion.is_some() {
         metrics.delivered.fetch_add(1, Ordering::Relaxed);
     }
     commit.insert((p.topic, p.partition), p.offset + 1);
 }
 
-fn do_commit(
-    consumer: &StreamConsumer,
+fn do_commit<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
     commit: &HashMap<(String, i32), i64>,
     mode: CommitMode,
     m: &SourceMetrics,
@@ -522,18 +728,4 @@ fn do_commit(
         }
         Err(e) => tracing::debug!("kafka source commit: {e}"),
     }
-}
-
-fn update_lag(
-    consumer: &StreamConsumer,
-    positions: &HashMap<(String, i32), i64>,
-    m: &SourceMetrics,
-) {
-    let mut lag = BTreeMap::new();
-    for ((t, p), next) in positions {
-        if let Ok((_, high)) = consumer.fetch_watermarks(t, *p, Duration::from_secs(2)) {
-            lag.insert(format!("{t}/{p}"), (high - next).max(0));
-        }
-    }
-    *m.lag.lock().unwrap_or_else(|e| e.into_inner()) = lag;
 }

@@ -246,6 +246,11 @@ async fn a_restart_in_the_middle_of_a_backlog_loses_nothing() -> anyhow::Result<
         m.received < 40,
         "the source stopped reading while its records were not delivered: {m:?}"
     );
+    let m1 = g1.kafka.sources["cmds"].metrics.clone();
+    wait_until("consumer lag measured", Duration::from_secs(20), || {
+        m1.snapshot().lag.get("backlog/0") == Some(&25)
+    })
+    .await;
     g1.stop().await;
     drop(c);
 
@@ -311,5 +316,99 @@ async fn a_source_can_start_from_a_timestamp() -> anyhow::Result<()> {
         "the record before the timestamp was skipped"
     );
     g.stop().await;
+    Ok(())
+}
+
+const GROUP: &str = r#"
+[listeners.tcp.default]
+bind = "0.0.0.0:1883"
+[connectors.kafka.local]
+bootstrap_hosts = "127.0.0.1:9092"
+[sources.kafka.cmds]
+connector = "local"
+topics = ["shared-cmds"]
+group_id = "two-members"
+offset_reset = "earliest"
+mqtt_topic = "cmd/${key}"
+qos = 1
+drain_timeout = "60s"
+"#;
+
+fn batch(tag: &str) -> Vec<Rec> {
+    (0..20)
+        .map(|i| (Some(format!("dev{i}")), format!("{tag}{i}"), vec![]))
+        .collect()
+}
+
+/// Two Ferry nodes share one consumer group. The first holds 20 records that its device has
+/// not acknowledged when the second joins: the first must wait for those deliveries and
+/// commit them before giving partitions away, so the second node redelivers none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_drains_in_flight_records_before_releasing_partitions() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("shared-cmds", 2);
+    let (g1, addr1) = gateway(GROUP, &k.bootstrap).await;
+    let (mut c1, _) = RawClient::connect(addr1, Version::V5, "dev-a", true).await?;
+    c1.subscribe("cmd/#", QoS::AtLeastOnce).await?;
+    produce_async(&k, "shared-cmds", batch("a")).await;
+    let mut held = Vec::new();
+    while held.len() < 20 {
+        if let Packet::Publish(m) = c1.recv().await? {
+            held.push(m.packet_id);
+        }
+    }
+    assert_eq!(source(&g1, "cmds").inflight, 20);
+
+    let (g2, addr2) = gateway(GROUP, &k.bootstrap).await;
+    let (mut c2, _) = RawClient::connect(addr2, Version::V5, "dev-b", true).await?;
+    c2.subscribe("cmd/#", QoS::AtLeastOnce).await?;
+    wait_until(
+        "the first node drains before releasing",
+        Duration::from_secs(60),
+        || source(&g1, "cmds").draining == 20,
+    )
+    .await;
+    for id in held {
+        c1.send(&Packet::PubAck(Ack::new(id, 0))).await?;
+    }
+    wait_until("drained", Duration::from_secs(10), || {
+        source(&g1, "cmds").draining == 0
+    })
+    .await;
+    let m1 = source(&g1, "cmds");
+    assert_eq!((m1.delivered, m1.released), (20, 0), "{m1:?}");
+
+    // New records go to whichever node owns their partition now; nothing from before comes back.
+    produce_async(&k, "shared-cmds", batch("b")).await;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let readers: Vec<_> = [(1, c1), (2, c2)]
+        .into_iter()
+        .map(|(node, mut c)| {
+            let got = got.clone();
+            tokio::spawn(async move {
+                while let Ok(m) = c.recv_publish().await {
+                    let v = String::from_utf8_lossy(&m.payload).into_owned();
+                    got.lock().unwrap().push((node, v));
+                }
+            })
+        })
+        .collect();
+    wait_until("20 records", Duration::from_secs(30), || {
+        got.lock().unwrap().len() >= 20
+    })
+    .await;
+    readers.iter().for_each(|r| r.abort());
+    let got = got.lock().unwrap().clone();
+    let mut all: Vec<&str> = got.iter().map(|(_, v)| v.as_str()).collect();
+    all.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("b{i}")).collect();
+    want.sort();
+    assert_eq!(all, want, "each new record once, no old record again");
+    assert!(
+        got.iter().any(|(node, _)| *node == 2),
+        "the second node owns a partition"
+    );
+    g2.stop().await;
+    g1.stop().await;
     Ok(())
 }
