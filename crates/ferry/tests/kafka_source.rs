@@ -412,3 +412,57 @@ async fn a_rebalance_drains_in_flight_records_before_releasing_partitions() -> a
     g1.stop().await;
     Ok(())
 }
+
+const PATTERN: &str = r#"
+[listeners.tcp.default]
+bind = "0.0.0.0:1883"
+[connectors.kafka.local]
+bootstrap_hosts = "127.0.0.1:9092"
+[sources.kafka.pat]
+connector = "local"
+topic_pattern = "pat-.*"
+mqtt_topic = "p/${topic}"
+qos = 0
+"#;
+
+/// `topic_pattern` consumes every matching topic and no other; the default `offset_reset`
+/// (latest) skips what was written before the source joined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_pattern_reads_matching_topics_from_the_latest_offset() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    for t in ["pat-a", "pat-b", "other-c"] {
+        k.create_topic(t, 1);
+    }
+    produce_async(&k, "pat-a", vec![(None, "old".into(), vec![])]).await;
+    let (g, addr) = gateway(PATTERN, &k.bootstrap).await;
+    let (mut s, _) = RawClient::connect(addr, Version::V5, "s", true).await?;
+    s.subscribe("p/#", QoS::AtMostOnce).await?;
+    let mut got: Vec<(String, String)> = Vec::new();
+    // Until the group has its assignment, new records are skipped too: keep writing.
+    for round in 0..60 {
+        for t in ["pat-a", "pat-b", "other-c"] {
+            produce_async(&k, t, vec![(None, format!("new{round}"), vec![])]).await;
+        }
+        while let Ok(Some(Packet::Publish(m))) = s.recv_within(Duration::from_millis(500)).await {
+            got.push((m.topic.clone(), String::from_utf8(m.payload.to_vec())?));
+        }
+        if ["p/pat-a", "p/pat-b"]
+            .iter()
+            .all(|t| got.iter().any(|(x, _)| x == t))
+        {
+            break;
+        }
+    }
+    assert!(
+        ["p/pat-a", "p/pat-b"]
+            .iter()
+            .all(|t| got.iter().any(|(x, _)| x == t)),
+        "both matching topics are read: {got:?}"
+    );
+    assert!(
+        got.iter().all(|(t, v)| t != "p/other-c" && v != "old"),
+        "{got:?}"
+    );
+    g.stop().await;
+    Ok(())
+}
