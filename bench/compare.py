@@ -86,10 +86,13 @@ def run_mqtt(broker, port, qos, size, n):
     c0 = cpu_seconds(broker.pid)
     pub = subprocess.run([FERRY, "bench", "pub", "-p", str(port), "-q", str(qos), "-s", str(size), "-n", str(n),
                           "-c", "1", "--inflight", "32", "-V", "3.1.1"], capture_output=True, check=True)
+    gp = resource.getrusage(resource.RUSAGE_CHILDREN)
     out, _ = sub.communicate(timeout=600)
     c1 = cpu_seconds(broker.pid)
     g1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    gen = (g1.ru_utime + g1.ru_stime) - (g0.ru_utime + g0.ru_stime)
+    # Children's CPU is counted when they are reaped: first the publisher, then the subscriber.
+    gen_pub = (gp.ru_utime + gp.ru_stime) - (g0.ru_utime + g0.ru_stime)
+    gen_sub = (g1.ru_utime + g1.ru_stime) - (gp.ru_utime + gp.ru_stime)
     r = json.loads(out)
     p = json.loads(pub.stdout)
     delivered = max(r["received"], 1)
@@ -99,8 +102,10 @@ def run_mqtt(broker, port, qos, size, n):
         "lost": r["lost"], "duplicates": r["duplicates"],
         "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"], "p999_us": r["latency_us"]["p999"],
         "rss_kb": rss_kb(broker.pid),
-        # Load generator (bench pub + bench sub) CPU per message, for comparison.
-        "loadgen_us_per_msg": gen * 1e6 / delivered,
+        # Load generator CPU per message (bench pub + bench sub, and each), for comparison.
+        "loadgen_us_per_msg": (gen_pub + gen_sub) * 1e6 / delivered,
+        "loadgen_pub_us_per_msg": gen_pub * 1e6 / delivered,
+        "loadgen_sub_us_per_msg": gen_sub * 1e6 / delivered,
     }
 
 
@@ -121,6 +126,12 @@ def run_kafka(broker_procs, mqtt_port, bootstrap, topic, n):
         "p50_us": k["latency_us"]["p50"], "p99_us": k["latency_us"]["p99"], "p999_us": k["latency_us"]["p999"],
         "rss_kb": sum(rss_kb(p.pid) for p in broker_procs),
     }
+
+
+def loadgen(r):
+    if "loadgen_us_per_msg" not in r:
+        return ""
+    return f"{r['loadgen_us_per_msg']:.2f} ({r['loadgen_pub_us_per_msg']:.2f}+{r['loadgen_sub_us_per_msg']:.2f})"
 
 
 def main():
@@ -179,14 +190,15 @@ def main():
         tansu.wait()
 
     print()
-    print(f"{'scenario':8} {'broker':24} {'cpu us/msg':>10} {'msg/s':>10} {'lost':>6} {'dup':>5} {'p50 us':>8} {'p99 us':>8} {'rss MB':>7} {'loadgen us/msg':>14}")
+    print(f"{'scenario':8} {'broker':24} {'cpu us/msg':>10} {'msg/s':>10} {'lost':>6} {'dup':>5} {'p50 us':>8} "
+          f"{'p99 us':>8} {'rss MB':>7} {'loadgen us/msg (pub+sub)':>26} {'loadgen/broker':>14}")
     for row in results:
         peers = [k for k in row if k != "scenario"]
         for k in peers:
             r = row[k]
             print(f"{row['scenario']:8} {k:24} {r['cpu_us_per_msg']:10.2f} {r['msg_per_s']:10.0f} {r['lost']:6} "
                   f"{r['duplicates']:5} {r['p50_us']:8} {r['p99_us']:8} {r['rss_kb'] / 1024:7.1f} "
-                  f"{r.get('loadgen_us_per_msg', float('nan')):14.2f}")
+                  f"{loadgen(r):>26} {r.get('loadgen_us_per_msg', float('nan')) / max(r['cpu_us_per_msg'], 1e-9):14.2f}")
         f, p = row[peers[0]], row[peers[1]]
         print(f"{row['scenario']:8} {'ferry/peer':24} {f['cpu_us_per_msg'] / max(p['cpu_us_per_msg'], 1e-9):10.2f} "
               f"{f['msg_per_s'] / max(p['msg_per_s'], 1e-9):10.2f}")

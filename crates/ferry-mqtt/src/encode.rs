@@ -9,7 +9,7 @@ use crate::decode::{varint_len, write_varint};
 use crate::packet::*;
 use crate::props;
 
-const MAX_REMAINING: usize = 268_435_455;
+pub(crate) const MAX_REMAINING: usize = 268_435_455;
 
 fn str_len(s: &str) -> usize {
     2 + s.len()

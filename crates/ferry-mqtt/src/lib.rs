@@ -10,6 +10,7 @@
 
 mod decode;
 mod encode;
+pub mod fast;
 mod packet;
 mod props;
 pub mod topic;

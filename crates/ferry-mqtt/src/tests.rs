@@ -276,3 +276,65 @@ proptest! {
         while let Ok(Some(_)) = decode(&mut buf, v, 1 << 16) {}
     }
 }
+
+proptest! {
+    /// The load tools' fast paths agree with the codec: the header writer produces the bytes
+    /// `encode` does, and `peek_frame` sees what `decode` sees.
+    #[test]
+    fn fast_publish_paths_agree_with_the_codec(
+        v5 in any::<bool>(),
+        qos in 0u8..=2,
+        topic in "[a-z/]{1,20}",
+        pid in 1u16..,
+        props in arb_props(),
+        payload in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let qos = QoS::from_u8(qos).unwrap();
+        let v = if v5 { Version::V5 } else { Version::V311 };
+        let packet_id = if qos == QoS::AtMostOnce { 0 } else { pid };
+        let plain = Publish {
+            dup: false, qos, retain: false, topic: topic.clone(), packet_id,
+            properties: Properties::default(), payload: Bytes::from(payload.clone()),
+        };
+        let mut want = BytesMut::new();
+        encode(&Packet::Publish(plain), v, &mut want).unwrap();
+        let mut got = BytesMut::new();
+        fast::put_publish_header(&mut got, v, &topic, qos, packet_id, payload.len()).unwrap();
+        got.extend_from_slice(&payload);
+        prop_assert_eq!(&got, &want);
+        let (mut ack, mut want_ack) = (BytesMut::new(), BytesMut::new());
+        fast::put_subscriber_ack(&mut ack, qos, packet_id);
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => encode(&Packet::PubAck(Ack::new(packet_id, 0)), v, &mut want_ack).unwrap(),
+            QoS::ExactlyOnce => encode(&Packet::PubRec(Ack::new(packet_id, 0)), v, &mut want_ack).unwrap(),
+        }
+        prop_assert_eq!(&ack, &want_ack);
+
+        // With properties (v5), followed by a PINGRESP and half of another packet.
+        let full = Publish {
+            dup: false, qos, retain: false, topic, packet_id,
+            properties: if v5 { props } else { Properties::default() },
+            payload: Bytes::from(payload.clone()),
+        };
+        let mut buf = BytesMut::new();
+        encode(&Packet::Publish(full), v, &mut buf).unwrap();
+        let first = buf.len();
+        encode(&Packet::PingResp, v, &mut buf).unwrap();
+        buf.extend_from_slice(&want[..want.len() / 2]);
+        let (len, view) = fast::peek_frame(&buf, v).unwrap().unwrap();
+        prop_assert_eq!(len, first);
+        prop_assert_eq!(view, Some(fast::PublishView { qos, packet_id, payload: &payload[..] }));
+        prop_assert_eq!(fast::peek_frame(&buf[first..], v).unwrap(), Some((2, None)));
+        prop_assert_eq!(fast::peek_frame(&buf[first + 2..], v).unwrap(), None);
+    }
+
+    #[test]
+    fn peeking_at_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), v5 in any::<bool>()) {
+        let v = if v5 { Version::V5 } else { Version::V311 };
+        let mut at = 0;
+        while let Ok(Some((len, _))) = fast::peek_frame(&bytes[at..], v) {
+            at += len;
+        }
+    }
+}

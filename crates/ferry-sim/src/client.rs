@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use ferry_mqtt::{Ack, Connect, Packet, Properties, Publish, QoS, SubOptions, Subscribe, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -142,6 +142,109 @@ impl Client {
         Ok(packet_id)
     }
 
+    /// Queues a PUBLISH written straight into the send buffer (no packet built): the load
+    /// generator's path. Returns its packet id (0 for QoS 0).
+    pub fn publish_bytes(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        payload: &[u8],
+    ) -> Result<u16, ClientError> {
+        let packet_id = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            self.packet_id()
+        };
+        ferry_mqtt::fast::put_publish_header(
+            &mut self.wbuf,
+            self.version,
+            topic,
+            qos,
+            packet_id,
+            payload.len(),
+        )
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.wbuf.extend_from_slice(payload);
+        Ok(packet_id)
+    }
+
+    /// One read from the network into the receive buffer (as much as is there, up to 64 KiB).
+    pub async fn fill(&mut self) -> Result<(), ClientError> {
+        self.rbuf.reserve(64 * 1024);
+        if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+            return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        Ok(())
+    }
+
+    /// Takes every whole packet buffered: each PUBLISH payload goes to `on` in place and is
+    /// acknowledged (queued); anything else is answered as `handle_control` does. Returns
+    /// the number of PUBLISH packets. The load generator's subscriber path.
+    pub fn take_publishes(&mut self, mut on: impl FnMut(&[u8])) -> Result<u64, ClientError> {
+        let proto = |e: ferry_mqtt::DecodeError| ClientError::Protocol(e.to_string());
+        let mut n = 0;
+        loop {
+            let mut at = 0;
+            let mut other = false;
+            while let Some((len, view)) =
+                ferry_mqtt::fast::peek_frame(&self.rbuf[at..], self.version).map_err(proto)?
+            {
+                let Some(p) = view else {
+                    other = true;
+                    break;
+                };
+                on(p.payload);
+                n += 1;
+                ferry_mqtt::fast::put_subscriber_ack(&mut self.wbuf, p.qos, p.packet_id);
+                at += len;
+            }
+            self.rbuf.advance(at);
+            if !other || !self.decode_control()? {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Takes every whole packet buffered and returns how many QoS 1/2 publishes they
+    /// completed (PUBACK, PUBCOMP); PUBREC is answered with PUBREL (queued). The load
+    /// generator's publisher path.
+    pub fn take_completions(&mut self) -> Result<u64, ClientError> {
+        let proto = |e: ferry_mqtt::DecodeError| ClientError::Protocol(e.to_string());
+        let mut n = 0;
+        loop {
+            let mut at = 0;
+            let mut other = false;
+            while let Some((len, _)) =
+                ferry_mqtt::fast::peek_frame(&self.rbuf[at..], self.version).map_err(proto)?
+            {
+                if !matches!(ferry_mqtt::fast::packet_type(&self.rbuf[at..]), 4 | 7) {
+                    other = true;
+                    break;
+                }
+                n += 1;
+                at += len;
+            }
+            self.rbuf.advance(at);
+            if !other || !self.decode_control()? {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Decodes the next buffered packet and answers it as `handle_control` does; false if
+    /// no whole packet is buffered.
+    fn decode_control(&mut self) -> Result<bool, ClientError> {
+        match ferry_mqtt::decode(&mut self.rbuf, self.version, u32::MAX)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+        {
+            Some(p) => {
+                self.handle_control(&p)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<u8, ClientError> {
         let packet_id = self.packet_id();
         self.queue(&Packet::Subscribe(Subscribe {
@@ -178,18 +281,6 @@ impl Client {
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {
                 return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
-        }
-    }
-
-    /// Is a whole packet already buffered (so `recv` will not wait for the network)?
-    /// Writes can then be held back and sent together.
-    pub fn has_buffered_packet(&self) -> bool {
-        if self.rbuf.len() < 2 {
-            return false;
-        }
-        match ferry_mqtt::read_varint(&self.rbuf[1..]) {
-            Ok(Some((len, used))) => self.rbuf.len() >= 1 + used + len as usize,
-            _ => false,
         }
     }
 

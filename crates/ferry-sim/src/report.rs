@@ -17,13 +17,38 @@ pub fn now_us() -> i64 {
 
 /// Builds a payload of at least `size` bytes.
 pub fn payload(client: u32, seq: u64, sent_us: i64, size: usize) -> Vec<u8> {
-    let head = format!("{{\"c\":{client},\"s\":{seq},\"t\":{sent_us},\"p\":\"");
-    let pad = size.saturating_sub(head.len() + 2);
-    let mut v = Vec::with_capacity(head.len() + pad + 2);
-    v.extend_from_slice(head.as_bytes());
+    let mut v = Vec::with_capacity(size.max(64));
+    write_payload(&mut v, client, seq, sent_us, size);
+    v
+}
+
+/// Appends a payload of at least `size` bytes to `v` (no allocation once `v` has room).
+pub fn write_payload(v: &mut Vec<u8>, client: u32, seq: u64, sent_us: i64, size: usize) {
+    let start = v.len();
+    v.extend_from_slice(b"{\"c\":");
+    push_int(v, u64::from(client));
+    v.extend_from_slice(b",\"s\":");
+    push_int(v, seq);
+    v.extend_from_slice(b",\"t\":");
+    push_int(v, sent_us.max(0) as u64);
+    v.extend_from_slice(b",\"p\":\"");
+    let pad = size.saturating_sub(v.len() - start + 2);
     v.resize(v.len() + pad, b'x');
     v.extend_from_slice(b"\"}");
-    v
+}
+
+fn push_int(v: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    v.extend_from_slice(&digits[i..]);
 }
 
 #[derive(Deserialize)]
@@ -49,7 +74,9 @@ fn fast_parse(b: &[u8]) -> Option<(u32, u64, i64)> {
         if n == 0 || n > 18 {
             return None;
         }
-        let v = std::str::from_utf8(&rest[..n]).ok()?.parse().ok()?;
+        let v = rest[..n]
+            .iter()
+            .fold(0i64, |v, d| v * 10 + i64::from(d - b'0'));
         Some((v, key.len() + n))
     }
     let (c, i) = num(b, b"{\"c\":")?;
@@ -58,9 +85,56 @@ fn fast_parse(b: &[u8]) -> Option<(u32, u64, i64)> {
     Some((u32::try_from(c).ok()?, s as u64, t))
 }
 
+/// The sequences seen from one publisher: a bitmap for the dense range a bench publisher
+/// sends (1, 2, 3, ...), a hash set for anything far outside it.
+#[derive(Default)]
+struct SeqSet {
+    bits: Vec<u64>,
+    far: std::collections::HashSet<u64>,
+    len: u64,
+}
+
+/// Sequences below this are kept in the bitmap (at most 16 MiB of bits).
+const DENSE: u64 = 1 << 27;
+
+impl SeqSet {
+    /// False if `s` was already there.
+    fn insert(&mut self, s: u64) -> bool {
+        let new = if s < DENSE {
+            let (word, bit) = ((s / 64) as usize, 1u64 << (s % 64));
+            if word >= self.bits.len() {
+                self.bits.resize((word + 1).next_power_of_two(), 0);
+            }
+            let new = self.bits[word] & bit == 0;
+            self.bits[word] |= bit;
+            new
+        } else {
+            self.far.insert(s)
+        };
+        self.len += u64::from(new);
+        new
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.bits
+            .iter()
+            .enumerate()
+            .flat_map(|(w, &b)| {
+                (0..64u64)
+                    .filter(move |i| b & (1 << i) != 0)
+                    .map(move |i| w as u64 * 64 + i)
+            })
+            .chain(self.far.iter().copied())
+    }
+}
+
 #[derive(Default)]
 struct PerPublisher {
-    seen: std::collections::HashSet<u64>,
+    seen: SeqSet,
     max_seq: u64,
     out_of_order: u64,
 }
@@ -133,7 +207,7 @@ impl Tracker {
     pub fn merge(&mut self, other: Tracker) {
         for (c, p) in other.pubs {
             let mine = self.pubs.entry(c).or_default();
-            for s in p.seen {
+            for s in p.seen.iter() {
                 if !mine.seen.insert(s) {
                     self.duplicates += 1;
                 }
@@ -149,7 +223,7 @@ impl Tracker {
 
     /// `sent`: how many messages the publishers sent in all (sequences 1..=n each).
     pub fn report(&mut self, sent: u64, elapsed_s: f64) -> Report {
-        let unique: u64 = self.pubs.values().map(|p| p.seen.len() as u64).sum();
+        let unique: u64 = self.pubs.values().map(|p| p.seen.len()).sum();
         self.latencies_us.sort_unstable();
         let pct = |q: f64| -> u32 {
             if self.latencies_us.is_empty() {
@@ -181,5 +255,39 @@ impl Tracker {
                 0.0
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_set_counts_each_sequence_once_dense_or_far() {
+        let mut s = SeqSet::default();
+        for x in [1, 2, 64, 65, 1_000_000, DENSE + 5, u64::MAX] {
+            assert!(s.insert(x), "{x} is new");
+        }
+        for x in [1, 65, 1_000_000, DENSE + 5, u64::MAX] {
+            assert!(!s.insert(x), "{x} was there");
+        }
+        assert_eq!(s.len(), 7);
+        let mut all: Vec<u64> = s.iter().collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2, 64, 65, 1_000_000, DENSE + 5, u64::MAX]);
+    }
+
+    #[test]
+    fn payloads_are_written_without_formatting_and_parse_back() {
+        let mut v = Vec::new();
+        write_payload(&mut v, 0, 1, 0, 0);
+        assert_eq!(v, br#"{"c":0,"s":1,"t":0,"p":""}"#);
+        v.clear();
+        write_payload(&mut v, u32::MAX, u64::MAX / 1000, i64::MAX / 1000, 200);
+        assert_eq!(v.len(), 200);
+        assert_eq!(
+            parse(&v),
+            Some((u32::MAX, u64::MAX / 1000, i64::MAX / 1000))
+        );
     }
 }

@@ -205,7 +205,14 @@ async fn simulator_reconnects_when_the_broker_comes_back() -> anyhow::Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_pub_and_sub_report_no_loss_at_qos1() -> anyhow::Result<()> {
+async fn bench_pub_and_sub_report_no_loss_at_qos1_and_qos2() -> anyhow::Result<()> {
+    for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        bench_round(qos).await?;
+    }
+    Ok(())
+}
+
+async fn bench_round(qos: QoS) -> anyhow::Result<()> {
     let b = TestBroker::start().await;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let sub = tokio::spawn(ferry_sim::bench_sub(
@@ -213,7 +220,7 @@ async fn bench_pub_and_sub_report_no_loss_at_qos1() -> anyhow::Result<()> {
             addr: b.addr,
             clients: 1,
             filter: "bench/#".into(),
-            qos: QoS::AtLeastOnce,
+            qos,
             version: Version::V5,
             expect: Some(400),
             idle: Duration::from_secs(10),
@@ -229,7 +236,7 @@ async fn bench_pub_and_sub_report_no_loss_at_qos1() -> anyhow::Result<()> {
             addr: b.addr,
             clients: 4,
             rate: 0.0,
-            qos: QoS::AtLeastOnce,
+            qos,
             size: 100,
             topic: "bench/%i".into(),
             count: 100,
@@ -247,7 +254,7 @@ async fn bench_pub_and_sub_report_no_loss_at_qos1() -> anyhow::Result<()> {
     assert_eq!(
         (r.received, r.lost, r.duplicates, r.out_of_order),
         (400, 0, 0, 0),
-        "{r:?}"
+        "{qos:?}: {r:?}"
     );
     b.stop().await;
     Ok(())
