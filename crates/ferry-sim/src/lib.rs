@@ -236,12 +236,7 @@ async fn publisher(
     let mut sent_us = report::now_us();
     while !done(seq) {
         if o.qos != QoS::AtMostOnce && inflight >= o.inflight {
-            // A full window is refilled by halves: one write per half a window, not one per
-            // acknowledgement (brokers that answer each PUBLISH in its own write would
-            // otherwise get, and make us pay for, one write per message).
-            while inflight > o.inflight / 2 {
-                inflight -= take_acks(&mut c, stats).await?;
-            }
+            inflight -= take_acks(&mut c, stats).await?;
             sent_us = report::now_us();
             continue;
         }
