@@ -3,7 +3,8 @@
 //! Owns: the one packet model ([`Packet`]) shared by every protocol version, framing with a
 //! size limit checked before buffering, decoding with the validation the specifications put
 //! on the wire format (reserved bits, property placement, UTF-8, packet identifiers), encoding,
-//! topic name / filter validation, and the topic trie used for routing.
+//! topic name / filter validation, the topic trie used for routing, and allocation-free
+//! PUBLISH paths for load tools ([`fast`]).
 //!
 //! Must not: do I/O, keep session state, or know about brokers, rules or Kafka. Decoding
 //! never panics on any input (fuzzed in `fuzz/`); every error maps to an MQTT 5 reason code.
