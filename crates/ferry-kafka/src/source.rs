@@ -80,6 +80,9 @@ pub struct SourceConfig {
     /// Records waiting for MQTT delivery before the source stops reading.
     #[serde(default = "default_inflight")]
     pub max_inflight: usize,
+    /// When the source stops or a rebalance takes partitions away: how long their in-flight
+    /// records may take to be delivered before the last commit (keep it well below Kafka's
+    /// `max.poll.interval.ms`, 300 s, which bounds how long the group waits).
     #[serde(default = "default_drain")]
     pub drain_timeout: Dur,
 }
@@ -183,6 +186,12 @@ pub fn validate(name: &str, s: &SourceConfig, connectors: &crate::KafkaConnector
     }
     if s.max_inflight == 0 {
         errs.push(format!("{key}.max_inflight: must be at least 1"));
+    }
+    if s.drain_timeout.0 >= Duration::from_secs(300) {
+        errs.push(format!(
+            "{key}.drain_timeout: must be below 300s (Kafka's max.poll.interval.ms: a rebalance \
+             waits for it)"
+        ));
     }
     errs
 }

@@ -456,6 +456,12 @@ required_acks = "leader"
 [rules.r]
 sql = 'SELECT * FROM "t"'
 actions = ["kafka:nope"]
+[sources.kafka.s]
+connector = "k"
+mqtt_topic = "x/${key"
+qos = 3
+max_inflight = 0
+drain_timeout = "5m"
 "#,
         "t.toml",
     )
@@ -467,6 +473,11 @@ actions = ["kafka:nope"]
         "actions.kafka.a.topic",
         "actions.kafka.a.required_acks: idempotence = true needs required_acks = \"all\"",
         "rules.r.actions[0]: unknown action \"kafka:nope\"",
+        "sources.kafka.s: give either topics or topic_pattern",
+        "sources.kafka.s.mqtt_topic",
+        "sources.kafka.s.qos: must be 0, 1 or 2",
+        "sources.kafka.s.max_inflight: must be at least 1",
+        "sources.kafka.s.drain_timeout: must be below 300s",
     ] {
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
