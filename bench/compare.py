@@ -20,6 +20,19 @@ FERRY = os.path.join(ROOT, "target", "release", "ferry")
 TANSU = os.path.join(ROOT, ".tools", "bin", "tansu")
 HZ = os.sysconf("SC_CLK_TCK")
 N = int(os.environ.get("BENCH_N", "200000"))
+# Placement (bench.md): "none" (default, the scheduler decides), "split" (broker on CPU 0, load
+# generator on CPU 1), "shared" (everything on CPU 0). Applies to M1/M2/M4.
+PIN = os.environ.get("BENCH_PIN", "none")
+if PIN not in ("none", "split", "shared"):
+    sys.exit(f"BENCH_PIN: none | split | shared, not {PIN!r}")
+
+
+def pinned(cmd, role):
+    """`cmd` under taskset for the broker or the load generator, per BENCH_PIN."""
+    if PIN == "none":
+        return cmd
+    cpu = "1" if PIN == "split" and role == "loadgen" else "0"
+    return ["taskset", "-c", cpu] + cmd
 NK = int(os.environ.get("BENCH_N_KAFKA", "20000"))
 
 
@@ -62,7 +75,7 @@ def start_ferry(port, extra=""):
     with open(cfg, "w") as f:
         f.write(f'[log]\nlevel = "warn"\n[listeners.tcp.default]\nbind = "127.0.0.1:{port}"\n'
                 f"[mqtt]\nmax_queued_messages = 1000000\nmax_inflight = 32\n{extra}")
-    p = subprocess.Popen([FERRY, "serve", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(pinned([FERRY, "serve", "--config", cfg], "broker"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return p
 
@@ -73,19 +86,19 @@ def start_mosquitto(port):
     with open(cfg, "w") as f:
         f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
                 "max_queued_messages 1000000\nmax_inflight_messages 32\n")
-    p = subprocess.Popen(["mosquitto", "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(pinned(["mosquitto", "-c", cfg], "broker"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return p
 
 
 def run_mqtt(broker, port, qos, size, n):
-    sub = subprocess.Popen([FERRY, "bench", "sub", "-p", str(port), "-q", str(qos), "--expect", str(n),
-                            "--idle", "5s", "-V", "3.1.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    sub = subprocess.Popen(pinned([FERRY, "bench", "sub", "-p", str(port), "-q", str(qos), "--expect", str(n),
+                                   "--idle", "5s", "-V", "3.1.1"], "loadgen"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     g0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     c0 = cpu_seconds(broker.pid)
-    pub = subprocess.run([FERRY, "bench", "pub", "-p", str(port), "-q", str(qos), "-s", str(size), "-n", str(n),
-                          "-c", "1", "--inflight", "32", "-V", "3.1.1"], capture_output=True, check=True)
+    pub = subprocess.run(pinned([FERRY, "bench", "pub", "-p", str(port), "-q", str(qos), "-s", str(size), "-n", str(n),
+                                 "-c", "1", "--inflight", "32", "-V", "3.1.1"], "loadgen"), capture_output=True, check=True)
     gp = resource.getrusage(resource.RUSAGE_CHILDREN)
     out, _ = sub.communicate(timeout=600)
     c1 = cpu_seconds(broker.pid)
@@ -190,6 +203,7 @@ def main():
         tansu.wait()
 
     print()
+    print(f"placement: {PIN} (M1/M2/M4), {os.cpu_count()} CPUs")
     print(f"{'scenario':8} {'broker':24} {'cpu us/msg':>10} {'msg/s':>10} {'lost':>6} {'dup':>5} {'p50 us':>8} "
           f"{'p99 us':>8} {'rss MB':>7} {'loadgen us/msg (pub+sub)':>26} {'loadgen/broker':>14}")
     for row in results:
