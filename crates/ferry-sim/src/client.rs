@@ -277,10 +277,7 @@ impl Client {
                 Ok(None) => {}
                 Err(e) => return Err(ClientError::Protocol(e.to_string())),
             }
-            self.rbuf.reserve(8192);
-            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
-            }
+            self.fill().await?;
         }
     }
 

@@ -339,15 +339,12 @@ pub async fn bench_sub(
         let tracker = Arc::new(std::sync::Mutex::new(Tracker::default()));
         trackers.push(tracker.clone());
         let (received, last_ms) = (received.clone(), last_ms.clone());
-        // No timer per message: the task reads until it is aborted at the end.
         // No timer per message: the task reads until it is aborted at the end. Per read:
         // one clock reading, one lock of the tracker, one write of the acknowledgements.
+        // What arrived with the SUBACK is taken first.
         tasks.push(tokio::spawn(async move {
+            let mut now = report::now_us();
             loop {
-                if c.fill().await.is_err() {
-                    return;
-                }
-                let now = report::now_us();
                 let n = {
                     let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
                     match c.take_publishes(|payload| t.record(payload, now)) {
@@ -359,9 +356,10 @@ pub async fn bench_sub(
                     received.fetch_add(n, Ordering::Relaxed);
                     last_ms.store(start.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
                 }
-                if c.flush().await.is_err() {
+                if c.flush().await.is_err() || c.fill().await.is_err() {
                     return;
                 }
+                now = report::now_us();
             }
         }));
     }
