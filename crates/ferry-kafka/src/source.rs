@@ -18,7 +18,7 @@
 //! Records that cannot be mapped (a template with no value) are counted as failed and
 //! skipped: they never stall the source.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -215,6 +215,13 @@ struct Pending {
 impl Pending {
     fn done(&self) -> bool {
         self.completion.as_ref().is_none_or(|c| c.is_done())
+    }
+
+    /// Is its partition one of `partitions` (a revocation: a few, so a scan)?
+    fn is_in(&self, partitions: &[(String, i32)]) -> bool {
+        partitions
+            .iter()
+            .any(|(t, n)| *n == self.partition && *t == self.topic)
     }
 }
 
@@ -437,10 +444,10 @@ impl Inflight {
         n
     }
 
-    fn undelivered(&self, of: &HashSet<(String, i32)>) -> usize {
+    fn undelivered(&self, of: &[(String, i32)]) -> usize {
         self.pending
             .iter()
-            .filter(|p| !p.done() && of.contains(&(p.topic.clone(), p.partition)))
+            .filter(|p| !p.done() && p.is_in(of))
             .count()
     }
 }
@@ -502,7 +509,7 @@ impl SourceContext {
     /// to `drain_timeout` for their in-flight records, commit what was delivered, and forget
     /// the rest (the next owner reads it again).
     fn release(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let revoked: HashSet<(String, i32)> = tpl
+        let revoked: Vec<(String, i32)> = tpl
             .elements()
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
@@ -529,16 +536,17 @@ impl SourceContext {
         }
         let mut guard = self.lock();
         let st = &mut *guard;
-        let mut stuck = HashSet::new();
+        let mut stuck: Vec<(String, i32)> = Vec::new();
         let mut kept = VecDeque::with_capacity(st.pending.len());
         for p in st.pending.drain(..) {
-            let tp = (p.topic.clone(), p.partition);
-            if !revoked.contains(&tp) {
+            if !p.is_in(&revoked) {
                 kept.push_back(p);
-            } else if p.done() && !stuck.contains(&tp) {
+            } else if p.done() && !p.is_in(&stuck) {
                 settle(p, &mut st.commit, &self.metrics);
             } else {
-                stuck.insert(tp);
+                if !p.is_in(&stuck) {
+                    stuck.push((p.topic.clone(), p.partition));
+                }
                 self.metrics.released.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -575,13 +583,13 @@ async fn run(
     let mut uncommitted = 0usize;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut paused = false;
+    let mut full = false;
     let mut closer = Closer(Some(Arc::new(consumer)));
     let Some(consumer) = closer.0.clone() else {
         return;
     };
     loop {
         // Too much in flight: pause the partitions but keep polling, so rebalances are served.
-        let full = ctx.lock().pending.len() >= max;
         if full && (!paused || ctx.reassigned.swap(false, Ordering::Relaxed)) {
             if let Ok(a) = consumer.assignment() {
                 let _ = consumer.pause(&a);
@@ -593,6 +601,7 @@ async fn run(
             }
             paused = false;
         }
+        let mut read = None;
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = signal.notified() => {}
@@ -626,16 +635,22 @@ async fn run(
                             None
                         }
                     };
-                    ctx.lock().pending.push_back(Pending { topic, partition, offset, completion });
+                    read = Some(Pending { topic, partition, offset, completion });
                 }
             },
         }
-        // Delivered prefix: commit past it, every 100 records or every second.
-        uncommitted += ctx.lock().settle_prefix(&metrics);
-        if uncommitted > 0
-            && (uncommitted >= 100 || last_commit.elapsed() >= Duration::from_secs(1))
-        {
-            let offsets = ctx.lock().commit.clone();
+        // One lock per turn: queue what was read, settle the delivered prefix, and commit
+        // past it every 100 records or every second.
+        let offsets = {
+            let mut st = ctx.lock();
+            st.pending.extend(read);
+            uncommitted += st.settle_prefix(&metrics);
+            full = st.pending.len() >= max;
+            (uncommitted > 0
+                && (uncommitted >= 100 || last_commit.elapsed() >= Duration::from_secs(1)))
+            .then(|| st.commit.clone())
+        };
+        if let Some(offsets) = offsets {
             do_commit(&*consumer, &offsets, CommitMode::Async, &metrics);
             uncommitted = 0;
             last_commit = Instant::now();
@@ -644,8 +659,12 @@ async fn run(
     // Drain: let what is in flight finish, then commit it.
     let deadline = tokio::time::Instant::now() + mapper.cfg.drain_timeout.0;
     loop {
-        ctx.lock().settle_prefix(&metrics);
-        if ctx.lock().pending.is_empty()
+        let empty = {
+            let mut st = ctx.lock();
+            st.settle_prefix(&metrics);
+            st.pending.is_empty()
+        };
+        if empty
             || tokio::time::timeout_at(deadline, signal.notified())
                 .await
                 .is_err()

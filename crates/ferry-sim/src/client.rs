@@ -181,6 +181,31 @@ impl Client {
     /// acknowledged (queued); anything else is answered as `handle_control` does. Returns
     /// the number of PUBLISH packets. The load generator's subscriber path.
     pub fn take_publishes(&mut self, mut on: impl FnMut(&[u8])) -> Result<u64, ClientError> {
+        self.take_frames(|_, view, wbuf| match view {
+            Some(p) => {
+                on(p.payload);
+                ferry_mqtt::fast::put_subscriber_ack(wbuf, p.qos, p.packet_id);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Takes every whole packet buffered and returns how many QoS 1/2 publishes they
+    /// completed (PUBACK, PUBCOMP); PUBREC is answered with PUBREL (queued). The load
+    /// generator's publisher path.
+    pub fn take_completions(&mut self) -> Result<u64, ClientError> {
+        self.take_frames(|kind, _, _| matches!(kind, 4 | 7))
+    }
+
+    /// Takes every whole packet buffered. `fast` sees each in place (its packet type, the
+    /// PUBLISH in it if it is one, the send buffer) and says whether it dealt with it; the
+    /// others are decoded and answered as `handle_control` does. Returns how many `fast`
+    /// dealt with.
+    fn take_frames(
+        &mut self,
+        mut fast: impl FnMut(u8, Option<ferry_mqtt::fast::PublishView<'_>>, &mut BytesMut) -> bool,
+    ) -> Result<u64, ClientError> {
         let proto = |e: ferry_mqtt::DecodeError| ClientError::Protocol(e.to_string());
         let mut n = 0;
         loop {
@@ -189,35 +214,8 @@ impl Client {
             while let Some((len, view)) =
                 ferry_mqtt::fast::peek_frame(&self.rbuf[at..], self.version).map_err(proto)?
             {
-                let Some(p) = view else {
-                    other = true;
-                    break;
-                };
-                on(p.payload);
-                n += 1;
-                ferry_mqtt::fast::put_subscriber_ack(&mut self.wbuf, p.qos, p.packet_id);
-                at += len;
-            }
-            self.rbuf.advance(at);
-            if !other || !self.decode_control()? {
-                return Ok(n);
-            }
-        }
-    }
-
-    /// Takes every whole packet buffered and returns how many QoS 1/2 publishes they
-    /// completed (PUBACK, PUBCOMP); PUBREC is answered with PUBREL (queued). The load
-    /// generator's publisher path.
-    pub fn take_completions(&mut self) -> Result<u64, ClientError> {
-        let proto = |e: ferry_mqtt::DecodeError| ClientError::Protocol(e.to_string());
-        let mut n = 0;
-        loop {
-            let mut at = 0;
-            let mut other = false;
-            while let Some((len, _)) =
-                ferry_mqtt::fast::peek_frame(&self.rbuf[at..], self.version).map_err(proto)?
-            {
-                if !matches!(ferry_mqtt::fast::packet_type(&self.rbuf[at..]), 4 | 7) {
+                let kind = ferry_mqtt::fast::packet_type(&self.rbuf[at..]);
+                if !fast(kind, view, &mut self.wbuf) {
                     other = true;
                     break;
                 }

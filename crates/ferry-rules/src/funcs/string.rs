@@ -75,34 +75,31 @@ pub(super) fn split(a: &[Value], _: &mut Env<'_>) -> R {
         Some(m) => text(m, "split")?,
         None => "all".into(),
     };
-    match mode.as_str() {
-        "all" => strings(
-            st.split(sep.as_str())
+    let once = match mode.as_str() {
+        "all" => {
+            return strings(
+                st.split(sep.as_str())
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        "notrim" => return strings(st.split(sep.as_str()).map(str::to_owned)),
+        "leading" => st.split_once(sep.as_str()),
+        "trailing" => st.rsplit_once(sep.as_str()),
+        other => {
+            return err(format!(
+                "split: unknown option {other:?} (notrim, leading or trailing)"
+            ));
+        }
+    };
+    match once {
+        Some((x, y)) => strings(
+            [x, y]
+                .into_iter()
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned),
         ),
-        "notrim" => strings(st.split(sep.as_str()).map(str::to_owned)),
-        "leading" => match st.split_once(sep.as_str()) {
-            Some((x, y)) => strings(
-                [x, y]
-                    .into_iter()
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned),
-            ),
-            None => strings(std::iter::once(st)),
-        },
-        "trailing" => match st.rsplit_once(sep.as_str()) {
-            Some((x, y)) => strings(
-                [x, y]
-                    .into_iter()
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned),
-            ),
-            None => strings(std::iter::once(st)),
-        },
-        other => err(format!(
-            "split: unknown option {other:?} (notrim, leading or trailing)"
-        )),
+        None => strings(std::iter::once(st)),
     }
 }
 
