@@ -31,6 +31,15 @@ async fn produce_async(k: &TestKafka, topic: &str, records: Vec<Rec>) {
         .unwrap();
 }
 
+/// A gateway with an MQTT listener and the `local` Kafka connector, plus `sections`.
+async fn source_gateway(sections: &str, bootstrap: &str) -> (Gateway, std::net::SocketAddr) {
+    let text = format!(
+        "[listeners.tcp.default]\nbind = \"0.0.0.0:1883\"\n\
+         [connectors.kafka.local]\nbootstrap_hosts = \"127.0.0.1:9092\"\n{sections}"
+    );
+    gateway(&text, bootstrap).await
+}
+
 fn source(g: &Gateway, name: &str) -> ferry_kafka::source::SourceMetricsSnapshot {
     g.kafka.sources[name].metrics.snapshot()
 }
@@ -85,10 +94,6 @@ async fn vehicle_commands_example_delivers_keyed_records_at_qos1() -> anyhow::Re
 }
 
 const MAPPING: &str = r#"
-[listeners.tcp.default]
-bind = "0.0.0.0:1883"
-[connectors.kafka.local]
-bootstrap_hosts = "127.0.0.1:9092"
 [sources.kafka.env]
 connector = "local"
 topics = ["map-in"]
@@ -117,7 +122,7 @@ actions = [{ function = "republish", args = { topic = "rule/${site}", payload = 
 async fn mapping_templates_headers_encodings_rules_and_skips() -> anyhow::Result<()> {
     let k = TestKafka::start();
     k.create_topic("map-in", 1);
-    let (g, addr) = gateway(MAPPING, &k.bootstrap).await;
+    let (g, addr) = source_gateway(MAPPING, &k.bootstrap).await;
     let (mut s, _) = RawClient::connect(addr, Version::V5, "s", true).await?;
     for f in ["out/#", "b64/#", "rule/#"] {
         s.subscribe(f, QoS::ExactlyOnce).await?;
@@ -198,10 +203,6 @@ async fn mapping_templates_headers_encodings_rules_and_skips() -> anyhow::Result
 }
 
 const RESTART: &str = r#"
-[listeners.tcp.default]
-bind = "0.0.0.0:1883"
-[connectors.kafka.local]
-bootstrap_hosts = "127.0.0.1:9092"
 [sources.kafka.cmds]
 connector = "local"
 topics = ["backlog"]
@@ -216,7 +217,7 @@ drain_timeout = "1s"
 async fn a_restart_in_the_middle_of_a_backlog_loses_nothing() -> anyhow::Result<()> {
     let k = TestKafka::start();
     k.create_topic("backlog", 1);
-    let (g1, addr1) = gateway(RESTART, &k.bootstrap).await;
+    let (g1, addr1) = source_gateway(RESTART, &k.bootstrap).await;
     let mut c = RawClient::open(addr1, Version::V5).await?;
     let mut p = connect_packet(Version::V5, "dev", true);
     p.properties.receive_maximum = Some(3);
@@ -254,7 +255,7 @@ async fn a_restart_in_the_middle_of_a_backlog_loses_nothing() -> anyhow::Result<
     g1.stop().await;
     drop(c);
 
-    let (g2, addr2) = gateway(RESTART, &k.bootstrap).await;
+    let (g2, addr2) = source_gateway(RESTART, &k.bootstrap).await;
     let (mut c, _) = RawClient::connect(addr2, Version::V5, "dev", true).await?;
     c.subscribe("cmd/#", QoS::AtLeastOnce).await?;
     let mut after = Vec::new();
@@ -298,10 +299,9 @@ async fn a_source_can_start_from_a_timestamp() -> anyhow::Result<()> {
     )
     .await;
     let text = format!(
-        "[listeners.tcp.default]\nbind = \"0.0.0.0:1883\"\n[connectors.kafka.local]\nbootstrap_hosts = \"127.0.0.1:9092\"\n\
-         [sources.kafka.h]\nconnector = \"local\"\ntopics = [\"history\"]\nstart_from_timestamp = {from}\nmqtt_topic = \"h/${{key}}\"\n"
+        "[sources.kafka.h]\nconnector = \"local\"\ntopics = [\"history\"]\nstart_from_timestamp = {from}\nmqtt_topic = \"h/${{key}}\"\n"
     );
-    let (g, addr) = gateway(&text, &k.bootstrap).await;
+    let (g, addr) = source_gateway(&text, &k.bootstrap).await;
     let (mut s, _) = RawClient::connect(addr, Version::V5, "s", true).await?;
     s.subscribe("h/#", QoS::AtLeastOnce).await?;
     // The subscriber may connect after the first records went out: count what the source read.
@@ -320,10 +320,6 @@ async fn a_source_can_start_from_a_timestamp() -> anyhow::Result<()> {
 }
 
 const GROUP: &str = r#"
-[listeners.tcp.default]
-bind = "0.0.0.0:1883"
-[connectors.kafka.local]
-bootstrap_hosts = "127.0.0.1:9092"
 [sources.kafka.cmds]
 connector = "local"
 topics = ["shared-cmds"]
@@ -347,7 +343,7 @@ fn batch(tag: &str) -> Vec<Rec> {
 async fn a_rebalance_drains_in_flight_records_before_releasing_partitions() -> anyhow::Result<()> {
     let k = TestKafka::start();
     k.create_topic("shared-cmds", 2);
-    let (g1, addr1) = gateway(GROUP, &k.bootstrap).await;
+    let (g1, addr1) = source_gateway(GROUP, &k.bootstrap).await;
     let (mut c1, _) = RawClient::connect(addr1, Version::V5, "dev-a", true).await?;
     c1.subscribe("cmd/#", QoS::AtLeastOnce).await?;
     produce_async(&k, "shared-cmds", batch("a")).await;
@@ -359,7 +355,7 @@ async fn a_rebalance_drains_in_flight_records_before_releasing_partitions() -> a
     }
     assert_eq!(source(&g1, "cmds").inflight, 20);
 
-    let (g2, addr2) = gateway(GROUP, &k.bootstrap).await;
+    let (g2, addr2) = source_gateway(GROUP, &k.bootstrap).await;
     let (mut c2, _) = RawClient::connect(addr2, Version::V5, "dev-b", true).await?;
     c2.subscribe("cmd/#", QoS::AtLeastOnce).await?;
     wait_until(
@@ -414,10 +410,6 @@ async fn a_rebalance_drains_in_flight_records_before_releasing_partitions() -> a
 }
 
 const PATTERN: &str = r#"
-[listeners.tcp.default]
-bind = "0.0.0.0:1883"
-[connectors.kafka.local]
-bootstrap_hosts = "127.0.0.1:9092"
 [sources.kafka.pat]
 connector = "local"
 topic_pattern = "pat-.*"
@@ -434,7 +426,7 @@ async fn a_topic_pattern_reads_matching_topics_from_the_latest_offset() -> anyho
         k.create_topic(t, 1);
     }
     produce_async(&k, "pat-a", vec![(None, "old".into(), vec![])]).await;
-    let (g, addr) = gateway(PATTERN, &k.bootstrap).await;
+    let (g, addr) = source_gateway(PATTERN, &k.bootstrap).await;
     let (mut s, _) = RawClient::connect(addr, Version::V5, "s", true).await?;
     s.subscribe("p/#", QoS::AtMostOnce).await?;
     let mut got: Vec<(String, String)> = Vec::new();
