@@ -3,7 +3,8 @@
 //! Owns: sessions and their lifecycle (attach, takeover, expiry), the subscription trie with
 //! shared subscription groups, retained messages, routing a [`Message`] to matching sessions
 //! (overlap merging, No Local, Retain As Published, QoS downgrade), will messages with delay,
-//! and broker metrics.
+//! broker metrics, and the admin queries and operations the HTTP API needs ([`admin`]:
+//! clients with per-client counters, subscriptions, topics, retained messages, kick).
 //!
 //! Must not: do network I/O or know the wire format beyond `ferry-mqtt`'s types; know about
 //! rules or Kafka (those attach as in-process clients through [`Broker::publish`] and
@@ -12,8 +13,10 @@
 //! Locks: `sessions` (map of client ids), `subs` (the tries), `retained`, and each session's
 //! state. Order: `sessions` before `subs` before a session's state; routing takes `subs` for
 //! reading, releases it, then locks target sessions one at a time. No lock is held across
-//! `.await`.
+//! `.await`. Admin listings clone the session list out of `sessions` first, then lock each
+//! session in turn, never the whole map while visiting every session.
 
+pub mod admin;
 pub mod config;
 pub mod hook;
 pub mod message;
@@ -32,6 +35,9 @@ use ferry_mqtt::{Properties, QoS, SubOptions, Will, reason};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+pub use admin::{
+    ClientCounters, ClientSnapshot, ClientStats, RetainedSnapshot, SubscriptionSnapshot,
+};
 pub use config::MqttConfig;
 use ferry_mqtt::trie::Trie;
 pub use hook::{ClientInfo, DropReason, DurableAck, Hook, NotDurable};
@@ -197,14 +203,13 @@ impl Broker {
         lock(&self.retained).len()
     }
 
-    /// Attaches a connection to the session of `client_id`, taking it over from another
-    /// connection if needed. `clean_start` discards an existing session.
-    pub fn connect(
-        &self,
-        client_id: Arc<str>,
-        clean_start: bool,
-        expiry_interval: u32,
-    ) -> Attached {
+    /// Attaches a connection of `client` to the session of its client id, taking it over
+    /// from another connection if needed. `client.clean_start` discards an existing
+    /// session; `client.expiry_interval` is the session expiry from now on. The session
+    /// keeps `client` as its current connection's info (for the admin API).
+    pub fn connect(&self, client: Arc<ClientInfo>) -> Attached {
+        let client_id = client.client_id.clone();
+        let (clean_start, expiry_interval) = (client.clean_start, client.expiry_interval);
         let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let (kick_tx, kick_rx) = oneshot::channel();
         let mut sessions = lock(&self.sessions);
@@ -212,13 +217,13 @@ impl Broker {
         let (session, present) = match existing {
             Some(s) if !clean_start => (s, true),
             Some(old) => {
-                self.discard_locked(&mut sessions, &old);
-                let s = Arc::new(Session::new(client_id.clone()));
+                self.discard_locked(&mut sessions, &old, Kick::TakenOver);
+                let s = Arc::new(Session::new(client.clone()));
                 sessions.insert(client_id, s.clone());
                 (s, false)
             }
             None => {
-                let s = Arc::new(Session::new(client_id.clone()));
+                let s = Arc::new(Session::new(client.clone()));
                 sessions.insert(client_id, s.clone());
                 (s, false)
             }
@@ -235,6 +240,8 @@ impl Broker {
             st.generation += 1;
             st.attached_generation = st.generation;
             st.expiry_interval = expiry_interval;
+            st.client = client;
+            st.disconnected_at = 0;
             session.set_connected(true);
         }
         drop(sessions);
@@ -247,8 +254,14 @@ impl Broker {
         }
     }
 
-    /// Removes a session and its subscriptions; kicks its connection if one is attached.
-    fn discard_locked(&self, sessions: &mut HashMap<Arc<str>, Arc<Session>>, s: &Arc<Session>) {
+    /// Removes a session and its subscriptions; kicks its connection, if one is attached,
+    /// with `why`.
+    fn discard_locked(
+        &self,
+        sessions: &mut HashMap<Arc<str>, Arc<Session>>,
+        s: &Arc<Session>,
+        why: Kick,
+    ) {
         if sessions
             .get(&s.client_id)
             .is_some_and(|cur| Arc::ptr_eq(cur, s))
@@ -258,7 +271,8 @@ impl Broker {
         let filters: Vec<String> = {
             let mut st = s.lock();
             if let Some(c) = st.conn.take() {
-                let _ = c.kick.send(Kick::TakenOver);
+                let _ = c.kick.send(why);
+                st.disconnected_at = hook::now_ms();
             }
             s.set_connected(false);
             st.generation += 1;
@@ -294,6 +308,7 @@ impl Broker {
             let mut st = session.lock();
             if st.attached_to(conn_id) {
                 st.conn = None;
+                st.disconnected_at = hook::now_ms();
                 session.set_connected(false);
                 st.generation += 1;
                 (true, st.expiry_interval, st.generation)
@@ -318,7 +333,7 @@ impl Broker {
         self.redispatch(pending, session);
 
         if expiry == 0 {
-            self.discard_locked(&mut lock(&self.sessions), session);
+            self.discard_locked(&mut lock(&self.sessions), session, Kick::TakenOver);
             if let Some(w) = will {
                 self.publish(will_message(w, client));
             }
@@ -355,7 +370,7 @@ impl Broker {
                 let mut sessions = lock(&broker.sessions);
                 if s.lock().generation == generation {
                     tracing::debug!(client_id = %s.client_id, "session expired");
-                    broker.discard_locked(&mut sessions, &s);
+                    broker.discard_locked(&mut sessions, &s, Kick::TakenOver);
                 }
             });
         }

@@ -35,6 +35,26 @@ impl Retained {
             .collect()
     }
 
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Message>> {
+        self.by_topic.values()
+    }
+
+    pub(crate) fn get(&self, topic: &str) -> Option<Arc<Message>> {
+        self.by_topic.get(topic).cloned()
+    }
+
+    /// Removes the retained message of `topic`; `false` if there was none.
+    pub(crate) fn remove(&mut self, topic: &str) -> bool {
+        self.by_topic.remove(topic).is_some()
+    }
+
+    /// Removes every retained message; returns how many there were.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.by_topic.len();
+        self.by_topic.clear();
+        n
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_topic.len()
     }

@@ -15,6 +15,8 @@ use ferry_mqtt::{QoS, SubOptions};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
+use crate::admin::ClientCounters;
+use crate::hook::ClientInfo;
 use crate::message::{Delivery, Expiry};
 use crate::metrics::Metrics;
 
@@ -30,6 +32,9 @@ pub struct Subscription {
 pub enum Kick {
     /// Another connection with the same client id took the session over.
     TakenOver,
+    /// An administrator kicked the client ([`crate::Broker::kick`]); the session is gone.
+    /// MQTT 5 clients get DISCONNECT 0x98 (Administrative action).
+    Admin,
 }
 
 #[derive(Debug)]
@@ -69,10 +74,16 @@ pub enum Outgoing {
 #[derive(Debug)]
 pub struct SessionState {
     pub(crate) conn: Option<ConnHandle>,
+    /// Who the current (or last) connection is; replaced on every attach.
+    pub(crate) client: Arc<ClientInfo>,
+    /// Milliseconds since the epoch of the last detach; 0 while attached or never detached.
+    pub(crate) disconnected_at: i64,
     pub subscriptions: HashMap<String, Subscription>,
     pub(crate) queue: VecDeque<Delivery>,
     pub(crate) inflight: VecDeque<Inflight>,
     next_packet_id: u16,
+    /// The outbound inflight window of the last connection (0: not known yet).
+    pub(crate) inflight_window: u16,
     /// Inbound QoS 2 packet ids received and PUBREC'd but not yet released.
     pub awaiting_rel: HashSet<u16>,
     pub(crate) expiry_interval: u32,
@@ -86,22 +97,32 @@ pub struct SessionState {
 #[derive(Debug)]
 pub struct Session {
     pub client_id: Arc<str>,
+    /// Milliseconds since the epoch when the session was created.
+    pub created_at: i64,
     connected: AtomicBool,
+    /// Traffic of this session's connections, for the admin API (relaxed atomics, added
+    /// once per read or write batch by the connection).
+    counters: ClientCounters,
     state: Mutex<SessionState>,
     notify: Notify,
 }
 
 impl Session {
-    pub(crate) fn new(client_id: Arc<str>) -> Session {
+    pub(crate) fn new(client: Arc<ClientInfo>) -> Session {
         Session {
-            client_id,
+            client_id: client.client_id.clone(),
+            created_at: crate::hook::now_ms(),
             connected: AtomicBool::new(false),
+            counters: ClientCounters::default(),
             state: Mutex::new(SessionState {
                 conn: None,
+                client,
+                disconnected_at: 0,
                 subscriptions: HashMap::new(),
                 queue: VecDeque::new(),
                 inflight: VecDeque::new(),
                 next_packet_id: 0,
+                inflight_window: 0,
                 awaiting_rel: HashSet::new(),
                 expiry_interval: 0,
                 generation: 0,
@@ -117,6 +138,11 @@ impl Session {
 
     pub(crate) fn set_connected(&self, v: bool) {
         self.connected.store(v, Ordering::Release);
+    }
+
+    /// Per-client traffic counters; the connection adds to them.
+    pub fn counters(&self) -> &ClientCounters {
+        &self.counters
     }
 
     /// Locks the state. A poisoned lock is recovered: the state is plain data that every
@@ -147,6 +173,7 @@ impl Session {
             let mut st = self.lock();
             if st.queue.len() >= max_queued {
                 dropped = st.queue.pop_front();
+                ClientCounters::add(&self.counters.mqueue_dropped, 1);
                 let n = metrics.inc(&metrics.dropped_queue_full);
                 if n.is_power_of_two() {
                     tracing::warn!(client_id = %self.client_id, dropped_total = n, "session queue full, dropped the oldest message");
@@ -172,6 +199,17 @@ impl SessionState {
 
     pub fn expiry_interval(&self) -> u32 {
         self.expiry_interval
+    }
+
+    /// Records the outbound inflight window the attached connection uses (min of the
+    /// client's Receive Maximum and `mqtt.max_inflight`), reported as `inflight_max`.
+    pub fn set_inflight_window(&mut self, window: u16) {
+        self.inflight_window = window;
+    }
+
+    /// The current (or last) connection's client.
+    pub fn client(&self) -> &Arc<ClientInfo> {
+        &self.client
     }
 
     pub fn queued(&self) -> usize {

@@ -15,6 +15,15 @@ fn opts(qos: QoS) -> SubOptions {
     }
 }
 
+/// Attaches an in-process client, as a connection would.
+fn attach(b: &Broker, id: &str, clean_start: bool, expiry: u32) -> Attached {
+    b.connect(Arc::new(ClientInfo {
+        clean_start,
+        expiry_interval: expiry,
+        ..ClientInfo::internal(id)
+    }))
+}
+
 fn drain(s: &Arc<Session>, conn_id: u64, b: &Broker) -> Vec<Outgoing> {
     let mut out = Vec::new();
     s.lock()
@@ -36,7 +45,7 @@ fn payloads(out: &[Outgoing]) -> Vec<String> {
 #[tokio::test]
 async fn in_process_client_subscribes_and_receives() {
     let b = Broker::new(MqttConfig::default());
-    let a = b.connect("rules".into(), true, NEVER_EXPIRE);
+    let a = attach(&b, "rules", true, NEVER_EXPIRE);
     b.subscribe(&a.session, "mqttx/simulate/#", opts(QoS::AtLeastOnce), None)
         .unwrap();
     assert_eq!(
@@ -64,7 +73,7 @@ async fn in_process_client_subscribes_and_receives() {
 #[tokio::test]
 async fn overlapping_subscriptions_merge_into_one_delivery() {
     let b = Broker::new(MqttConfig::default());
-    let a = b.connect("c".into(), true, 0);
+    let a = attach(&b, "c", true, 0);
     b.subscribe(&a.session, "a/#", opts(QoS::AtMostOnce), Some(1))
         .unwrap();
     b.subscribe(&a.session, "a/+", opts(QoS::ExactlyOnce), Some(2))
@@ -91,7 +100,7 @@ async fn queue_overflow_drops_the_oldest_and_counts() {
         max_queued_messages: 3,
         ..Default::default()
     });
-    let a = b.connect("c".into(), true, 0);
+    let a = attach(&b, "c", true, 0);
     b.subscribe(&a.session, "t", opts(QoS::AtMostOnce), None)
         .unwrap();
     for i in 0..5 {
@@ -107,10 +116,10 @@ async fn queue_overflow_drops_the_oldest_and_counts() {
 #[tokio::test]
 async fn a_detached_connection_cannot_drain_the_session() {
     let b = Broker::new(MqttConfig::default());
-    let old = b.connect("c".into(), false, 100);
+    let old = attach(&b, "c", false, 100);
     b.subscribe(&old.session, "t", opts(QoS::AtLeastOnce), None)
         .unwrap();
-    let new = b.connect("c".into(), false, 100);
+    let new = attach(&b, "c", false, 100);
     assert!(new.session_present);
     b.publish(Message::new("t", "m", QoS::AtLeastOnce, false));
     assert!(drain(&old.session, old.conn_id, &b).is_empty());
@@ -120,8 +129,8 @@ async fn a_detached_connection_cannot_drain_the_session() {
 #[tokio::test]
 async fn shared_group_prefers_connected_members() {
     let b = Broker::new(MqttConfig::default());
-    let on = b.connect("on".into(), true, 0);
-    let off = b.connect("off".into(), false, 1000);
+    let on = attach(&b, "on", true, 0);
+    let off = attach(&b, "off", false, 1000);
     b.subscribe(&on.session, "$share/g/t", opts(QoS::AtLeastOnce), None)
         .unwrap();
     b.subscribe(&off.session, "$share/g/t", opts(QoS::AtLeastOnce), None)
@@ -145,7 +154,7 @@ async fn packet_ids_skip_ids_still_inflight() {
         max_queued_messages: 100_000,
         ..Default::default()
     });
-    let a = b.connect("c".into(), true, 0);
+    let a = attach(&b, "c", true, 0);
     b.subscribe(&a.session, "t", opts(QoS::AtLeastOnce), None)
         .unwrap();
     b.publish(Message::new("t", "first", QoS::AtLeastOnce, false));
@@ -180,9 +189,9 @@ async fn packet_ids_skip_ids_still_inflight() {
 #[tokio::test]
 async fn completion_waits_for_every_qos1_delivery() {
     let b = Broker::new(MqttConfig::default());
-    let s1 = b.connect("s1".into(), true, 0);
-    let s2 = b.connect("s2".into(), true, 0);
-    let s0 = b.connect("s0".into(), true, 0);
+    let s1 = attach(&b, "s1", true, 0);
+    let s2 = attach(&b, "s2", true, 0);
+    let s0 = attach(&b, "s0", true, 0);
     b.subscribe(&s1.session, "t", opts(QoS::AtLeastOnce), None)
         .unwrap();
     b.subscribe(&s2.session, "t", opts(QoS::ExactlyOnce), None)
@@ -225,7 +234,7 @@ async fn completion_is_immediate_without_qos1_subscribers_and_on_drops() {
     m.completion = Some(c);
     b.publish(m);
     assert!(done.is_done());
-    let s = b.connect("s".into(), true, 0);
+    let s = attach(&b, "s", true, 0);
     b.subscribe(&s.session, "t", opts(QoS::AtLeastOnce), None)
         .unwrap();
     let first = Completion::new(Default::default());

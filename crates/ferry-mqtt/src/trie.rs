@@ -100,6 +100,25 @@ impl<K: Eq + Hash, V> Trie<K, V> {
         }
     }
 
+    /// Every filter with at least one entry, in no particular order (a walk of the whole
+    /// trie: for listings, not for routing).
+    pub fn filters(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        Self::collect(&self.root, &mut Vec::new(), &mut out);
+        out
+    }
+
+    fn collect<'a>(node: &'a Node<K, V>, path: &mut Vec<&'a str>, out: &mut Vec<String>) {
+        for (level, child) in &node.children {
+            path.push(level);
+            if !child.values.is_empty() {
+                out.push(path.join("/"));
+            }
+            Self::collect(child, path, out);
+            path.pop();
+        }
+    }
+
     /// Calls `f` with every value whose filter matches `topic`. Topics starting with `$`
     /// are not matched by a wildcard in the first level.
     pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&V)) {
@@ -149,6 +168,19 @@ mod tests {
         t.for_each_match(topic, |x| v.push(*x));
         v.sort();
         v
+    }
+
+    #[test]
+    fn filters_lists_every_filter_with_an_entry() {
+        let mut t: Trie<u32, u32> = Trie::default();
+        for (i, f) in ["a/b", "a/#", "/", "+/x", "a/b"].iter().enumerate() {
+            t.insert(f, i as u32, 0);
+        }
+        t.insert("gone/soon", 9, 0);
+        t.remove("gone/soon", &9);
+        let mut got = t.filters();
+        got.sort();
+        assert_eq!(got, vec!["+/x", "/", "a/#", "a/b"]);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ferry_broker::{
-    Broker, ClientInfo, Delivery, DurableAck, Expiry, Kick, Message, MqttConfig, NotDurable,
-    Outgoing, Session,
+    Broker, ClientCounters, ClientInfo, Delivery, DurableAck, Expiry, Kick, Message, MqttConfig,
+    NotDurable, Outgoing, Session,
 };
 use ferry_mqtt::topic::validate_name;
 use ferry_mqtt::{
@@ -56,7 +56,8 @@ pub(crate) async fn serve<S>(
     let (mut rd, mut wr) = tokio::io::split(stream);
     let cfg = broker.config().clone();
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    let connect = match read_connect(&mut rd, &mut rbuf, &cfg).await {
+    let mut connect_bytes = 0;
+    let connect = match read_connect(&mut rd, &mut rbuf, &cfg, &mut connect_bytes).await {
         Ok(c) => c,
         Err(ConnectFailure { connack, why }) => {
             tracing::info!(%peer, "connection refused before CONNECT completed: {why}");
@@ -74,6 +75,9 @@ pub(crate) async fn serve<S>(
             return;
         }
     };
+    let counters = conn.session.counters();
+    ClientCounters::add(&counters.recv_oct, connect_bytes);
+    ClientCounters::add(&counters.recv_pkt, 1);
     let close = conn.run(&mut rd, &mut wr, rbuf, shutdown).await;
     conn.finish(close, &mut wr).await;
 }
@@ -97,10 +101,12 @@ struct ConnectFailure {
     why: String,
 }
 
+/// Reads until CONNECT; `read` counts the bytes read (CONNECT and whatever came with it).
 async fn read_connect<R: AsyncRead + Unpin>(
     rd: &mut R,
     rbuf: &mut BytesMut,
     cfg: &MqttConfig,
+    read: &mut u64,
 ) -> Result<Box<Connect>, ConnectFailure> {
     let fail = |connack, why: String| ConnectFailure { connack, why };
     let deadline = Instant::now() + Duration::from_secs(u64::from(cfg.connect_timeout));
@@ -127,7 +133,7 @@ async fn read_connect<R: AsyncRead + Unpin>(
         match tokio::time::timeout_at(deadline, rd.read_buf(rbuf)).await {
             Err(_) => return Err(fail(None, "no CONNECT within connect_timeout".into())),
             Ok(Ok(0)) => return Err(fail(None, "closed before CONNECT".into())),
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => *read += n as u64,
             Ok(Err(e)) => return Err(fail(None, e.to_string())),
         }
     }
@@ -157,6 +163,17 @@ struct Conn {
     /// QoS 1/2 publishes whose PUBACK/PUBREC waits for durable consumers, in arrival order
     /// (acknowledgements must keep the order of the PUBLISH packets).
     pending: VecDeque<PendingAck>,
+    traffic: Traffic,
+}
+
+/// Packets counted during one turn of the loop, added to the session's
+/// [`ClientCounters`] once per turn rather than once per packet.
+#[derive(Debug, Default)]
+struct Traffic {
+    recv_pkt: u64,
+    recv_msg: u64,
+    send_pkt: u64,
+    send_msg: u64,
 }
 
 /// A PUBACK/PUBREC held back until every durable consumer of the message said "durable".
@@ -262,7 +279,6 @@ impl Conn {
                 properties.shared_subscription_available = Some(0);
             }
         }
-        let attached = broker.connect(client_id.clone(), c.clean_start, expiry);
         let client = Arc::new(ClientInfo {
             client_id: client_id.clone(),
             username: c.username.as_deref().map(Arc::from),
@@ -274,6 +290,12 @@ impl Conn {
             expiry_interval: expiry,
             connected_at: ferry_broker::hook::now_ms(),
         });
+        let attached = broker.connect(client.clone());
+        let client_receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX);
+        attached
+            .session
+            .lock()
+            .set_inflight_window(client_receive_max.min(cfg.max_inflight));
         let mut conn = Conn {
             peer,
             version: v,
@@ -286,7 +308,7 @@ impl Conn {
             keep_alive: (keep_alive > 0)
                 .then(|| Duration::from_secs_f32(f32::from(keep_alive) * cfg.keepalive_multiplier)),
             connect_expiry_zero: expiry == 0,
-            client_receive_max: c.properties.receive_maximum.unwrap_or(u16::MAX),
+            client_receive_max,
             client_max_packet: c.properties.maximum_packet_size.unwrap_or(u32::MAX),
             client_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
             in_aliases: HashMap::new(),
@@ -294,6 +316,7 @@ impl Conn {
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             batch: Vec::with_capacity(BATCH),
             pending: VecDeque::new(),
+            traffic: Traffic::default(),
             broker,
             cfg,
         };
@@ -344,8 +367,10 @@ impl Conn {
                     tracing::debug!(client_id = %self.client_id, "write failed: {e}");
                     return Close::Gone;
                 }
+                ClientCounters::add(&self.session.counters().send_oct, self.wbuf.len() as u64);
                 self.wbuf.clear();
             }
+            self.flush_traffic();
             rbuf.reserve(READ_CHUNK);
             tokio::select! {
                 biased;
@@ -353,6 +378,7 @@ impl Conn {
                 k = &mut kicked => {
                     return match k {
                         Ok(Kick::TakenOver) | Err(_) => err(reason::SESSION_TAKEN_OVER, "session taken over"),
+                        Ok(Kick::Admin) => err(reason::ADMINISTRATIVE_ACTION, "kicked by an administrator"),
                     };
                 }
                 _ = &mut keepalive => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
@@ -362,7 +388,8 @@ impl Conn {
                         tracing::debug!(client_id = %self.client_id, "read failed: {e}");
                         return Close::Gone;
                     }
-                    Ok(_) => {
+                    Ok(n) => {
+                        ClientCounters::add(&self.session.counters().recv_oct, n as u64);
                         if let Some(ka) = self.keep_alive {
                             deadline = Instant::now() + ka;
                             keepalive.as_mut().reset(deadline);
@@ -437,15 +464,32 @@ impl Conn {
     }
 
     fn send(&mut self, p: &Packet) {
-        if let Err(e) = ferry_mqtt::encode(p, self.version, &mut self.wbuf) {
-            tracing::warn!(client_id = %self.client_id, "cannot encode {}: {e}", p.name());
+        match ferry_mqtt::encode(p, self.version, &mut self.wbuf) {
+            Ok(_) => self.traffic.send_pkt += 1,
+            Err(e) => {
+                tracing::warn!(client_id = %self.client_id, "cannot encode {}: {e}", p.name())
+            }
         }
+    }
+
+    /// Adds the packets counted since the last call to the session's counters.
+    fn flush_traffic(&mut self) {
+        let t = std::mem::take(&mut self.traffic);
+        let c = self.session.counters();
+        ClientCounters::add(&c.recv_pkt, t.recv_pkt);
+        ClientCounters::add(&c.recv_msg, t.recv_msg);
+        ClientCounters::add(&c.send_pkt, t.send_pkt);
+        ClientCounters::add(&c.send_msg, t.send_msg);
     }
 
     fn handle(&mut self, p: Packet) -> Option<Close> {
         let v5 = self.version.is_v5();
+        self.traffic.recv_pkt += 1;
         match p {
-            Packet::Publish(p) => return self.on_publish(p),
+            Packet::Publish(p) => {
+                self.traffic.recv_msg += 1;
+                return self.on_publish(p);
+            }
             Packet::PubAck(a) => {
                 let acked = self.session.lock().puback(a.packet_id);
                 if let Some(d) = acked {
@@ -742,6 +786,7 @@ impl Conn {
                 let m = self.broker.metrics();
                 m.inc(&m.messages_delivered);
                 self.send(&p);
+                self.traffic.send_msg += 1;
                 for h in self.broker.hooks() {
                     h.message_delivered(&self.client, &delivery.msg);
                 }
@@ -797,32 +842,49 @@ impl Conn {
             Close::Gone | Close::Error(..) => self.will.take(),
         };
         if let Close::Error(code, why) = &close {
-            if *code != reason::SESSION_TAKEN_OVER && *code != reason::SERVER_SHUTTING_DOWN {
+            if ![
+                reason::SESSION_TAKEN_OVER,
+                reason::SERVER_SHUTTING_DOWN,
+                reason::ADMINISTRATIVE_ACTION,
+            ]
+            .contains(code)
+            {
                 let m = self.broker.metrics();
                 m.inc(&m.protocol_errors);
             }
             tracing::info!(client_id = %self.client_id, peer = %self.peer, "closing connection ({code:#04x}): {why}");
             if self.version.is_v5() {
                 self.wbuf.clear();
+                self.traffic.send_pkt = 0;
+                self.traffic.send_msg = 0;
                 self.send(&Packet::Disconnect(Disconnect {
                     code: *code,
                     properties: Properties::default(),
                 }));
             }
         }
+        let mut written = false;
         if !self.wbuf.is_empty() {
             let _ = timeout(Duration::from_secs(5), async {
-                let _ = wr.write_all(&self.wbuf).await;
+                written = wr.write_all(&self.wbuf).await.is_ok();
                 let _ = wr.shutdown().await;
             })
             .await;
         }
+        if written {
+            ClientCounters::add(&self.session.counters().send_oct, self.wbuf.len() as u64);
+        } else {
+            self.traffic.send_pkt = 0;
+            self.traffic.send_msg = 0;
+        }
+        self.flush_traffic();
         let reason = match &close {
             Close::Normal => "normal",
             Close::Gone => "sock_closed",
             Close::Error(reason::SESSION_TAKEN_OVER, _) => "takenover",
             Close::Error(reason::KEEP_ALIVE_TIMEOUT, _) => "keepalive_timeout",
             Close::Error(reason::SERVER_SHUTTING_DOWN, _) => "server_shutdown",
+            Close::Error(reason::ADMINISTRATIVE_ACTION, _) => "kicked",
             Close::Error(..) => "protocol_error",
         };
         for h in self.broker.hooks() {
