@@ -287,3 +287,6 @@ fn subscriptions_of(s: &Session, out: &mut Vec<SubscriptionSnapshot>) {
         }
     }));
 }
+
+#[cfg(test)]
+mod tests;
