@@ -69,7 +69,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// Who is calling, and whether it must change its password first.
-async fn authenticate(auth: &Arc<Auth>, headers: &HeaderMap) -> Result<(Principal, bool), ApiError> {
+async fn authenticate(
+    auth: &Arc<Auth>,
+    headers: &HeaderMap,
+) -> Result<(Principal, bool), ApiError> {
     match credentials(headers).map_err(ApiError::Unauthorized)? {
         Credentials::Bearer(token) => auth.token_principal(&token).ok_or_else(|| {
             ApiError::Unauthorized(format!("the token is unknown, expired or revoked: {HOW}"))
@@ -77,7 +80,9 @@ async fn authenticate(auth: &Arc<Auth>, headers: &HeaderMap) -> Result<(Principa
         Credentials::Basic { user, secret } => {
             match blocking(auth, move |a| a.check_api_key(&user, &secret)).await {
                 Ok(p) => Ok((p, false)),
-                Err(ApiError::Unauthorized(m)) => Err(ApiError::Unauthorized(format!("{m}: {HOW}"))),
+                Err(ApiError::Unauthorized(m)) => {
+                    Err(ApiError::Unauthorized(format!("{m}: {HOW}")))
+                }
                 Err(e) => Err(e),
             }
         }
@@ -162,12 +167,21 @@ pub(crate) fn authorize(
 
 /// The middleware for every protected route: apply with
 /// `route_layer(axum::middleware::from_fn_with_state(state, require_auth))`.
-pub(crate) async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn require_auth(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let (principal, change_required) = match authenticate(&state.auth, req.headers()).await {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = authorize(&principal, change_required, req.method(), request_path(&req)) {
+    if let Err(e) = authorize(
+        &principal,
+        change_required,
+        req.method(),
+        request_path(&req),
+    ) {
         return e.into_response();
     }
     req.extensions_mut().insert(principal);
@@ -177,6 +191,7 @@ pub(crate) async fn require_auth(State(state): State<AppState>, mut req: Request
 impl Auth {
     /// HTTP Basic check for an optionally protected endpoint (`/metrics`): an API key, or
     /// a user whose password is not the default.
+    #[allow(dead_code, reason = "for the optionally protected GET /metrics")]
     pub(crate) async fn check_basic(self: &Arc<Self>, headers: &HeaderMap) -> bool {
         let Ok(Credentials::Basic { user, secret }) = credentials(headers) else {
             return false;
@@ -204,10 +219,16 @@ mod tests {
     fn parses_bearer_and_basic() {
         let mut h = HeaderMap::new();
         assert!(credentials(&h).is_err_and(|m| m.contains("Bearer") && m.contains("Basic")));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(credentials(&h), Ok(Credentials::Bearer("abc".into())));
         // "key:sec:ret" -> the secret may contain ':'.
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("basic a2V5OnNlYzpyZXQ="));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("basic a2V5OnNlYzpyZXQ="),
+        );
         assert_eq!(
             credentials(&h),
             Ok(Credentials::Basic {
@@ -244,7 +265,16 @@ mod tests {
         assert!(authorize(&v, false, &Method::POST, "/api/v5/users/v%40x/change_pwd").is_ok());
         for m in [Method::POST, Method::PUT, Method::DELETE] {
             let e = authorize(&v, false, &m, "/api/v5/rules");
-            assert!(matches!(e, Err(ApiError::Forbidden { code: "FORBIDDEN", .. })), "{m}");
+            assert!(
+                matches!(
+                    e,
+                    Err(ApiError::Forbidden {
+                        code: "FORBIDDEN",
+                        ..
+                    })
+                ),
+                "{m}"
+            );
         }
         let key = p("v@x", Role::Viewer, PrincipalKind::ApiKey);
         assert!(

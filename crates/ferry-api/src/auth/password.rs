@@ -142,7 +142,9 @@ mod tests {
         assert_eq!(p, vec!["new_pwd: must differ from the old password"]);
         assert!(policy_problems("new_pwd", "admin", "s3cret-pw", Some("x"), "public").is_empty());
         let long = "a1".repeat(33);
-        assert!(policy_problems("new_pwd", "admin", &long, None, "public")[0].contains("(it has 66)"));
+        assert!(
+            policy_problems("new_pwd", "admin", &long, None, "public")[0].contains("(it has 66)")
+        );
     }
 
     #[test]

@@ -145,7 +145,10 @@ mod tests {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(60);
         s.issue("a".into(), "admin", t0, ttl);
-        assert_eq!(s.lookup("a", t0 + Duration::from_secs(59)).as_deref(), Some("admin"));
+        assert_eq!(
+            s.lookup("a", t0 + Duration::from_secs(59)).as_deref(),
+            Some("admin")
+        );
         assert_eq!(s.lookup("a", t0 + ttl), None);
         assert_eq!(s.token_count(), 0, "an expired token is forgotten");
         for i in 0..MAX_TOKENS + 1 {
