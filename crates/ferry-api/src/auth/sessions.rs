@@ -84,6 +84,7 @@ impl Sessions {
             .retain(|k, t| t.username != username || Some(k.as_str()) == keep);
     }
 
+    #[cfg(test)]
     pub(crate) fn token_count(&self) -> usize {
         self.tokens.len()
     }
