@@ -76,8 +76,11 @@ pub async fn serve(
     let local: SocketAddr = listener.local_addr()?;
     tracing::info!(%local, "API listening");
     let stop = shutdown.clone();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { stop.cancelled().await });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await });
     tokio::select! {
         r = server => r,
         _ = async { shutdown.cancelled().await; tokio::time::sleep(drain).await } => Ok(()),
