@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use arc_swap::ArcSwap;
+
 use ferry_broker::{Broker, ClientInfo, DropReason, DurableAck, Hook, Message};
 use ferry_mqtt::SubOptions;
 use ferry_rules::{Columns, Event, Rule, RuleError, RuleSet};
@@ -75,7 +77,7 @@ fn inc(c: &AtomicU64) -> u64 {
 pub struct RuleRuntime {
     pub name: String,
     pub actions: Vec<Arc<dyn Action>>,
-    pub metrics: RuleMetrics,
+    pub metrics: Arc<RuleMetrics>,
 }
 
 /// A problem found while loading rules, naming the config key.
@@ -118,67 +120,49 @@ pub fn check_rules(rules: &RulesConfig, named: &dyn Fn(&str) -> bool) -> Vec<Loa
     errs
 }
 
-/// Runs rules on the broker's messages and events.
+/// Runs rules on the broker's messages and events. The rule set is replaced atomically
+/// ([`RuleEngine::replace`]): a message is evaluated entirely by the old set or the new one,
+/// and nothing pauses while a new set is compiled.
 pub struct RuleEngine {
-    set: RuleSet<RuleRuntime>,
+    set: ArcSwap<RuleSet<RuleRuntime>>,
     node: String,
 }
 
 impl RuleEngine {
-    /// Builds the engine from config. `named` gives the actions referenced by name
-    /// (`"kafka:NAME"`). Disabled rules are loaded but never run.
+    /// Builds the engine from config. `named` gives the running actions referenced by name
+    /// (`"kafka:NAME"`); a configured action that is not running (disabled) fails each
+    /// output it gets. Disabled rules are loaded but never run.
     pub fn build(
         rules: &RulesConfig,
         broker: &Arc<Broker>,
         named: &HashMap<String, Arc<dyn Action>>,
+        configured: &dyn Fn(&str) -> bool,
     ) -> Result<RuleEngine, Vec<LoadError>> {
-        let errs = check_rules(rules, &|n| named.contains_key(n));
-        if !errs.is_empty() {
-            return Err(errs);
-        }
-        let mut set = RuleSet::new();
-        for (name, r) in rules {
-            if !r.enable {
-                continue;
-            }
-            let rule = Rule::compile(&r.sql).map_err(|e| {
-                vec![LoadError {
-                    key: format!("rules.{name}.sql"),
-                    message: e.to_string(),
-                }]
-            })?;
-            let mut acts: Vec<Arc<dyn Action>> = Vec::new();
-            for a in &r.actions {
-                acts.push(match a {
-                    ActionRef::Named(n) if n == "console" => Arc::new(Console::stdout()),
-                    ActionRef::Named(n) => match named.get(n) {
-                        Some(a) => a.clone(),
-                        None => continue,
-                    },
-                    ActionRef::Inline(InlineAction::Console) => Arc::new(Console::stdout()),
-                    ActionRef::Inline(InlineAction::Republish(args)) => Arc::new(
-                        Republish::new(name, args, Arc::downgrade(broker)).map_err(|(f, e)| {
-                            vec![LoadError {
-                                key: format!("rules.{name}.actions.args.{f}"),
-                                message: e.to_string(),
-                            }]
-                        })?,
-                    ),
-                });
-            }
-            set.add(
-                rule,
-                RuleRuntime {
-                    name: name.clone(),
-                    actions: acts,
-                    metrics: RuleMetrics::default(),
-                },
-            );
-        }
+        let set = compile_set(rules, broker, named, configured, &|_| None)?;
         Ok(RuleEngine {
-            set,
+            set: ArcSwap::from_pointee(set),
             node: "ferry@127.0.0.1".into(),
         })
+    }
+
+    /// Compiles `rules` and swaps them in at once. A rule keeps its counters across the
+    /// swap (by name). On an error nothing changes.
+    pub fn replace(
+        &self,
+        rules: &RulesConfig,
+        broker: &Arc<Broker>,
+        named: &HashMap<String, Arc<dyn Action>>,
+        configured: &dyn Fn(&str) -> bool,
+    ) -> Result<(), Vec<LoadError>> {
+        let old = self.set.load();
+        let keep = |name: &str| {
+            old.rules()
+                .find(|(_, rt)| rt.name == name)
+                .map(|(_, rt)| rt.metrics.clone())
+        };
+        let set = compile_set(rules, broker, named, configured, &keep)?;
+        self.set.store(Arc::new(set));
+        Ok(())
     }
 
     /// An engine from already compiled rules (tests, embedding).
@@ -188,22 +172,32 @@ impl RuleEngine {
             set.add(r, rt);
         }
         RuleEngine {
-            set,
+            set: ArcSwap::from_pointee(set),
             node: "ferry@127.0.0.1".into(),
         }
     }
 
+    /// The counters of a loaded (enabled) rule.
+    pub fn rule_metrics(&self, name: &str) -> Option<Arc<RuleMetrics>> {
+        self.set
+            .load()
+            .rules()
+            .find(|(_, rt)| rt.name == name)
+            .map(|(_, rt)| rt.metrics.clone())
+    }
+
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.set.load().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.set.load().is_empty()
     }
 
     /// Every rule's counters, by rule name.
     pub fn metrics(&self) -> Vec<(String, RuleMetricsSnapshot)> {
         self.set
+            .load()
             .rules()
             .map(|(_, rt)| (rt.name.clone(), rt.metrics.snapshot()))
             .collect()
@@ -264,7 +258,8 @@ impl RuleEngine {
 
     /// Runs the rules that select `FROM "$bridges/..."` on one record of that bridge.
     pub fn on_bridge(&self, bridge: &str, columns: &ferry_rules::Map) {
-        let mut rules = self.set.for_bridge(bridge).peekable();
+        let set = self.set.load();
+        let mut rules = set.for_bridge(bridge).peekable();
         if rules.peek().is_some() {
             self.run_on_map(rules, columns.clone(), None);
         }
@@ -291,16 +286,18 @@ impl RuleEngine {
         columns: impl FnOnce() -> ferry_rules::Map,
         msg: Option<&Arc<Message>>,
     ) {
-        if !self.set.wants_event(ev) {
+        let set = self.set.load();
+        if !set.wants_event(ev) {
             return;
         }
-        self.run_on_map(self.set.for_event(ev), columns(), msg);
+        self.run_on_map(set.for_event(ev), columns(), msg);
     }
 }
 
 impl Hook for RuleEngine {
     fn message_published(&self, msg: &Arc<Message>, acks: &mut Vec<DurableAck>) {
-        let rules = self.set.for_topic(&msg.topic);
+        let set = self.set.load();
+        let rules = set.for_topic(&msg.topic);
         if rules.is_empty() {
             return;
         }
@@ -365,5 +362,73 @@ impl Hook for RuleEngine {
             || input::message_event(Event::MessageDropped, None, msg, Some(reason), &self.node),
             Some(msg),
         );
+    }
+}
+
+/// Compiles a rule set; `keep` returns the counters a rule of that name had before.
+fn compile_set(
+    rules: &RulesConfig,
+    broker: &Arc<Broker>,
+    named: &HashMap<String, Arc<dyn Action>>,
+    configured: &dyn Fn(&str) -> bool,
+    keep: &dyn Fn(&str) -> Option<Arc<RuleMetrics>>,
+) -> Result<RuleSet<RuleRuntime>, Vec<LoadError>> {
+    let errs = check_rules(rules, &|n| named.contains_key(n) || configured(n));
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let mut set = RuleSet::new();
+    for (name, r) in rules {
+        if !r.enable {
+            continue;
+        }
+        let rule = Rule::compile(&r.sql).map_err(|e| {
+            vec![LoadError {
+                key: format!("rules.{name}.sql"),
+                message: e.to_string(),
+            }]
+        })?;
+        let mut acts: Vec<Arc<dyn Action>> = Vec::new();
+        for a in &r.actions {
+            acts.push(match a {
+                ActionRef::Named(n) if n == "console" => Arc::new(Console::stdout()),
+                ActionRef::Named(n) => match named.get(n) {
+                    Some(a) => a.clone(),
+                    None => Arc::new(Stopped(n.clone())),
+                },
+                ActionRef::Inline(InlineAction::Console) => Arc::new(Console::stdout()),
+                ActionRef::Inline(InlineAction::Republish(args)) => Arc::new(
+                    Republish::new(name, args, Arc::downgrade(broker)).map_err(|(f, e)| {
+                        vec![LoadError {
+                            key: format!("rules.{name}.actions.args.{f}"),
+                            message: e.to_string(),
+                        }]
+                    })?,
+                ),
+            });
+        }
+        set.add(
+            rule,
+            RuleRuntime {
+                name: name.clone(),
+                actions: acts,
+                metrics: keep(name).unwrap_or_default(),
+            },
+        );
+    }
+    Ok(set)
+}
+
+/// A configured action that is not running (disabled, or its connector is): every output
+/// sent to it fails, and is counted as a failed action of the rule.
+struct Stopped(String);
+
+impl Action for Stopped {
+    fn name(&self) -> &str {
+        &self.0
+    }
+
+    fn run(&self, _out: &ferry_rules::Map, _env: &mut ActionEnv<'_>) -> Result<(), String> {
+        Err(format!("action {} is disabled", self.0))
     }
 }

@@ -69,6 +69,18 @@ pub struct ConnectorConfig {
     #[serde(default)]
     pub ssl: SslConfig,
     pub authentication: Option<AuthConfig>,
+    /// A disabled connector keeps its config but connects nothing; its actions and sources
+    /// stay stopped.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enable: bool,
+}
+
+pub(crate) fn yes() -> bool {
+    true
+}
+
+pub(crate) fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn default_client_id() -> String {
@@ -121,6 +133,9 @@ pub enum SaslMechanism {
 pub struct ProducerConfig {
     /// Name of a `[connectors.kafka.NAME]`.
     pub connector: String,
+    /// A disabled action is not started; rules that use it count it as failed.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enable: bool,
     /// Topic template, e.g. `my-vehicles` or `t-${payload.site}`.
     pub topic: String,
     #[serde(default = "default_key")]
@@ -189,9 +204,6 @@ fn default_linger() -> Dur {
 }
 fn default_batch() -> u32 {
     896 * 1024
-}
-fn yes() -> bool {
-    true
 }
 fn default_sync_timeout() -> Dur {
     dur(5_000)

@@ -169,6 +169,7 @@ mod tests {
             health_check_interval: crate::config::Dur(std::time::Duration::from_secs(15)),
             ssl: SslConfig::default(),
             authentication: None,
+            enable: true,
         }
     }
 

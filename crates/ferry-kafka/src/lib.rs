@@ -27,12 +27,23 @@ pub use config::{KafkaActions, KafkaConnectors, ProducerConfig};
 pub use connector::{Connector, ConnectorState, ConnectorStatus};
 pub use producer::KafkaAction;
 
-/// Every connector and producer action from the config.
+/// The running connectors, producer actions and consumer sources, reconciled against the
+/// config: an object whose section did not change keeps running untouched.
 pub struct Kafka {
     pub connectors: BTreeMap<String, Arc<Connector>>,
     pub actions: BTreeMap<String, Arc<KafkaAction>>,
     pub sources: BTreeMap<String, Arc<source::KafkaSource>>,
+    /// The config and connector each running source was started with.
+    source_cfgs: BTreeMap<String, (source::SourceConfig, Arc<Connector>)>,
+    /// One child of `stop` per running connector and action, cancelled when it is retired.
+    tokens: HashMap<(Kind, String), CancellationToken>,
     stop: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Connector,
+    Action,
 }
 
 /// `[sources.kafka.NAME]`.
@@ -42,39 +53,202 @@ pub struct KafkaSources {
     pub kafka: BTreeMap<String, source::SourceConfig>,
 }
 
+/// Where sources deliver: the broker, and the rule engine for `FROM "$bridges/kafka:NAME"`.
+#[derive(Clone)]
+pub struct SourceSink {
+    pub broker: std::sync::Weak<ferry_broker::Broker>,
+    pub rules: Option<Arc<ferry_engine::RuleEngine>>,
+}
+
 impl Kafka {
+    /// No connectors, actions or sources yet.
+    pub fn new() -> Kafka {
+        Kafka {
+            connectors: BTreeMap::new(),
+            actions: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            source_cfgs: BTreeMap::new(),
+            tokens: HashMap::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
     /// Builds connectors and actions and starts their background tasks (needs a Tokio
     /// runtime). Unreachable clusters are not an error: connectors report their status.
     pub fn start(
         connectors: &KafkaConnectors,
         actions: &KafkaActions,
     ) -> Result<Kafka, Vec<String>> {
+        let mut k = Kafka::new();
+        let retired = k.reconcile_producers(connectors, actions)?;
+        debug_assert!(retired.is_empty());
+        Ok(k)
+    }
+
+    /// Brings connectors and actions in line with `connectors` and `actions`: starts what is
+    /// new or changed (an action is rebuilt when its connector changed), and returns what
+    /// it replaced or removed, to retire with [`Retired::finish`]. On an error nothing
+    /// changed.
+    pub fn reconcile_producers(
+        &mut self,
+        connectors: &KafkaConnectors,
+        actions: &KafkaActions,
+    ) -> Result<Retired, Vec<String>> {
         let errs = config::validate(connectors, actions);
         if !errs.is_empty() {
             return Err(errs);
         }
-        let stop = CancellationToken::new();
-        let mut cs = BTreeMap::new();
-        for (name, c) in &connectors.kafka {
-            let conn = Connector::new(name, c.clone());
-            conn.spawn_health_check(stop.clone());
-            cs.insert(name.clone(), conn);
+        let mut conns = BTreeMap::new();
+        let mut tokens = HashMap::new();
+        let mut kept = std::collections::HashSet::new();
+        for (name, c) in connectors.kafka.iter().filter(|(_, c)| c.enable) {
+            let key = (Kind::Connector, name.clone());
+            match (self.connectors.get(name), self.tokens.get(&key)) {
+                (Some(old), Some(t)) if old.config == *c => {
+                    conns.insert(name.clone(), old.clone());
+                    tokens.insert(key.clone(), t.clone());
+                    kept.insert(key);
+                }
+                _ => {
+                    let token = self.stop.child_token();
+                    let conn = Connector::new(name, c.clone());
+                    conn.spawn_health_check(token.clone());
+                    conns.insert(name.clone(), conn);
+                    tokens.insert(key, token);
+                }
+            }
         }
         let mut acts = BTreeMap::new();
-        for (name, a) in &actions.kafka {
-            let Some(conn) = cs.get(&a.connector) else {
+        for (name, a) in actions.kafka.iter().filter(|(_, a)| a.enable) {
+            let Some(conn) = conns.get(&a.connector) else {
+                continue; // its connector is disabled
+            };
+            let key = (Kind::Action, name.clone());
+            let same_conn = self
+                .connectors
+                .get(&a.connector)
+                .is_some_and(|c| Arc::ptr_eq(c, conn));
+            match (self.actions.get(name), self.tokens.get(&key)) {
+                (Some(old), Some(t)) if same_conn && old.config() == a => {
+                    acts.insert(name.clone(), old.clone());
+                    tokens.insert(key.clone(), t.clone());
+                    kept.insert(key);
+                }
+                _ => {
+                    let token = self.stop.child_token();
+                    match KafkaAction::start(name, a.clone(), conn, token.clone()) {
+                        Ok(action) => {
+                            acts.insert(name.clone(), action);
+                            tokens.insert(key, token);
+                        }
+                        Err(e) => {
+                            // Undo: stop everything this call created.
+                            for (k, t) in &tokens {
+                                if !kept.contains(k) {
+                                    t.cancel();
+                                }
+                            }
+                            token.cancel();
+                            return Err(vec![e]);
+                        }
+                    }
+                }
+            }
+        }
+        let mut retired = Retired::default();
+        for (k, t) in &self.tokens {
+            if !kept.contains(k) {
+                retired.tokens.push(t.clone());
+                if k.0 == Kind::Action
+                    && let Some(a) = self.actions.get(&k.1)
+                {
+                    retired.actions.push(a.clone());
+                }
+            }
+        }
+        self.connectors = conns;
+        self.actions = acts;
+        self.tokens = tokens;
+        Ok(retired)
+    }
+
+    /// Brings the sources in line with `sources`: a source whose section or connector
+    /// changed is stopped (draining its in-flight records) before its successor starts, so
+    /// the two never compete in one consumer group. Sources whose section did not change
+    /// keep running.
+    pub async fn reconcile_sources(
+        &mut self,
+        sources: &KafkaSources,
+        sink: &SourceSink,
+    ) -> Result<(), Vec<String>> {
+        let mut errs = Vec::new();
+        for (name, s) in &sources.kafka {
+            errs.extend(source::validate(name, s, &self.connector_configs()));
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let wanted: BTreeMap<&String, &source::SourceConfig> = sources
+            .kafka
+            .iter()
+            .filter(|(_, s)| s.enable && self.connectors.contains_key(&s.connector))
+            .collect();
+        let stale: Vec<String> = self
+            .sources
+            .keys()
+            .filter(|name| {
+                let keep = wanted.get(name).zip(self.source_cfgs.get(*name)).is_some_and(
+                    |(cfg, (old, conn))| {
+                        old == *cfg
+                            && self
+                                .connectors
+                                .get(&cfg.connector)
+                                .is_some_and(|c| Arc::ptr_eq(c, conn))
+                    },
+                );
+                !keep
+            })
+            .cloned()
+            .collect();
+        for name in stale {
+            if let Some(s) = self.sources.remove(&name) {
+                s.stop().await;
+            }
+            self.source_cfgs.remove(&name);
+        }
+        for (name, cfg) in wanted {
+            if self.sources.contains_key(name) {
+                continue;
+            }
+            let Some(conn) = self.connectors.get(&cfg.connector) else {
                 continue;
             };
-            let action =
-                KafkaAction::start(name, a.clone(), conn, stop.clone()).map_err(|e| vec![e])?;
-            acts.insert(name.clone(), action);
+            match source::KafkaSource::start(
+                name,
+                cfg.clone(),
+                conn,
+                sink.broker.clone(),
+                sink.rules.clone(),
+            ) {
+                Ok(s) => {
+                    self.sources.insert(name.clone(), s);
+                    self.source_cfgs
+                        .insert(name.clone(), (cfg.clone(), conn.clone()));
+                }
+                Err(e) => errs.push(e),
+            }
         }
-        Ok(Kafka {
-            connectors: cs,
-            actions: acts,
-            sources: BTreeMap::new(),
-            stop,
-        })
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    fn connector_configs(&self) -> KafkaConnectors {
+        KafkaConnectors {
+            kafka: self
+                .connectors
+                .iter()
+                .map(|(n, c)| (n.clone(), c.config.clone()))
+                .collect(),
+        }
     }
 
     /// The actions by the names rules use: `kafka:NAME` (and `kafka_producer:NAME`).
@@ -89,27 +263,19 @@ impl Kafka {
 
     /// Starts the consumer sources, delivering into `broker` (and to rules selecting
     /// `FROM "$bridges/kafka:NAME"`).
-    pub fn start_sources(
+    pub async fn start_sources(
         &mut self,
         sources: &KafkaSources,
         broker: &Arc<ferry_broker::Broker>,
         rules: Option<Arc<ferry_engine::RuleEngine>>,
     ) -> Result<(), String> {
-        for (name, cfg) in &sources.kafka {
-            let conn = self
-                .connectors
-                .get(&cfg.connector)
-                .ok_or(format!("sources.kafka.{name}.connector: unknown"))?;
-            let s = source::KafkaSource::start(
-                name,
-                cfg.clone(),
-                conn,
-                Arc::downgrade(broker),
-                rules.clone(),
-            )?;
-            self.sources.insert(name.clone(), s);
-        }
-        Ok(())
+        let sink = SourceSink {
+            broker: Arc::downgrade(broker),
+            rules,
+        };
+        self.reconcile_sources(sources, &sink)
+            .await
+            .map_err(|e| e.join("; "))
     }
 
     /// Stops the sources: each drains its in-flight records (up to its `drain_timeout`) and
@@ -130,6 +296,42 @@ impl Kafka {
             }
         })
         .await;
+    }
+}
+
+impl Default for Kafka {
+    fn default() -> Self {
+        Kafka::new()
+    }
+}
+
+/// Connectors and actions replaced or removed by a reconcile.
+#[derive(Default)]
+#[must_use = "retire them with finish()"]
+pub struct Retired {
+    tokens: Vec<CancellationToken>,
+    actions: Vec<Arc<KafkaAction>>,
+}
+
+impl Retired {
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Stops their background tasks and lets the retired actions' in-flight records land
+    /// (up to `timeout`) on a blocking thread, without holding up the caller.
+    pub fn finish(self, timeout: Duration) {
+        for t in &self.tokens {
+            t.cancel();
+        }
+        if !self.actions.is_empty() {
+            let actions = self.actions;
+            tokio::task::spawn_blocking(move || {
+                for a in actions {
+                    a.flush(timeout);
+                }
+            });
+        }
     }
 }
 

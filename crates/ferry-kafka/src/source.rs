@@ -48,6 +48,9 @@ use crate::connector::{Connector, client_config};
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub connector: String,
+    /// A disabled source consumes nothing.
+    #[serde(default = "crate::config::yes", skip_serializing_if = "crate::config::is_true")]
+    pub enable: bool,
     /// Topics to consume (or `topic_pattern`).
     #[serde(default)]
     pub topics: Vec<String>,

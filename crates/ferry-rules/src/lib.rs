@@ -26,6 +26,7 @@ pub use error::{CompileError, EvalError, ParseError};
 pub use eval::Columns;
 pub use events::Event;
 pub use funcs::names as function_names;
+pub use funcs::time::rfc3339_ms;
 pub use input::{MapInput, MessageInput};
 pub use rule::{Report, Rule, RuleError, Source};
 pub use template::Template;

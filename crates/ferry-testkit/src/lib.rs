@@ -5,6 +5,8 @@
 //! Must not: be a dependency of any non-test code; hide failures (every helper returns an
 //! error or panics with a message naming what it waited for).
 
+pub mod http;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

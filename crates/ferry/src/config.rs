@@ -2,10 +2,13 @@
 //! values are errors naming the key; all problems are reported at once.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ferry_broker::MqttConfig;
 use ferry_engine::RulesConfig;
+use ferry_kafka::config::Dur;
 use ferry_kafka::{KafkaActions, KafkaConnectors, KafkaSources};
 use ferry_server::TcpListenerConfig;
 use serde::{Deserialize, Serialize};
@@ -17,6 +20,8 @@ pub const EXAMPLE: &str = include_str!("../../../examples/ferry.toml");
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub log: LogConfig,
+    pub node: NodeConfig,
+    pub api: ApiConfig,
     pub listeners: Listeners,
     pub mqtt: MqttConfig,
     /// `[rules.NAME]`: rule SQL and actions.
@@ -33,6 +38,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             log: LogConfig::default(),
+            node: NodeConfig::default(),
+            api: ApiConfig::default(),
             listeners: Listeners {
                 tcp: BTreeMap::from([("default".to_owned(), TcpListenerConfig::default())]),
             },
@@ -55,6 +62,75 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".into(),
+        }
+    }
+}
+
+/// `[node]`: who this node is and where it keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub name: String,
+    /// Everything Ferry persists (API users and keys, API changes to the config).
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "ferry@127.0.0.1".into(),
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// `[api]`: the HTTP API listener and its logins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub enable: bool,
+    pub bind: SocketAddr,
+    pub default_username: String,
+    pub default_password: String,
+    pub token_ttl: Dur,
+    pub max_login_failures: u32,
+    pub login_lock_duration: Dur,
+    pub bootstrap_file: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    pub metrics_auth: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enable: true,
+            bind: SocketAddr::from(([0, 0, 0, 0], 18083)),
+            default_username: "admin".into(),
+            default_password: "public".into(),
+            token_ttl: Dur(Duration::from_secs(3600)),
+            max_login_failures: 5,
+            login_lock_duration: Dur(Duration::from_secs(300)),
+            bootstrap_file: None,
+            max_body_bytes: 1 << 20,
+            metrics_auth: false,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The API crate's settings from this section.
+    pub fn settings(&self) -> ferry_api::ApiSettings {
+        ferry_api::ApiSettings {
+            max_body_bytes: self.max_body_bytes,
+            metrics_auth: self.metrics_auth,
+            auth: ferry_api::auth::AuthSettings {
+                default_username: self.default_username.clone(),
+                default_password: self.default_password.clone(),
+                token_ttl: self.token_ttl.0,
+                max_login_failures: self.max_login_failures,
+                lock_duration: self.login_lock_duration.0,
+                bootstrap_file: self.bootstrap_file.clone(),
+            },
         }
     }
 }
@@ -104,8 +180,29 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Vec<String> {
+    /// Every problem with this config, each naming its key; empty if it is valid.
+    pub fn validate(&self) -> Vec<String> {
         let mut problems = self.mqtt.validate();
+        if self.node.data_dir.as_os_str().is_empty() {
+            problems.push("node.data_dir: must not be empty".into());
+        }
+        if self.api.default_username.is_empty() {
+            problems.push("api.default_username: must not be empty".into());
+        }
+        if self.api.token_ttl.0 < Duration::from_secs(1) {
+            problems.push("api.token_ttl: must be at least 1s".into());
+        }
+        if self.api.max_body_bytes < 1024 {
+            problems.push("api.max_body_bytes: must be at least 1024".into());
+        }
+        if let Some(p) = &self.api.bootstrap_file
+            && !p.exists()
+        {
+            problems.push(format!(
+                "api.bootstrap_file: {} does not exist",
+                p.display()
+            ));
+        }
         if self.listeners.tcp.is_empty() {
             problems.push("listeners.tcp: at least one listener is needed".into());
         }

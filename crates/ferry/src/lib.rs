@@ -3,6 +3,10 @@
 //! tests start the same gateway in-process through [`Gateway::start`].
 
 pub mod config;
+pub mod control;
+mod monitor;
+pub mod overlay;
+mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,14 +18,18 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+pub use control::Control;
 
 /// A running gateway: its broker, the addresses it listens on, and its tasks.
 pub struct Gateway {
     pub broker: Arc<Broker>,
     pub rules: Arc<RuleEngine>,
-    pub kafka: ferry_kafka::Kafka,
+    /// Runtime configuration and the API's handle on everything.
+    pub control: Arc<Control>,
     /// (listener name, bound address), e.g. ("tcp.default", 127.0.0.1:1883).
     pub listeners: Vec<(String, SocketAddr)>,
+    /// Where the HTTP API listens, if enabled.
+    pub api: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -29,25 +37,19 @@ pub struct Gateway {
 impl Gateway {
     /// Binds every listener and starts serving. Fails if any listener cannot bind.
     pub async fn start(cfg: &Config) -> anyhow::Result<Gateway> {
+        let data_dir = cfg.node.data_dir.clone();
+        if cfg.api.enable {
+            std::fs::create_dir_all(&data_dir).with_context(|| {
+                format!("node.data_dir: cannot create {}", data_dir.display())
+            })?;
+        }
         let shutdown = CancellationToken::new();
         let broker = Broker::new(cfg.mqtt.clone());
-        let mut kafka =
-            ferry_kafka::Kafka::start(&cfg.connectors, &cfg.actions).map_err(|errs| {
-                anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
-            })?;
-        let rules =
-            RuleEngine::build(&cfg.rules, &broker, &kafka.named_actions()).map_err(|errs| {
-                let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
-                anyhow::anyhow!("invalid rules:\n  {}", list.join("\n  "))
-            })?;
-        let rules = Arc::new(rules);
-        if !rules.is_empty() {
-            let hook: Arc<dyn ferry_broker::Hook> = rules.clone();
-            let _ = broker.install_hooks(vec![hook]);
-        }
-        kafka
-            .start_sources(&cfg.sources, &broker, Some(rules.clone()))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let control = Control::new(cfg.clone(), broker.clone())?;
+        let rules = control.rules.clone();
+        let hook: Arc<dyn ferry_broker::Hook> = rules.clone();
+        let _ = broker.install_hooks(vec![hook]);
+        control.start_sources().await?;
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
         for (name, l) in &cfg.listeners.tcp {
@@ -65,11 +67,51 @@ impl Gateway {
                 shutdown.clone(),
             ));
         }
+        let api = if cfg.api.enable {
+            let settings = cfg.api.settings();
+            let auth_settings = settings.auth.clone();
+            let dir = data_dir.clone();
+            let auth = tokio::task::spawn_blocking(move || {
+                ferry_api::auth::Auth::open(&dir, auth_settings)
+            })
+            .await
+            .context("opening the API users")?
+            .map_err(|e| anyhow::anyhow!("api: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(cfg.api.bind)
+                .await
+                .with_context(|| format!("api.bind: cannot listen on {}", cfg.api.bind))?;
+            let addr = listener.local_addr()?;
+            let admin: Arc<dyn ferry_api::Admin> = control.clone();
+            let app = ferry_api::router(admin, Arc::new(auth), settings);
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) =
+                    ferry_api::serve(listener, app, stop, std::time::Duration::from_secs(5)).await
+                {
+                    tracing::error!("API listener failed: {e}");
+                }
+            });
+            Some(addr)
+        } else {
+            None
+        };
+        let (c, stop) = (control.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(monitor::SAMPLE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => c.monitor.tick(&c),
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+        control.set_running();
         Ok(Gateway {
             broker,
             rules,
-            kafka,
+            control,
             listeners,
+            api,
             shutdown,
             tasks,
         })
@@ -78,11 +120,14 @@ impl Gateway {
     /// Stops accepting, closes every connection (DISCONNECT 0x8B to MQTT 5 clients) and
     /// waits for the listeners to drain.
     pub async fn stop(mut self) {
+        self.control.set_draining();
         // Sources first: their in-flight records can still be acknowledged by subscribers.
-        self.kafka.stop_sources().await;
+        self.control.stop_sources().await;
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
         // Connections are closed: nothing new reaches Kafka; let in-flight records land.
-        self.kafka.stop(std::time::Duration::from_secs(5)).await;
+        self.control
+            .stop_kafka(std::time::Duration::from_secs(5))
+            .await;
     }
 }

@@ -205,27 +205,31 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             // Machine-readable for scripts and tests that bind port 0.
             println!("ferry: listening on {addr} ({name})");
         }
+        if let Some(addr) = gateway.api {
+            tracing::info!("API on http://{addr}");
+            println!("ferry: api on {addr}");
+        }
         wait_for_signal().await;
         tracing::info!("shutting down");
-        let broker = gateway.broker.clone();
-        let rules = gateway.rules.clone();
-        let actions: Vec<_> = gateway
-            .kafka
-            .actions
-            .iter()
-            .map(|(n, a)| (n.clone(), a.metrics.clone()))
-            .collect();
+        let control = gateway.control.clone();
         gateway.stop().await;
-        for (name, m) in actions {
-            tracing::info!(action = %name, m = ?m.snapshot(), "kafka action metrics");
-        }
-        let m = broker.metrics().snapshot();
-        tracing::info!(?m, "stopped");
-        for (name, m) in rules.metrics() {
-            tracing::info!(rule = %name, ?m, "rule metrics");
-        }
+        log_metrics(&control);
         Ok(())
     })
+}
+
+/// The counters at shutdown, from the same registry the API and Prometheus read.
+fn log_metrics(c: &ferry::Control) {
+    let view = c.view();
+    for (name, a) in &view.actions {
+        tracing::info!(action = %name, m = ?a.metrics.json(), "kafka action metrics");
+    }
+    tracing::info!(m = ?ferry_api::Admin::metrics(c), "stopped");
+    for name in view.config.rules.keys() {
+        if let Some(m) = c.rules.rule_metrics(name) {
+            tracing::info!(rule = %name, m = ?m.json(), "rule metrics");
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -13,6 +13,11 @@ fn ferry() -> Command {
 fn serve(config: &str) -> (std::process::Child, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ferry.toml");
+    let data = dir.path().join("data");
+    let config = format!(
+        "{config}\n[node]\ndata_dir = {:?}\n[api]\nbind = \"127.0.0.1:0\"\n",
+        data.display().to_string()
+    );
     std::fs::write(&path, config).unwrap();
     let mut child = ferry()
         .arg("serve")

@@ -29,7 +29,7 @@ async fn read(k: &TestKafka, topic: &str, want: usize) -> Vec<ConsumedRecord> {
 }
 
 fn action(g: &Gateway, name: &str) -> ferry_kafka::metrics::ActionMetricsSnapshot {
-    g.kafka.actions[name].metrics.snapshot()
+    g.control.view().actions[name].metrics.snapshot()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,7 +174,7 @@ async fn sync_mode_acknowledged_means_in_kafka_and_kafka_down_means_failure() ->
         20,
         "every acknowledged message is in Kafka"
     );
-    let conn = g.kafka.connectors["k"].clone();
+    let conn = g.control.view().connectors["k"].clone();
     wait_until("connector connected", Duration::from_secs(10), || {
         conn.status().state == ferry_kafka::ConnectorState::Connected
     })
@@ -239,7 +239,7 @@ async fn kafka_not_running_at_start_is_not_fatal() -> anyhow::Result<()> {
     k.stop();
     let text = SYNC.replace("query_mode = \"sync\"", "query_mode = \"async\"");
     let (g, addr) = gateway(&text, &k.bootstrap).await;
-    let conn = g.kafka.connectors["k"].clone();
+    let conn = g.control.view().connectors["k"].clone();
     wait_until("connector disconnected", Duration::from_secs(15), || {
         conn.status().state == ferry_kafka::ConnectorState::Disconnected
     })
@@ -384,7 +384,7 @@ actions = ["kafka:fixed"]
     let (g, addr) = gateway(text, &k.bootstrap).await;
     let (mut c, _) = RawClient::connect(addr, Version::V5, "p", true).await?;
     // Let the round-robin action learn the partition count first.
-    let rr = g.kafka.actions["rr"].clone();
+    let rr = g.control.view().actions["rr"].clone();
     wait_until("partition count", Duration::from_secs(10), || {
         let out = ferry_rules::Map::new();
         rr.render(&out, None, std::time::Instant::now())
@@ -541,7 +541,7 @@ async fn tls_connector_produces_and_a_wrong_ca_is_refused() -> anyhow::Result<()
         ),
     );
     let (g, addr) = gateway(&text, &k.bootstrap).await;
-    let conn = g.kafka.connectors["k"].clone();
+    let conn = g.control.view().connectors["k"].clone();
     wait_until("connected over TLS", Duration::from_secs(20), || {
         conn.status().state == ferry_kafka::ConnectorState::Connected
     })
@@ -570,7 +570,7 @@ async fn tls_connector_produces_and_a_wrong_ca_is_refused() -> anyhow::Result<()
         ),
     );
     let (g, _) = gateway(&text, &k.bootstrap).await;
-    let conn = g.kafka.connectors["k"].clone();
+    let conn = g.control.view().connectors["k"].clone();
     wait_until("refused", Duration::from_secs(20), || {
         conn.status().state == ferry_kafka::ConnectorState::Disconnected
     })

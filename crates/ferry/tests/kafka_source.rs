@@ -41,7 +41,7 @@ async fn source_gateway(sections: &str, bootstrap: &str) -> (Gateway, std::net::
 }
 
 fn source(g: &Gateway, name: &str) -> ferry_kafka::source::SourceMetricsSnapshot {
-    g.kafka.sources[name].metrics.snapshot()
+    g.control.view().sources[name].metrics.snapshot()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +176,7 @@ async fn mapping_templates_headers_encodings_rules_and_skips() -> anyhow::Result
         b"k1",
         "rules can select FROM the source"
     );
-    let skipped = g.kafka.sources["env"].metrics.clone();
+    let skipped = g.control.view().sources["env"].metrics.clone();
     wait_until("skip counted", Duration::from_secs(10), || {
         skipped.snapshot().failed == 1 && skipped.snapshot().received == 2
     })
@@ -241,13 +241,13 @@ async fn a_restart_in_the_middle_of_a_backlog_loses_nothing() -> anyhow::Result<
         unacked += 1;
     }
     assert!(unacked <= 3, "receive maximum holds the rest back");
-    let m = g1.kafka.sources["cmds"].metrics.snapshot();
+    let m = g1.control.view().sources["cmds"].metrics.snapshot();
     assert!(m.inflight <= 5, "{m:?}");
     assert!(
         m.received < 40,
         "the source stopped reading while its records were not delivered: {m:?}"
     );
-    let m1 = g1.kafka.sources["cmds"].metrics.clone();
+    let m1 = g1.control.view().sources["cmds"].metrics.clone();
     wait_until("consumer lag measured", Duration::from_secs(20), || {
         m1.snapshot().lag.get("backlog/0") == Some(&25)
     })
@@ -268,7 +268,7 @@ async fn a_restart_in_the_middle_of_a_backlog_loses_nothing() -> anyhow::Result<
         dups <= 5 + 3,
         "duplicates only of what was in flight: {dups}"
     );
-    let m = g2.kafka.sources["cmds"].metrics.snapshot();
+    let m = g2.control.view().sources["cmds"].metrics.snapshot();
     assert_eq!(m.failed, 0);
     g2.stop().await;
     Ok(())
@@ -305,7 +305,7 @@ async fn a_source_can_start_from_a_timestamp() -> anyhow::Result<()> {
     let (mut s, _) = RawClient::connect(addr, Version::V5, "s", true).await?;
     s.subscribe("h/#", QoS::AtLeastOnce).await?;
     // The subscriber may connect after the first records went out: count what the source read.
-    let m = g.kafka.sources["h"].metrics.clone();
+    let m = g.control.view().sources["h"].metrics.clone();
     wait_until("read", Duration::from_secs(15), || {
         m.snapshot().received >= 2
     })

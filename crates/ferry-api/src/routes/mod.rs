@@ -1,35 +1,116 @@
-//! Every route, with authentication applied in one place: routes in [`public`] need no
-//! credentials; routes in [`protected`] sit behind [`crate::auth::require_auth`], which
-//! authenticates (Bearer token or Basic API key), enforces the forced password change and
-//! the viewer role, and puts the `Principal` in the request extensions.
-
-use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
-use utoipa_axum::router::OpenApiRouter;
-
-use crate::AppState;
+//! Every route, with authentication applied in one place: `public` routes need no
+//! credentials, everything else goes through [`crate::auth::require_auth`].
 
 mod auth;
+mod clients;
+mod node;
+mod objects;
+mod page;
 
-/// Routes anyone may call (login; `/status` belongs here too).
-fn public() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(auth::public_routes())
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri, header};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Ferry API", description = "Ferry's HTTP API: EMQX v5-shaped resources for the MQTT broker, rules and Kafka integration."),
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&Security)
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let c = api.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
 }
 
-/// Routes that need credentials.
+fn public() -> OpenApiRouter<AppState> {
+    node::public().merge(auth::public_routes())
+}
+
 fn protected() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(auth::routes())
+    node::protected()
+        .merge(clients::protected())
+        .merge(objects::protected())
+        .merge(auth::routes())
 }
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    public().merge(protected()).into_openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(public().into_openapi());
+    let mut prot = protected().into_openapi();
+    for item in prot.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.security = Some(vec![
+                utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new()),
+                utoipa::openapi::security::SecurityRequirement::new(
+                    "api_key",
+                    Vec::<String>::new(),
+                ),
+            ]);
+        }
+    }
+    doc.merge(prot);
+    doc
+}
+
+async fn swagger() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
+    )
+        .into_response()
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no such path: {}", uri.path()))
+}
+
+async fn no_method() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(ApiError::bad_request("method not allowed on this path").body()),
+    )
+        .into_response()
 }
 
 pub(crate) fn router(state: AppState) -> axum::Router {
-    let protected =
-        protected().route_layer(from_fn_with_state(state.clone(), crate::auth::require_auth));
-    let (router, _) = public().merge(protected).split_for_parts();
-    router
+    let (public, _) = public().split_for_parts();
+    let (protected, _) = protected().split_for_parts();
+    let protected = protected.route_layer(from_fn_with_state(state.clone(), crate::auth::require_auth));
+    axum::Router::new()
+        .merge(public)
+        .merge(protected)
+        .route("/api-docs/swagger.json", get(swagger))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .with_state(state)
 }

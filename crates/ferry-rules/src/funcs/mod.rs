@@ -4,7 +4,7 @@
 mod data;
 mod math;
 mod string;
-mod time;
+pub(crate) mod time;
 
 use crate::error::EvalError;
 use crate::eval::Env;

@@ -9,7 +9,12 @@ pub(crate) fn config(text: &str, bootstrap: &str) -> Config {
     let text = text
         .replace("127.0.0.1:9092", bootstrap)
         .replace("0.0.0.0:1883", "127.0.0.1:0");
-    Config::parse(&text, "test").unwrap()
+    let mut cfg = Config::parse(&text, "test").unwrap();
+    // These tests do not use the API; with it off and no API changes nothing is written to
+    // the data dir, so it need not exist.
+    cfg.api.enable = false;
+    cfg.node.data_dir = std::env::temp_dir().join("ferry-test-no-data-dir");
+    cfg
 }
 
 pub(crate) async fn gateway(text: &str, bootstrap: &str) -> (Gateway, std::net::SocketAddr) {
