@@ -16,7 +16,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::message::{Delivery, Expiry};
-use crate::metrics::Metrics;
+use crate::metrics::{BrokerMetric, Metrics};
 
 /// A subscription as the session remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl Session {
             let mut st = self.lock();
             if st.queue.len() >= max_queued {
                 dropped = st.queue.pop_front();
-                let n = metrics.inc(&metrics.dropped_queue_full);
+                let n = metrics.inc(BrokerMetric::DroppedQueueFull);
                 if n.is_power_of_two() {
                     tracing::warn!(client_id = %self.client_id, dropped_total = n, "session queue full, dropped the oldest message");
                 }
@@ -220,7 +220,7 @@ impl SessionState {
                 break;
             };
             if d.msg.expiry(now) == Expiry::Expired {
-                metrics.inc(&metrics.dropped_expired);
+                metrics.inc(BrokerMetric::DroppedExpired);
                 continue;
             }
             if d.qos == QoS::AtMostOnce {
