@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use ferry_broker::metrics::{self, BrokerMetric};
 use ferry_broker::{
     Broker, ClientInfo, Delivery, DurableAck, Expiry, Kick, Message, MqttConfig, NotDurable,
     Outgoing, Session,
@@ -56,7 +57,7 @@ pub(crate) async fn serve<S>(
     let (mut rd, mut wr) = tokio::io::split(stream);
     let cfg = broker.config().clone();
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    let connect = match read_connect(&mut rd, &mut rbuf, &cfg).await {
+    let connect = match read_connect(&mut rd, &mut rbuf, &cfg, broker.metrics()).await {
         Ok(c) => c,
         Err(ConnectFailure { connack, why }) => {
             tracing::info!(%peer, "connection refused before CONNECT completed: {why}");
@@ -101,6 +102,7 @@ async fn read_connect<R: AsyncRead + Unpin>(
     rd: &mut R,
     rbuf: &mut BytesMut,
     cfg: &MqttConfig,
+    m: &metrics::Metrics,
 ) -> Result<Box<Connect>, ConnectFailure> {
     let fail = |connack, why: String| ConnectFailure { connack, why };
     let deadline = Instant::now() + Duration::from_secs(u64::from(cfg.connect_timeout));
@@ -111,7 +113,10 @@ async fn read_connect<R: AsyncRead + Unpin>(
                     return Err(fail(None, "first packet is not CONNECT".into()));
                 }
                 return match ferry_mqtt::parse(frame, Version::V311) {
-                    Ok(Packet::Connect(c)) => Ok(c),
+                    Ok(Packet::Connect(c)) => {
+                        m.inc(BrokerMetric::PacketsReceived);
+                        Ok(c)
+                    }
                     Ok(_) => Err(fail(None, "first packet is not CONNECT".into())),
                     Err(DecodeError::UnsupportedVersion(l)) => Err(fail(
                         Some((Version::V311, reason::UNSUPPORTED_PROTOCOL_VERSION)),
@@ -127,7 +132,9 @@ async fn read_connect<R: AsyncRead + Unpin>(
         match tokio::time::timeout_at(deadline, rd.read_buf(rbuf)).await {
             Err(_) => return Err(fail(None, "no CONNECT within connect_timeout".into())),
             Ok(Ok(0)) => return Err(fail(None, "closed before CONNECT".into())),
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => {
+                m.add(BrokerMetric::BytesReceived, n as u64);
+            }
             Ok(Err(e)) => return Err(fail(None, e.to_string())),
         }
     }
@@ -157,10 +164,15 @@ struct Conn {
     /// QoS 1/2 publishes whose PUBACK/PUBREC waits for durable consumers, in arrival order
     /// (acknowledgements must keep the order of the PUBLISH packets).
     pending: VecDeque<PendingAck>,
+    /// Packets encoded into `wbuf` since the last write (counted per write, not per packet).
+    packets_out: u64,
+    /// When the last read completed: a PUBLISH's PUBACK delay starts here.
+    read_at: Instant,
 }
 
 /// A PUBACK/PUBREC held back until every durable consumer of the message said "durable".
 struct PendingAck {
+    read_at: Instant,
     qos: QoS,
     packet_id: u16,
     code: u8,
@@ -294,6 +306,8 @@ impl Conn {
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             batch: Vec::with_capacity(BATCH),
             pending: VecDeque::new(),
+            packets_out: 0,
+            read_at: Instant::now(),
             broker,
             cfg,
         };
@@ -344,6 +358,7 @@ impl Conn {
                     tracing::debug!(client_id = %self.client_id, "write failed: {e}");
                     return Close::Gone;
                 }
+                self.count_written();
                 self.wbuf.clear();
             }
             rbuf.reserve(READ_CHUNK);
@@ -362,7 +377,9 @@ impl Conn {
                         tracing::debug!(client_id = %self.client_id, "read failed: {e}");
                         return Close::Gone;
                     }
-                    Ok(_) => {
+                    Ok(n) => {
+                        self.read_at = Instant::now();
+                        self.broker.metrics().add(BrokerMetric::BytesReceived, n as u64);
                         if let Some(ka) = self.keep_alive {
                             deadline = Instant::now() + ka;
                             keepalive.as_mut().reset(deadline);
@@ -387,7 +404,7 @@ impl Conn {
     fn release_front(&mut self, r: Result<(), NotDurable>) -> Option<Close> {
         let p = self.pending.pop_front()?;
         match r {
-            Ok(()) => self.send_ack(p.qos, p.packet_id, p.code),
+            Ok(()) => self.send_ack(p.qos, p.packet_id, p.code, p.read_at),
             Err(e) => {
                 tracing::warn!(client_id = %self.client_id, packet_id = p.packet_id, "publish not acknowledged: {}", e.why);
                 if p.qos == QoS::ExactlyOnce {
@@ -400,18 +417,26 @@ impl Conn {
                         format!("publish {} not durable: {}", p.packet_id, e.why),
                     ));
                 }
-                self.send_ack(p.qos, p.packet_id, e.code);
+                self.send_ack(p.qos, p.packet_id, e.code, p.read_at);
             }
         }
         while self.pending.front().is_some_and(|p| p.acks.is_empty()) {
             if let Some(p) = self.pending.pop_front() {
-                self.send_ack(p.qos, p.packet_id, p.code);
+                self.send_ack(p.qos, p.packet_id, p.code, p.read_at);
             }
         }
         None
     }
 
-    fn send_ack(&mut self, qos: QoS, packet_id: u16, code: u8) {
+    /// Sends PUBACK/PUBREC and observes the PUBLISH-to-PUBACK delay (from the read that
+    /// brought the PUBLISH).
+    fn send_ack(&mut self, qos: QoS, packet_id: u16, code: u8, read_at: Instant) {
+        if qos != QoS::AtMostOnce {
+            self.broker
+                .registry()
+                .puback_delay()
+                .record(read_at.elapsed());
+        }
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(packet_id, code))),
@@ -419,12 +444,25 @@ impl Conn {
         }
     }
 
+    /// Handles the complete frames in `rbuf`; counts them once per read.
     fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Option<Close> {
+        let mut frames = 0;
+        let close = self.handle_frames(rbuf, &mut frames);
+        if frames > 0 {
+            self.broker
+                .metrics()
+                .add(BrokerMetric::PacketsReceived, frames);
+        }
+        close
+    }
+
+    fn handle_frames(&mut self, rbuf: &mut BytesMut, frames: &mut u64) -> Option<Close> {
         loop {
             match ferry_mqtt::read_frame(rbuf, self.cfg.max_packet_size) {
                 Ok(None) => return None,
                 Ok(Some(frame)) => match ferry_mqtt::parse(frame, self.version) {
                     Ok(p) => {
+                        *frames += 1;
                         if let Some(close) = self.handle(p) {
                             return Some(close);
                         }
@@ -437,9 +475,22 @@ impl Conn {
     }
 
     fn send(&mut self, p: &Packet) {
-        if let Err(e) = ferry_mqtt::encode(p, self.version, &mut self.wbuf) {
-            tracing::warn!(client_id = %self.client_id, "cannot encode {}: {e}", p.name());
+        match ferry_mqtt::encode(p, self.version, &mut self.wbuf) {
+            Ok(_) => self.packets_out += 1,
+            Err(e) => {
+                tracing::warn!(client_id = %self.client_id, "cannot encode {}: {e}", p.name())
+            }
         }
+    }
+
+    /// Counts what one write put on the wire.
+    fn count_written(&mut self) {
+        let m = self.broker.metrics();
+        m.add(BrokerMetric::BytesSent, self.wbuf.len() as u64);
+        m.add(
+            BrokerMetric::PacketsSent,
+            std::mem::take(&mut self.packets_out),
+        );
     }
 
     fn handle(&mut self, p: Packet) -> Option<Close> {
@@ -607,6 +658,7 @@ impl Conn {
             received_at: Instant::now(),
             timestamp: ferry_broker::hook::now_ms(),
         };
+        let read_at = self.read_at;
         let mut acks = Vec::new();
         let routed = self.broker.publish_durable(msg, &mut acks);
         let code = if routed == 0 && self.version.is_v5() {
@@ -616,9 +668,10 @@ impl Conn {
         };
         if qos != QoS::AtMostOnce {
             if acks.is_empty() && self.pending.is_empty() {
-                self.send_ack(qos, packet_id, code);
+                self.send_ack(qos, packet_id, code, read_at);
             } else {
                 self.pending.push_back(PendingAck {
+                    read_at,
                     qos,
                     packet_id,
                     code,
@@ -727,8 +780,7 @@ impl Conn {
                 let mut p = Packet::Publish(p);
                 if ferry_mqtt::encoded_len(&p, self.version) > self.client_max_packet as usize {
                     // MQTT 5 3.1.2.11.4: discard, as if it had been delivered.
-                    let m = self.broker.metrics();
-                    m.inc(&m.dropped_too_large);
+                    self.broker.metrics().inc(BrokerMetric::DroppedTooLarge);
                     if packet_id != 0 {
                         self.session.lock().forget(packet_id);
                     }
@@ -739,8 +791,7 @@ impl Conn {
                 {
                     self.apply_out_alias(p);
                 }
-                let m = self.broker.metrics();
-                m.inc(&m.messages_delivered);
+                self.broker.metrics().inc(metrics::sent(delivery.qos));
                 self.send(&p);
                 for h in self.broker.hooks() {
                     h.message_delivered(&self.client, &delivery.msg);
@@ -759,8 +810,7 @@ impl Conn {
                 // An unacknowledged message is still completed (dup) after its expiry.
                 Expiry::Expired if dup => {}
                 Expiry::Expired => {
-                    let m = self.broker.metrics();
-                    m.inc(&m.dropped_expired);
+                    self.broker.metrics().inc(BrokerMetric::DroppedExpired);
                     return None;
                 }
             }
@@ -798,8 +848,7 @@ impl Conn {
         };
         if let Close::Error(code, why) = &close {
             if *code != reason::SESSION_TAKEN_OVER && *code != reason::SERVER_SHUTTING_DOWN {
-                let m = self.broker.metrics();
-                m.inc(&m.protocol_errors);
+                self.broker.metrics().inc(BrokerMetric::ProtocolErrors);
             }
             tracing::info!(client_id = %self.client_id, peer = %self.peer, "closing connection ({code:#04x}): {why}");
             if self.version.is_v5() {
@@ -811,6 +860,7 @@ impl Conn {
             }
         }
         if !self.wbuf.is_empty() {
+            self.count_written();
             let _ = timeout(Duration::from_secs(5), async {
                 let _ = wr.write_all(&self.wbuf).await;
                 let _ = wr.shutdown().await;
