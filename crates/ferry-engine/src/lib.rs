@@ -1,8 +1,9 @@
 //! ferry-engine: rules attached to the broker.
 //!
 //! Owns: [`RuleEngine`], a broker [`Hook`] that runs compiled rules on published messages
-//! and client/session events, hands each output to the rule's actions, and keeps the rule
-//! metrics (matched, passed, failed by reason, actions total/success/failed); the
+//! and client/session events, hands each output to the rule's actions, and counts into the
+//! rule's handle of the broker's metrics registry (matched, passed, failed by reason,
+//! actions total/success/failed); the
 //! `republish` and `console` actions; the `[rules.NAME]` config.
 //!
 //! Must not: parse SQL itself (that is `ferry-rules`), touch sockets, or name Kafka (Kafka
@@ -13,69 +14,22 @@ pub mod config;
 mod input;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use ferry_broker::{Broker, ClientInfo, DropReason, DurableAck, Hook, Message};
+use ferry_metrics::{RuleMetric, RuleStats};
 use ferry_mqtt::SubOptions;
 use ferry_rules::{Columns, Event, Rule, RuleError, RuleSet};
 
 pub use actions::{Action, ActionEnv, Console, Republish};
 pub use config::{ActionRef, InlineAction, RuleConfig, RulesConfig};
 
-/// Per-rule counters (EMQX's rule metrics).
-#[derive(Debug, Default)]
-pub struct RuleMetrics {
-    pub matched: AtomicU64,
-    pub passed: AtomicU64,
-    pub failed_exception: AtomicU64,
-    pub failed_no_result: AtomicU64,
-    pub actions_total: AtomicU64,
-    pub actions_success: AtomicU64,
-    pub actions_failed: AtomicU64,
-    /// `payload.…` paths that met a payload that is not JSON.
-    pub payload_not_json: AtomicU64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RuleMetricsSnapshot {
-    pub matched: u64,
-    pub passed: u64,
-    pub failed: u64,
-    pub failed_exception: u64,
-    pub failed_no_result: u64,
-    pub actions_total: u64,
-    pub actions_success: u64,
-    pub actions_failed: u64,
-    pub payload_not_json: u64,
-}
-
-impl RuleMetrics {
-    pub fn snapshot(&self) -> RuleMetricsSnapshot {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        RuleMetricsSnapshot {
-            matched: g(&self.matched),
-            passed: g(&self.passed),
-            failed: g(&self.failed_exception) + g(&self.failed_no_result),
-            failed_exception: g(&self.failed_exception),
-            failed_no_result: g(&self.failed_no_result),
-            actions_total: g(&self.actions_total),
-            actions_success: g(&self.actions_success),
-            actions_failed: g(&self.actions_failed),
-            payload_not_json: g(&self.payload_not_json),
-        }
-    }
-}
-
-fn inc(c: &AtomicU64) -> u64 {
-    c.fetch_add(1, Ordering::Relaxed) + 1
-}
-
 /// A loaded rule: its name, actions and counters.
 pub struct RuleRuntime {
     pub name: String,
     pub actions: Vec<Arc<dyn Action>>,
-    pub metrics: RuleMetrics,
+    /// The rule's handle in the broker's metrics registry (`Registry::rule`).
+    pub metrics: Arc<RuleStats>,
 }
 
 /// A problem found while loading rules, naming the config key.
@@ -171,7 +125,7 @@ impl RuleEngine {
                 RuleRuntime {
                     name: name.clone(),
                     actions: acts,
-                    metrics: RuleMetrics::default(),
+                    metrics: broker.registry().rule(name),
                 },
             );
         }
@@ -201,11 +155,11 @@ impl RuleEngine {
         self.set.is_empty()
     }
 
-    /// Every rule's counters, by rule name.
-    pub fn metrics(&self) -> Vec<(String, RuleMetricsSnapshot)> {
+    /// Every loaded rule's counters, by rule name (the same handles the registry holds).
+    pub fn metrics(&self) -> Vec<(String, Arc<RuleStats>)> {
         self.set
             .rules()
-            .map(|(_, rt)| (rt.name.clone(), rt.metrics.snapshot()))
+            .map(|(_, rt)| (rt.name.clone(), rt.metrics.clone()))
             .collect()
     }
 
@@ -218,15 +172,15 @@ impl RuleEngine {
         acks: &mut Vec<DurableAck>,
     ) {
         let m = &rt.metrics;
-        inc(&m.matched);
+        m.inc(RuleMetric::Matched);
         let mut report = ferry_rules::Report::default();
         let result = rule.apply_reporting(input, &mut report);
         if report.payload_not_json {
-            inc(&m.payload_not_json);
+            m.inc(RuleMetric::PayloadNotJson);
         }
         match result {
             Ok(outs) => {
-                inc(&m.passed);
+                m.inc(RuleMetric::Passed);
                 let mut env = ActionEnv {
                     rule: &rt.name,
                     msg,
@@ -235,13 +189,13 @@ impl RuleEngine {
                 };
                 for out in &outs {
                     for a in &rt.actions {
-                        inc(&m.actions_total);
+                        m.inc(RuleMetric::ActionsTotal);
                         match a.run(out, &mut env) {
                             Ok(()) => {
-                                inc(&m.actions_success);
+                                m.inc(RuleMetric::ActionsSuccess);
                             }
                             Err(e) => {
-                                let n = inc(&m.actions_failed);
+                                let n = m.inc(RuleMetric::ActionsFailed);
                                 if n.is_power_of_two() {
                                     tracing::warn!(rule = %rt.name, action = a.name(), failed_total = n, "action failed: {e}");
                                 }
@@ -251,10 +205,10 @@ impl RuleEngine {
                 }
             }
             Err(RuleError::NoResult) => {
-                inc(&m.failed_no_result);
+                m.inc(RuleMetric::FailedNoResult);
             }
             Err(RuleError::Exception(e)) => {
-                let n = inc(&m.failed_exception);
+                let n = m.inc(RuleMetric::FailedException);
                 if n.is_power_of_two() {
                     tracing::warn!(rule = %rt.name, failed_total = n, "rule failed: {e}");
                 }
