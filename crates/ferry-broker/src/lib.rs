@@ -33,10 +33,10 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 pub use config::MqttConfig;
+pub use ferry_metrics::Registry;
 use ferry_mqtt::trie::Trie;
 pub use hook::{ClientInfo, DropReason, DurableAck, Hook, NotDurable};
 pub use message::{Completion, Delivery, Expiry, Message, SharedVia, Ticket};
-pub use ferry_metrics::Registry;
 pub use metrics::{BrokerMetric, Metrics};
 pub use session::{Kick, Outgoing, Session, SessionState, Subscription};
 

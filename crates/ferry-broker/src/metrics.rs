@@ -2,8 +2,8 @@
 //! Relaxed atomics indexed by [`BrokerMetric`]; gauges are paired counters
 //! (opened/closed) or computed at scrape time, so nothing decrements racily.
 
-use ferry_mqtt::QoS;
 pub use ferry_metrics::BrokerMetric;
+use ferry_mqtt::QoS;
 
 /// The broker-wide counters (`Broker::metrics`).
 pub type Metrics = ferry_metrics::Counters<BrokerMetric>;

@@ -10,7 +10,6 @@
 
 pub mod config;
 pub mod connector;
-pub mod metrics;
 pub mod partition;
 pub mod producer;
 pub mod source;
@@ -45,9 +44,11 @@ pub struct KafkaSources {
 impl Kafka {
     /// Builds connectors and actions and starts their background tasks (needs a Tokio
     /// runtime). Unreachable clusters are not an error: connectors report their status.
+    /// Each action counts into its handle of `registry` (`Registry::action(NAME)`).
     pub fn start(
         connectors: &KafkaConnectors,
         actions: &KafkaActions,
+        registry: &Arc<ferry_metrics::Registry>,
     ) -> Result<Kafka, Vec<String>> {
         let errs = config::validate(connectors, actions);
         if !errs.is_empty() {
@@ -66,7 +67,8 @@ impl Kafka {
                 continue;
             };
             let action =
-                KafkaAction::start(name, a.clone(), conn, stop.clone()).map_err(|e| vec![e])?;
+                KafkaAction::start(name, a.clone(), conn, registry, stop.clone())
+                .map_err(|e| vec![e])?;
             acts.insert(name.clone(), action);
         }
         Ok(Kafka {
@@ -88,7 +90,7 @@ impl Kafka {
     }
 
     /// Starts the consumer sources, delivering into `broker` (and to rules selecting
-    /// `FROM "$bridges/kafka:NAME"`).
+    /// `FROM "$bridges/kafka:NAME"`); each counts into its handle of `broker.registry()`.
     pub fn start_sources(
         &mut self,
         sources: &KafkaSources,
@@ -106,6 +108,7 @@ impl Kafka {
                 conn,
                 Arc::downgrade(broker),
                 rules.clone(),
+                broker.registry(),
             )?;
             self.sources.insert(name.clone(), s);
         }

@@ -32,7 +32,7 @@ impl Gateway {
         let shutdown = CancellationToken::new();
         let broker = Broker::new(cfg.mqtt.clone());
         let mut kafka =
-            ferry_kafka::Kafka::start(&cfg.connectors, &cfg.actions).map_err(|errs| {
+            ferry_kafka::Kafka::start(&cfg.connectors, &cfg.actions, broker.registry()).map_err(|errs| {
                 anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
             })?;
         let rules =

@@ -207,22 +207,18 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         }
         wait_for_signal().await;
         tracing::info!("shutting down");
-        let broker = gateway.broker.clone();
-        let rules = gateway.rules.clone();
-        let actions: Vec<_> = gateway
-            .kafka
-            .actions
-            .iter()
-            .map(|(n, a)| (n.clone(), a.metrics.clone()))
-            .collect();
+        // The same registry feeds the API, Prometheus and this log.
+        let registry = gateway.broker.registry().clone();
         gateway.stop().await;
-        for (name, m) in actions {
-            tracing::info!(action = %name, m = ?m.snapshot(), "kafka action metrics");
+        for (name, a) in registry.actions() {
+            tracing::info!(action = %name, m = ?a.json(), "kafka action metrics");
         }
-        let m = broker.metrics().snapshot();
-        tracing::info!(?m, "stopped");
-        for (name, m) in rules.metrics() {
-            tracing::info!(rule = %name, ?m, "rule metrics");
+        for (name, s) in registry.sources() {
+            tracing::info!(source = %name, m = ?s.json(), "kafka source metrics");
+        }
+        tracing::info!(m = ?registry.json(), "stopped");
+        for (name, r) in registry.rules() {
+            tracing::info!(rule = %name, m = ?r.json(), "rule metrics");
         }
         Ok(())
     })
