@@ -3,8 +3,9 @@
 //! Owns: sessions and their lifecycle (attach, takeover, expiry), the subscription trie with
 //! shared subscription groups, retained messages, routing a [`Message`] to matching sessions
 //! (overlap merging, No Local, Retain As Published, QoS downgrade), will messages with delay,
-//! broker metrics, and the admin queries and operations the HTTP API needs ([`admin`]:
-//! clients with per-client counters, subscriptions, topics, retained messages, kick).
+//! the broker counters of the metrics registry ([`Broker::registry`]), and the admin
+//! queries and operations the HTTP API needs ([`admin`]: clients with per-client counters,
+//! subscriptions, topics, retained messages, kick).
 //!
 //! Must not: do network I/O or know the wire format beyond `ferry-mqtt`'s types; know about
 //! rules or Kafka (those attach as in-process clients through [`Broker::publish`] and
@@ -39,10 +40,11 @@ pub use admin::{
     ClientCounters, ClientSnapshot, ClientStats, RetainedSnapshot, SubscriptionSnapshot,
 };
 pub use config::MqttConfig;
+pub use ferry_metrics::Registry;
 use ferry_mqtt::trie::Trie;
 pub use hook::{ClientInfo, DropReason, DurableAck, Hook, NotDurable};
 pub use message::{Completion, Delivery, Expiry, Message, SharedVia, Ticket};
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use metrics::{BrokerMetric, Metrics};
 pub use session::{Kick, Outgoing, Session, SessionState, Subscription};
 
 /// Session expiry interval meaning "never expires".
@@ -131,7 +133,7 @@ pub struct Broker {
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     subs: RwLock<Subs>,
     retained: Mutex<retained::Retained>,
-    metrics: Metrics,
+    registry: Arc<Registry>,
     next_conn_id: AtomicU64,
     hooks: Hooks,
 }
@@ -156,7 +158,7 @@ impl Broker {
             sessions: Mutex::default(),
             subs: RwLock::default(),
             retained: Mutex::default(),
-            metrics: Metrics::default(),
+            registry: Registry::new(),
             next_conn_id: AtomicU64::new(1),
             hooks: Hooks::default(),
         })
@@ -175,7 +177,7 @@ impl Broker {
     /// Queues a delivery for a session; a message pushed out of a full queue is reported
     /// to hooks as dropped.
     fn enqueue(&self, session: &Session, d: Delivery) {
-        if let Some(dropped) = session.enqueue(d, self.config.max_queued_messages, &self.metrics) {
+        if let Some(dropped) = session.enqueue(d, self.config.max_queued_messages, self.metrics()) {
             for h in self.hooks() {
                 h.message_dropped(&dropped.msg, DropReason::QueueFull);
             }
@@ -186,8 +188,15 @@ impl Broker {
         &self.config
     }
 
+    /// The broker-wide counters (the broker's part of [`Broker::registry`]).
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        self.registry.broker()
+    }
+
+    /// The one metrics registry: broker counters, and the rules', actions' and sources'
+    /// handles (they register through it).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     pub fn session_count(&self) -> usize {
@@ -245,7 +254,7 @@ impl Broker {
             session.set_connected(true);
         }
         drop(sessions);
-        self.metrics.inc(&self.metrics.connections_opened);
+        self.metrics().inc(BrokerMetric::ConnectionsOpened);
         Attached {
             session,
             conn_id,
@@ -303,7 +312,7 @@ impl Broker {
         will: Option<Will>,
         client: &Arc<ClientInfo>,
     ) {
-        self.metrics.inc(&self.metrics.connections_closed);
+        self.metrics().inc(BrokerMetric::ConnectionsClosed);
         let (mine, expiry, generation) = {
             let mut st = session.lock();
             if st.attached_to(conn_id) {
@@ -401,7 +410,7 @@ impl Broker {
         for (e, mut d) in targets {
             d.qos = d.msg.qos.min(e.opts.qos);
             e.session
-                .enqueue(d, self.config.max_queued_messages, &self.metrics);
+                .enqueue(d, self.config.max_queued_messages, self.metrics());
         }
         // Nobody else can take them: they stay with the departed member's session.
         for d in keep {
@@ -419,7 +428,7 @@ impl Broker {
     /// Like [`Broker::publish`], collecting the acknowledgements of durable consumers: a
     /// QoS 1/2 publisher is acknowledged only when all of them resolved `Ok`.
     pub fn publish_durable(&self, msg: Message, acks: &mut Vec<DurableAck>) -> usize {
-        self.metrics.inc(&self.metrics.messages_received);
+        self.metrics().inc(metrics::received(msg.qos));
         let msg = Arc::new(msg);
         for h in self.hooks() {
             h.message_published(&msg, acks);
@@ -463,7 +472,7 @@ impl Broker {
             self.enqueue(&e.session, d);
         }
         if count == 0 {
-            self.metrics.inc(&self.metrics.messages_no_subscribers);
+            self.metrics().inc(BrokerMetric::DroppedNoSubscribers);
             for h in self.hooks() {
                 h.message_dropped(&msg, DropReason::NoSubscribers);
             }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::admin::ClientCounters;
 use crate::hook::ClientInfo;
 use crate::message::{Delivery, Expiry};
-use crate::metrics::Metrics;
+use crate::metrics::{BrokerMetric, Metrics};
 
 /// A subscription as the session remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +174,7 @@ impl Session {
             if st.queue.len() >= max_queued {
                 dropped = st.queue.pop_front();
                 ClientCounters::add(&self.counters.mqueue_dropped, 1);
-                let n = metrics.inc(&metrics.dropped_queue_full);
+                let n = metrics.inc(BrokerMetric::DroppedQueueFull);
                 if n.is_power_of_two() {
                     tracing::warn!(client_id = %self.client_id, dropped_total = n, "session queue full, dropped the oldest message");
                 }
@@ -258,7 +258,7 @@ impl SessionState {
                 break;
             };
             if d.msg.expiry(now) == Expiry::Expired {
-                metrics.inc(&metrics.dropped_expired);
+                metrics.inc(BrokerMetric::DroppedExpired);
                 continue;
             }
             if d.qos == QoS::AtMostOnce {

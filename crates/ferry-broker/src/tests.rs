@@ -106,7 +106,7 @@ async fn queue_overflow_drops_the_oldest_and_counts() {
     for i in 0..5 {
         b.publish(Message::new("t", i.to_string(), QoS::AtMostOnce, false));
     }
-    assert_eq!(b.metrics().snapshot().dropped_queue_full, 2);
+    assert_eq!(b.metrics().get(BrokerMetric::DroppedQueueFull), 2);
     assert_eq!(
         payloads(&drain(&a.session, a.conn_id, &b)),
         vec!["2", "3", "4"]

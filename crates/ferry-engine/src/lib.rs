@@ -1,8 +1,9 @@
 //! ferry-engine: rules attached to the broker.
 //!
 //! Owns: [`RuleEngine`], a broker [`Hook`] that runs compiled rules on published messages
-//! and client/session events, hands each output to the rule's actions, and keeps the rule
-//! metrics (matched, passed, failed by reason, actions total/success/failed); the
+//! and client/session events, hands each output to the rule's actions, and counts into the
+//! rule's handle of the broker's metrics registry (matched, passed, failed by reason,
+//! actions total/success/failed); the
 //! `republish` and `console` actions; the `[rules.NAME]` config.
 //!
 //! Must not: parse SQL itself (that is `ferry-rules`), touch sockets, or name Kafka (Kafka
@@ -13,71 +14,24 @@ pub mod config;
 mod input;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 
 use ferry_broker::{Broker, ClientInfo, DropReason, DurableAck, Hook, Message};
+use ferry_metrics::{RuleMetric, RuleStats};
 use ferry_mqtt::SubOptions;
 use ferry_rules::{Columns, Event, Rule, RuleError, RuleSet};
 
 pub use actions::{Action, ActionEnv, Console, Republish};
 pub use config::{ActionRef, InlineAction, RuleConfig, RulesConfig};
 
-/// Per-rule counters (EMQX's rule metrics).
-#[derive(Debug, Default)]
-pub struct RuleMetrics {
-    pub matched: AtomicU64,
-    pub passed: AtomicU64,
-    pub failed_exception: AtomicU64,
-    pub failed_no_result: AtomicU64,
-    pub actions_total: AtomicU64,
-    pub actions_success: AtomicU64,
-    pub actions_failed: AtomicU64,
-    /// `payload.…` paths that met a payload that is not JSON.
-    pub payload_not_json: AtomicU64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RuleMetricsSnapshot {
-    pub matched: u64,
-    pub passed: u64,
-    pub failed: u64,
-    pub failed_exception: u64,
-    pub failed_no_result: u64,
-    pub actions_total: u64,
-    pub actions_success: u64,
-    pub actions_failed: u64,
-    pub payload_not_json: u64,
-}
-
-impl RuleMetrics {
-    pub fn snapshot(&self) -> RuleMetricsSnapshot {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        RuleMetricsSnapshot {
-            matched: g(&self.matched),
-            passed: g(&self.passed),
-            failed: g(&self.failed_exception) + g(&self.failed_no_result),
-            failed_exception: g(&self.failed_exception),
-            failed_no_result: g(&self.failed_no_result),
-            actions_total: g(&self.actions_total),
-            actions_success: g(&self.actions_success),
-            actions_failed: g(&self.actions_failed),
-            payload_not_json: g(&self.payload_not_json),
-        }
-    }
-}
-
-fn inc(c: &AtomicU64) -> u64 {
-    c.fetch_add(1, Ordering::Relaxed) + 1
-}
-
 /// A loaded rule: its name, actions and counters.
 pub struct RuleRuntime {
     pub name: String,
     pub actions: Vec<Arc<dyn Action>>,
-    pub metrics: Arc<RuleMetrics>,
+    /// The rule's handle in the broker's metrics registry (`Registry::rule`).
+    pub metrics: Arc<RuleStats>,
 }
 
 /// A problem found while loading rules, naming the config key.
@@ -138,7 +92,7 @@ impl RuleEngine {
         named: &HashMap<String, Arc<dyn Action>>,
         configured: &dyn Fn(&str) -> bool,
     ) -> Result<RuleEngine, Vec<LoadError>> {
-        let set = compile_set(rules, broker, named, configured, &|_| None)?;
+        let set = compile_set(rules, broker, named, configured)?;
         Ok(RuleEngine {
             set: ArcSwap::from_pointee(set),
             node: "ferry@127.0.0.1".into(),
@@ -146,7 +100,7 @@ impl RuleEngine {
     }
 
     /// Compiles `rules` and swaps them in at once. A rule keeps its counters across the
-    /// swap (by name). On an error nothing changes.
+    /// swap (they are the registry's, by name). On an error nothing changes.
     pub fn replace(
         &self,
         rules: &RulesConfig,
@@ -154,14 +108,15 @@ impl RuleEngine {
         named: &HashMap<String, Arc<dyn Action>>,
         configured: &dyn Fn(&str) -> bool,
     ) -> Result<(), Vec<LoadError>> {
-        let old = self.set.load();
-        let keep = |name: &str| {
-            old.rules()
-                .find(|(_, rt)| rt.name == name)
-                .map(|(_, rt)| rt.metrics.clone())
-        };
-        let set = compile_set(rules, broker, named, configured, &keep)?;
+        let set = compile_set(rules, broker, named, configured)?;
         self.set.store(Arc::new(set));
+        // Counters live in the registry by name: a deleted rule's go with it.
+        let registry = broker.registry();
+        for (name, _) in registry.rules() {
+            if !rules.contains_key(&name) {
+                registry.remove_rule(&name);
+            }
+        }
         Ok(())
     }
 
@@ -178,7 +133,7 @@ impl RuleEngine {
     }
 
     /// The counters of a loaded (enabled) rule.
-    pub fn rule_metrics(&self, name: &str) -> Option<Arc<RuleMetrics>> {
+    pub fn rule_metrics(&self, name: &str) -> Option<Arc<RuleStats>> {
         self.set
             .load()
             .rules()
@@ -194,12 +149,12 @@ impl RuleEngine {
         self.set.load().is_empty()
     }
 
-    /// Every rule's counters, by rule name.
-    pub fn metrics(&self) -> Vec<(String, RuleMetricsSnapshot)> {
+    /// Every loaded rule's counters, by rule name (the same handles the registry holds).
+    pub fn metrics(&self) -> Vec<(String, Arc<RuleStats>)> {
         self.set
             .load()
             .rules()
-            .map(|(_, rt)| (rt.name.clone(), rt.metrics.snapshot()))
+            .map(|(_, rt)| (rt.name.clone(), rt.metrics.clone()))
             .collect()
     }
 
@@ -212,15 +167,15 @@ impl RuleEngine {
         acks: &mut Vec<DurableAck>,
     ) {
         let m = &rt.metrics;
-        inc(&m.matched);
+        m.inc(RuleMetric::Matched);
         let mut report = ferry_rules::Report::default();
         let result = rule.apply_reporting(input, &mut report);
         if report.payload_not_json {
-            inc(&m.payload_not_json);
+            m.inc(RuleMetric::PayloadNotJson);
         }
         match result {
             Ok(outs) => {
-                inc(&m.passed);
+                m.inc(RuleMetric::Passed);
                 let mut env = ActionEnv {
                     rule: &rt.name,
                     msg,
@@ -229,13 +184,13 @@ impl RuleEngine {
                 };
                 for out in &outs {
                     for a in &rt.actions {
-                        inc(&m.actions_total);
+                        m.inc(RuleMetric::ActionsTotal);
                         match a.run(out, &mut env) {
                             Ok(()) => {
-                                inc(&m.actions_success);
+                                m.inc(RuleMetric::ActionsSuccess);
                             }
                             Err(e) => {
-                                let n = inc(&m.actions_failed);
+                                let n = m.inc(RuleMetric::ActionsFailed);
                                 if n.is_power_of_two() {
                                     tracing::warn!(rule = %rt.name, action = a.name(), failed_total = n, "action failed: {e}");
                                 }
@@ -245,10 +200,10 @@ impl RuleEngine {
                 }
             }
             Err(RuleError::NoResult) => {
-                inc(&m.failed_no_result);
+                m.inc(RuleMetric::FailedNoResult);
             }
             Err(RuleError::Exception(e)) => {
-                let n = inc(&m.failed_exception);
+                let n = m.inc(RuleMetric::FailedException);
                 if n.is_power_of_two() {
                     tracing::warn!(rule = %rt.name, failed_total = n, "rule failed: {e}");
                 }
@@ -365,13 +320,12 @@ impl Hook for RuleEngine {
     }
 }
 
-/// Compiles a rule set; `keep` returns the counters a rule of that name had before.
+/// Compiles a rule set; each rule counts into its handle of the broker's registry.
 fn compile_set(
     rules: &RulesConfig,
     broker: &Arc<Broker>,
     named: &HashMap<String, Arc<dyn Action>>,
     configured: &dyn Fn(&str) -> bool,
-    keep: &dyn Fn(&str) -> Option<Arc<RuleMetrics>>,
 ) -> Result<RuleSet<RuleRuntime>, Vec<LoadError>> {
     let errs = check_rules(rules, &|n| named.contains_key(n) || configured(n));
     if !errs.is_empty() {
@@ -412,7 +366,7 @@ fn compile_set(
             RuleRuntime {
                 name: name.clone(),
                 actions: acts,
-                metrics: keep(name).unwrap_or_default(),
+                metrics: broker.registry().rule(name),
             },
         );
     }

@@ -2,6 +2,7 @@
 //! FOREACH fan-out, loops, metrics.
 #![allow(clippy::unwrap_used)]
 
+use ferry_metrics::RuleMetric;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,7 @@ async fn with_rules(toml_text: &str) -> (TestBroker, Arc<RuleEngine>) {
     (b, engine)
 }
 
-fn metrics(e: &RuleEngine, name: &str) -> ferry_engine::RuleMetricsSnapshot {
+fn metrics(e: &RuleEngine, name: &str) -> Arc<ferry_metrics::RuleStats> {
     e.metrics().into_iter().find(|(n, _)| n == name).unwrap().1
 }
 
@@ -71,19 +72,27 @@ async fn republish_with_where_and_templates() -> anyhow::Result<()> {
         );
     }
     wait_until("metrics", Duration::from_secs(5), || {
-        metrics(&engine, "hot").matched == 4
+        metrics(&engine, "hot").get(RuleMetric::Matched) == 4
     })
     .await;
     let m = metrics(&engine, "hot");
     assert_eq!(
         (
-            m.passed,
-            m.failed_no_result,
-            m.actions_success,
-            m.payload_not_json
+            m.get(RuleMetric::Passed),
+            m.get(RuleMetric::FailedNoResult),
+            m.get(RuleMetric::ActionsSuccess),
+            m.get(RuleMetric::PayloadNotJson)
         ),
         (2, 2, 2, 1),
         "{m:?}"
+    );
+    // The engine counts into the broker's registry: the same numbers in JSON and Prometheus.
+    let json = b.broker.registry().find_rule("hot").unwrap().json();
+    assert_eq!((json["matched"], json["passed"], json["failed"]), (4, 2, 2));
+    let text = b.broker.registry().encode_prometheus(&[]);
+    assert!(
+        text.contains("ferry_rule_matched_total{rule=\"hot\"} 4"),
+        "{text}"
     );
     b.stop().await;
     Ok(())
@@ -233,8 +242,8 @@ async fn a_republish_loop_is_cut_and_counted() -> anyhow::Result<()> {
         "the publisher is not stuck"
     );
     let m = metrics(&engine, "loop");
-    assert_eq!(m.actions_failed, 1, "{m:?}");
-    assert_eq!(m.actions_success, 8, "{m:?}");
+    assert_eq!(m.get(RuleMetric::ActionsFailed), 1, "{m:?}");
+    assert_eq!(m.get(RuleMetric::ActionsSuccess), 8, "{m:?}");
     b.stop().await;
     Ok(())
 }

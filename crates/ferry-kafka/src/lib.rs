@@ -10,7 +10,6 @@
 
 pub mod config;
 pub mod connector;
-pub mod metrics;
 pub mod partition;
 pub mod producer;
 pub mod source;
@@ -38,6 +37,8 @@ pub struct Kafka {
     /// One child of `stop` per running connector and action, cancelled when it is retired.
     tokens: HashMap<(Kind, String), CancellationToken>,
     stop: CancellationToken,
+    /// Where actions and sources count (`Registry::action(NAME)`, `Registry::source(NAME)`).
+    registry: Arc<ferry_metrics::Registry>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,7 +63,7 @@ pub struct SourceSink {
 
 impl Kafka {
     /// No connectors, actions or sources yet.
-    pub fn new() -> Kafka {
+    pub fn new(registry: Arc<ferry_metrics::Registry>) -> Kafka {
         Kafka {
             connectors: BTreeMap::new(),
             actions: BTreeMap::new(),
@@ -70,16 +71,19 @@ impl Kafka {
             source_cfgs: BTreeMap::new(),
             tokens: HashMap::new(),
             stop: CancellationToken::new(),
+            registry,
         }
     }
 
     /// Builds connectors and actions and starts their background tasks (needs a Tokio
     /// runtime). Unreachable clusters are not an error: connectors report their status.
+    /// Each action counts into its handle of `registry` (`Registry::action(NAME)`).
     pub fn start(
         connectors: &KafkaConnectors,
         actions: &KafkaActions,
+        registry: &Arc<ferry_metrics::Registry>,
     ) -> Result<Kafka, Vec<String>> {
-        let mut k = Kafka::new();
+        let mut k = Kafka::new(registry.clone());
         let retired = k.reconcile_producers(connectors, actions)?;
         debug_assert!(retired.is_empty());
         Ok(k)
@@ -136,7 +140,7 @@ impl Kafka {
                 }
                 _ => {
                     let token = self.stop.child_token();
-                    match KafkaAction::start(name, a.clone(), conn, token.clone()) {
+                    match KafkaAction::start(name, a.clone(), conn, &self.registry, token.clone()) {
                         Ok(action) => {
                             acts.insert(name.clone(), action);
                             tokens.insert(key, token);
@@ -164,6 +168,11 @@ impl Kafka {
                 {
                     retired.actions.push(a.clone());
                 }
+            }
+        }
+        for name in self.actions.keys() {
+            if !actions.kafka.contains_key(name) {
+                self.registry.remove_action(name);
             }
         }
         self.connectors = conns;
@@ -215,6 +224,9 @@ impl Kafka {
                 s.stop().await;
             }
             self.source_cfgs.remove(&name);
+            if !sources.kafka.contains_key(&name) {
+                self.registry.remove_source(&name);
+            }
         }
         for (name, cfg) in wanted {
             if self.sources.contains_key(name) {
@@ -229,6 +241,7 @@ impl Kafka {
                 conn,
                 sink.broker.clone(),
                 sink.rules.clone(),
+                &self.registry,
             ) {
                 Ok(s) => {
                     self.sources.insert(name.clone(), s);
@@ -296,12 +309,6 @@ impl Kafka {
             }
         })
         .await;
-    }
-}
-
-impl Default for Kafka {
-    fn default() -> Self {
-        Kafka::new()
     }
 }
 

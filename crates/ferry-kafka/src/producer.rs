@@ -10,7 +10,7 @@
 //!   queue is full, and sends retryable failures again (up to `max_retries`).
 //!
 //! Every record ends in exactly one of: success, failed, dropped. Counters live in
-//! [`ActionMetrics`].
+//! [`ActionStats`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +32,7 @@ use crate::config::{
     Compression, HeaderEncode, Overflow, PartitionStrategy, ProducerConfig, QueryMode, RequiredAcks,
 };
 use crate::connector::{Connector, client_config};
-use crate::metrics::ActionMetrics;
+use ferry_metrics::{ActionMetric, ActionStats, Registry};
 use crate::partition::java_partition;
 
 /// A rendered record.
@@ -57,7 +57,7 @@ pub struct Delivery {
 
 /// Receives delivery reports on librdkafka's thread.
 pub struct Reports {
-    metrics: Arc<ActionMetrics>,
+    metrics: Arc<ActionStats>,
     /// Set when an idempotent producer's record timed out: the cluster may have lost the
     /// producer's state (a wiped cluster leaves such a producer stalled), so the next send
     /// starts a fresh producer.
@@ -73,7 +73,7 @@ impl Reports {
     fn new(
         cfg: &ProducerConfig,
         name: &str,
-        metrics: &Arc<ActionMetrics>,
+        metrics: &Arc<ActionStats>,
         retry: &Arc<Queue>,
         stalled: &Arc<std::sync::atomic::AtomicBool>,
     ) -> Reports {
@@ -117,10 +117,10 @@ impl ProducerContext for Reports {
 
     fn delivery(&self, result: &DeliveryResult<'_>, d: Box<Delivery>) {
         let m = &self.metrics;
-        m.inflight_done.fetch_add(1, Ordering::Relaxed);
+        m.counters.inc(ActionMetric::InflightDone);
         match result {
             Ok(_) => {
-                m.success.fetch_add(1, Ordering::Relaxed);
+                m.counters.inc(ActionMetric::Success);
                 m.latency.record(d.record.since.elapsed());
                 if let Some(ack) = d.ack {
                     let _ = ack.send(Ok(()));
@@ -135,11 +135,11 @@ impl ProducerContext for Reports {
                 }
                 if self.async_mode && !fatal(e) && d.attempt < self.max_retries {
                     d.attempt += 1;
-                    m.retried.fetch_add(1, Ordering::Relaxed);
+                    m.counters.inc(ActionMetric::Retried);
                     self.retry.push_retry(*d);
                     return;
                 }
-                let n = m.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = m.counters.inc(ActionMetric::Failed);
                 if n.is_power_of_two() {
                     tracing::warn!(action = %self.name, topic = %d.record.topic, failed_total = n, "record not delivered: {e}");
                 }
@@ -162,7 +162,7 @@ pub struct Queue {
     notify: Notify,
     limit: usize,
     overflow: Overflow,
-    metrics: Arc<ActionMetrics>,
+    metrics: Arc<ActionStats>,
 }
 
 impl Queue {
@@ -171,8 +171,8 @@ impl Queue {
         {
             let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
             if q.len() >= self.limit {
-                m.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-                m.dequeued.fetch_add(1, Ordering::Relaxed);
+                m.counters.inc(ActionMetric::DroppedQueueFull);
+                m.counters.inc(ActionMetric::Dequeued);
                 match self.overflow {
                     Overflow::DropNewest => {
                         // The new record is the one dropped.
@@ -183,7 +183,7 @@ impl Queue {
                     }
                 }
             }
-            m.enqueued.fetch_add(1, Ordering::Relaxed);
+            m.counters.inc(ActionMetric::Enqueued);
             q.push_back(d);
         }
         self.notify.notify_one();
@@ -211,7 +211,7 @@ impl Queue {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop_front()?;
-        self.metrics.dequeued.fetch_add(1, Ordering::Relaxed);
+        self.metrics.counters.inc(ActionMetric::Dequeued);
         Some((d, false))
     }
 
@@ -222,7 +222,7 @@ impl Queue {
                 .unwrap_or_else(|e| e.into_inner())
                 .push_front(d);
         } else {
-            self.metrics.enqueued.fetch_add(1, Ordering::Relaxed);
+            self.metrics.counters.inc(ActionMetric::Enqueued);
             self.items
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -271,7 +271,7 @@ pub struct KafkaAction {
     counts: Arc<PartitionCounts>,
     round_robin: AtomicU64,
     queue: Arc<Queue>,
-    pub metrics: Arc<ActionMetrics>,
+    pub metrics: Arc<ActionStats>,
 }
 
 fn bytes_of(v: Value) -> Vec<u8> {
@@ -289,12 +289,13 @@ impl KafkaAction {
         name: &str,
         cfg: ProducerConfig,
         conn: &Connector,
+        registry: &Arc<Registry>,
         stop: CancellationToken,
     ) -> Result<Arc<KafkaAction>, String> {
         let t = |field: &str, s: &str| {
             Template::parse(s).map_err(|e| format!("actions.kafka.{name}.{field}: {e}"))
         };
-        let metrics = Arc::new(ActionMetrics::default());
+        let metrics = registry.action(name);
         let queue = Arc::new(Queue {
             items: Mutex::new(VecDeque::new()),
             retries: Mutex::new(VecDeque::new()),
@@ -569,11 +570,11 @@ impl KafkaAction {
         if let Some(p) = part {
             br = br.partition(p);
         }
-        self.metrics.inflight_sent.fetch_add(1, Ordering::Relaxed);
+        self.metrics.counters.inc(ActionMetric::InflightSent);
         match self.producer().send(br) {
             Ok(()) => Ok(()),
             Err((e, br)) => {
-                self.metrics.inflight_done.fetch_add(1, Ordering::Relaxed);
+                self.metrics.counters.inc(ActionMetric::InflightDone);
                 Err((e, br.delivery_opaque))
             }
         }
@@ -592,14 +593,14 @@ impl Action for KafkaAction {
 
     fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String> {
         let m = &self.metrics;
-        m.matched.fetch_add(1, Ordering::Relaxed);
+        m.counters.inc(ActionMetric::Matched);
         let since = env
             .msg
             .map_or_else(Instant::now, |msg| msg.received_at.into_std());
         let record = match self.render(out, Some(env.input), since) {
             Ok(r) => r,
             Err(e) => {
-                m.failed.fetch_add(1, Ordering::Relaxed);
+                m.counters.inc(ActionMetric::Failed);
                 return Err(e);
             }
         };
@@ -630,9 +631,9 @@ impl Action for KafkaAction {
                     Err((e, mut d)) => {
                         let full = e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull);
                         if full {
-                            m.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                            m.counters.inc(ActionMetric::DroppedQueueFull);
                         } else {
-                            m.failed.fetch_add(1, Ordering::Relaxed);
+                            m.counters.inc(ActionMetric::Failed);
                         }
                         let code = if full {
                             reason::QUOTA_EXCEEDED
@@ -671,7 +672,7 @@ async fn worker(a: Arc<KafkaAction>, stop: CancellationToken) {
                     }
                 }
                 Err((e, d)) => {
-                    let n = a.metrics.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                    let n = a.metrics.counters.inc(ActionMetric::Failed);
                     if n.is_power_of_two() {
                         tracing::warn!(action = %a.name, topic = %d.record.topic, failed_total = n, "record refused: {e}");
                     }

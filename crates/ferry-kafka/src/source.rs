@@ -19,7 +19,7 @@
 //! skipped: they never stall the source.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use ferry_broker::{Broker, ClientInfo, Completion, Message};
 use ferry_engine::RuleEngine;
+use ferry_metrics::{Registry, SourceMetric, SourceStats};
 use ferry_mqtt::{Properties, QoS};
 use ferry_rules::{Map, Template, Value};
 use rdkafka::ClientContext;
@@ -119,49 +120,6 @@ pub enum Encoding {
     Base64,
 }
 
-/// Per-source counters.
-#[derive(Debug, Default)]
-pub struct SourceMetrics {
-    pub received: AtomicU64,
-    pub delivered: AtomicU64,
-    pub failed: AtomicU64,
-    pub committed: AtomicU64,
-    /// Records given back unsettled: their partitions were revoked, or the source stopped,
-    /// before they were delivered (the next owner reads them again).
-    pub released: AtomicU64,
-    /// Records a revocation is waiting for (0 when no rebalance is draining).
-    pub draining: AtomicU64,
-    /// Consumer lag per partition ("topic/partition" → high watermark − next offset).
-    pub lag: Mutex<BTreeMap<String, i64>>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SourceMetricsSnapshot {
-    pub received: u64,
-    pub delivered: u64,
-    pub failed: u64,
-    pub inflight: u64,
-    pub released: u64,
-    pub draining: u64,
-    pub lag: BTreeMap<String, i64>,
-}
-
-impl SourceMetrics {
-    pub fn snapshot(&self) -> SourceMetricsSnapshot {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        SourceMetricsSnapshot {
-            received: g(&self.received),
-            delivered: g(&self.delivered),
-            failed: g(&self.failed),
-            inflight: g(&self.received)
-                .saturating_sub(g(&self.delivered) + g(&self.failed) + g(&self.released)),
-            released: g(&self.released),
-            draining: g(&self.draining),
-            lag: self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        }
-    }
-}
-
 pub fn validate(name: &str, s: &SourceConfig, connectors: &crate::KafkaConnectors) -> Vec<String> {
     let key = format!("sources.kafka.{name}");
     let mut errs = Vec::new();
@@ -202,7 +160,7 @@ pub fn validate(name: &str, s: &SourceConfig, connectors: &crate::KafkaConnector
 /// A running source.
 pub struct KafkaSource {
     pub name: String,
-    pub metrics: Arc<SourceMetrics>,
+    pub metrics: Arc<SourceStats>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop: CancellationToken,
 }
@@ -211,6 +169,8 @@ struct Pending {
     topic: String,
     partition: i32,
     offset: i64,
+    /// When it was read: delivery latency starts here.
+    read_at: Instant,
     /// `None`: the record could not be mapped and was skipped.
     completion: Option<Arc<Completion>>,
 }
@@ -235,6 +195,7 @@ impl KafkaSource {
         conn: &Connector,
         broker: Weak<Broker>,
         rules: Option<Arc<RuleEngine>>,
+        registry: &Arc<Registry>,
     ) -> Result<Arc<KafkaSource>, String> {
         let key = format!("sources.kafka.{name}");
         let mut cc = client_config(&conn.config);
@@ -257,7 +218,7 @@ impl KafkaSource {
         .set("heartbeat.interval.ms", "3000")
         .set("queued.max.messages.kbytes", "16384")
         .set("statistics.interval.ms", "5000");
-        let metrics = Arc::new(SourceMetrics::default());
+        let metrics = registry.source(name);
         let ctx = SourceContext {
             inflight: Default::default(),
             metrics: metrics.clone(),
@@ -436,7 +397,7 @@ struct Inflight {
 
 impl Inflight {
     /// Settles the delivered records at the front; returns how many.
-    fn settle_prefix(&mut self, metrics: &SourceMetrics) -> usize {
+    fn settle_prefix(&mut self, metrics: &SourceStats) -> usize {
         let mut n = 0;
         while self.pending.front().is_some_and(Pending::done) {
             if let Some(p) = self.pending.pop_front() {
@@ -458,7 +419,7 @@ impl Inflight {
 /// The consumer's context: drains and commits partitions before they are revoked.
 struct SourceContext {
     inflight: Arc<Mutex<Inflight>>,
-    metrics: Arc<SourceMetrics>,
+    metrics: Arc<SourceStats>,
     drain: Duration,
     /// Set when partitions were assigned, so a paused source pauses them too.
     reassigned: AtomicBool,
@@ -485,7 +446,7 @@ impl ClientContext for SourceContext {
                 })
                 .collect()
         };
-        *self.metrics.lag.lock().unwrap_or_else(|e| e.into_inner()) = lag;
+        self.metrics.set_lag(lag);
     }
 }
 
@@ -520,8 +481,8 @@ impl SourceContext {
         let waiting = self.lock().undelivered(&revoked);
         if waiting > 0 {
             self.metrics
-                .draining
-                .store(waiting as u64, Ordering::Relaxed);
+                .counters
+                .set(SourceMetric::Draining, waiting as u64);
             let deadline = Instant::now() + self.drain;
             let wait = || {
                 while self.lock().undelivered(&revoked) > 0 && Instant::now() < deadline {
@@ -535,7 +496,7 @@ impl SourceContext {
                 Ok(_) => {}
                 Err(_) => wait(),
             }
-            self.metrics.draining.store(0, Ordering::Relaxed);
+            self.metrics.counters.set(SourceMetric::Draining, 0);
         }
         let mut guard = self.lock();
         let st = &mut *guard;
@@ -550,7 +511,7 @@ impl SourceContext {
                 if !p.is_in(&stuck) {
                     stuck.push((p.topic.clone(), p.partition));
                 }
-                self.metrics.released.fetch_add(1, Ordering::Relaxed);
+                self.metrics.counters.inc(SourceMetric::Released);
             }
         }
         st.pending = kept;
@@ -615,7 +576,8 @@ async fn run(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Ok(m) => {
-                    metrics.received.fetch_add(1, Ordering::Relaxed);
+                    metrics.counters.inc(SourceMetric::Received);
+                    let read_at = Instant::now();
                     let (env, props) = mapper.envelope(&m);
                     let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
                     drop(m);
@@ -631,14 +593,14 @@ async fn run(
                             Some(c)
                         }
                         Err(e) => {
-                            let n = metrics.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                            let n = metrics.counters.inc(SourceMetric::Failed);
                             if n.is_power_of_two() {
                                 tracing::warn!(failed_total = n, "kafka source record {topic}/{partition}@{offset} skipped: {e}");
                             }
                             None
                         }
                     };
-                    read = Some(Pending { topic, partition, offset, completion });
+                    read = Some(Pending { topic, partition, offset, read_at, completion });
                 }
             },
         }
@@ -682,7 +644,7 @@ async fn run(
             tracing::warn!(
                 "kafka source stopped with {left} records not delivered (they will be consumed again)"
             );
-            metrics.released.fetch_add(left as u64, Ordering::Relaxed);
+            metrics.counters.add(SourceMetric::Released, left as u64);
             st.pending.clear();
         }
         st.commit.clone()
@@ -733,9 +695,12 @@ impl Drop for Closer {
     }
 }
 
-fn settle(p: Pending, commit: &mut HashMap<(String, i32), i64>, metrics: &SourceMetrics) {
+/// A delivered record's latency is observed here: when it joins the delivered prefix
+/// (records settle in read order, so one slow delivery holds back those behind it).
+fn settle(p: Pending, commit: &mut HashMap<(String, i32), i64>, metrics: &SourceStats) {
     if p.completion.is_some() {
-        metrics.delivered.fetch_add(1, Ordering::Relaxed);
+        metrics.counters.inc(SourceMetric::Delivered);
+        metrics.latency.record(p.read_at.elapsed());
     }
     commit.insert((p.topic, p.partition), p.offset + 1);
 }
@@ -744,7 +709,7 @@ fn do_commit<C: ConsumerContext>(
     consumer: &impl Consumer<C>,
     commit: &HashMap<(String, i32), i64>,
     mode: CommitMode,
-    m: &SourceMetrics,
+    m: &SourceStats,
 ) {
     if commit.is_empty() {
         return;
@@ -755,7 +720,7 @@ fn do_commit<C: ConsumerContext>(
     }
     match consumer.commit(&tpl, mode) {
         Ok(()) => {
-            m.committed.fetch_add(1, Ordering::Relaxed);
+            m.counters.inc(SourceMetric::Commits);
         }
         Err(e) => tracing::debug!("kafka source commit: {e}"),
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use ferry_broker::metrics::{self, BrokerMetric};
 use ferry_broker::{
     Broker, ClientCounters, ClientInfo, Delivery, DurableAck, Expiry, Kick, Message, MqttConfig,
     NotDurable, Outgoing, Session,
@@ -57,7 +58,11 @@ pub(crate) async fn serve<S>(
     let cfg = broker.config().clone();
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut connect_bytes = 0;
-    let connect = match read_connect(&mut rd, &mut rbuf, &cfg, &mut connect_bytes).await {
+    let connect = read_connect(&mut rd, &mut rbuf, &cfg, &mut connect_bytes).await;
+    broker
+        .metrics()
+        .add(BrokerMetric::BytesReceived, connect_bytes);
+    let connect = match connect {
         Ok(c) => c,
         Err(ConnectFailure { connack, why }) => {
             tracing::info!(%peer, "connection refused before CONNECT completed: {why}");
@@ -78,6 +83,7 @@ pub(crate) async fn serve<S>(
     let counters = conn.session.counters();
     ClientCounters::add(&counters.recv_oct, connect_bytes);
     ClientCounters::add(&counters.recv_pkt, 1);
+    conn.broker.metrics().inc(BrokerMetric::PacketsReceived);
     let close = conn.run(&mut rd, &mut wr, rbuf, shutdown).await;
     conn.finish(close, &mut wr).await;
 }
@@ -164,10 +170,12 @@ struct Conn {
     /// (acknowledgements must keep the order of the PUBLISH packets).
     pending: VecDeque<PendingAck>,
     traffic: Traffic,
+    /// When the last read completed: a PUBLISH's PUBACK delay starts here.
+    read_at: Instant,
 }
 
 /// Packets counted during one turn of the loop, added to the session's
-/// [`ClientCounters`] once per turn rather than once per packet.
+/// [`ClientCounters`] and the broker's counters once per turn rather than once per packet.
 #[derive(Debug, Default)]
 struct Traffic {
     recv_pkt: u64,
@@ -178,6 +186,7 @@ struct Traffic {
 
 /// A PUBACK/PUBREC held back until every durable consumer of the message said "durable".
 struct PendingAck {
+    read_at: Instant,
     qos: QoS,
     packet_id: u16,
     code: u8,
@@ -317,6 +326,7 @@ impl Conn {
             batch: Vec::with_capacity(BATCH),
             pending: VecDeque::new(),
             traffic: Traffic::default(),
+            read_at: Instant::now(),
             broker,
             cfg,
         };
@@ -367,7 +377,7 @@ impl Conn {
                     tracing::debug!(client_id = %self.client_id, "write failed: {e}");
                     return Close::Gone;
                 }
-                ClientCounters::add(&self.session.counters().send_oct, self.wbuf.len() as u64);
+                self.count_written();
                 self.wbuf.clear();
             }
             self.flush_traffic();
@@ -389,6 +399,8 @@ impl Conn {
                         return Close::Gone;
                     }
                     Ok(n) => {
+                        self.read_at = Instant::now();
+                        self.broker.metrics().add(BrokerMetric::BytesReceived, n as u64);
                         ClientCounters::add(&self.session.counters().recv_oct, n as u64);
                         if let Some(ka) = self.keep_alive {
                             deadline = Instant::now() + ka;
@@ -414,7 +426,7 @@ impl Conn {
     fn release_front(&mut self, r: Result<(), NotDurable>) -> Option<Close> {
         let p = self.pending.pop_front()?;
         match r {
-            Ok(()) => self.send_ack(p.qos, p.packet_id, p.code),
+            Ok(()) => self.send_ack(p.qos, p.packet_id, p.code, p.read_at),
             Err(e) => {
                 tracing::warn!(client_id = %self.client_id, packet_id = p.packet_id, "publish not acknowledged: {}", e.why);
                 if p.qos == QoS::ExactlyOnce {
@@ -427,18 +439,26 @@ impl Conn {
                         format!("publish {} not durable: {}", p.packet_id, e.why),
                     ));
                 }
-                self.send_ack(p.qos, p.packet_id, e.code);
+                self.send_ack(p.qos, p.packet_id, e.code, p.read_at);
             }
         }
         while self.pending.front().is_some_and(|p| p.acks.is_empty()) {
             if let Some(p) = self.pending.pop_front() {
-                self.send_ack(p.qos, p.packet_id, p.code);
+                self.send_ack(p.qos, p.packet_id, p.code, p.read_at);
             }
         }
         None
     }
 
-    fn send_ack(&mut self, qos: QoS, packet_id: u16, code: u8) {
+    /// Sends PUBACK/PUBREC and observes the PUBLISH-to-PUBACK delay (from the read that
+    /// brought the PUBLISH).
+    fn send_ack(&mut self, qos: QoS, packet_id: u16, code: u8, read_at: Instant) {
+        if qos != QoS::AtMostOnce {
+            self.broker
+                .registry()
+                .puback_delay()
+                .record(read_at.elapsed());
+        }
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::new(packet_id, code))),
@@ -446,6 +466,7 @@ impl Conn {
         }
     }
 
+    /// Handles the complete frames in `rbuf`.
     fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Option<Close> {
         loop {
             match ferry_mqtt::read_frame(rbuf, self.cfg.max_packet_size) {
@@ -472,7 +493,8 @@ impl Conn {
         }
     }
 
-    /// Adds the packets counted since the last call to the session's counters.
+    /// Adds the packets counted since the last call to the session's and the broker's
+    /// counters.
     fn flush_traffic(&mut self) {
         let t = std::mem::take(&mut self.traffic);
         let c = self.session.counters();
@@ -480,6 +502,20 @@ impl Conn {
         ClientCounters::add(&c.recv_msg, t.recv_msg);
         ClientCounters::add(&c.send_pkt, t.send_pkt);
         ClientCounters::add(&c.send_msg, t.send_msg);
+        let m = self.broker.metrics();
+        if t.recv_pkt > 0 {
+            m.add(BrokerMetric::PacketsReceived, t.recv_pkt);
+        }
+        if t.send_pkt > 0 {
+            m.add(BrokerMetric::PacketsSent, t.send_pkt);
+        }
+    }
+
+    /// Counts the bytes one write put on the wire.
+    fn count_written(&mut self) {
+        let n = self.wbuf.len() as u64;
+        self.broker.metrics().add(BrokerMetric::BytesSent, n);
+        ClientCounters::add(&self.session.counters().send_oct, n);
     }
 
     fn handle(&mut self, p: Packet) -> Option<Close> {
@@ -651,6 +687,7 @@ impl Conn {
             received_at: Instant::now(),
             timestamp: ferry_broker::hook::now_ms(),
         };
+        let read_at = self.read_at;
         let mut acks = Vec::new();
         let routed = self.broker.publish_durable(msg, &mut acks);
         let code = if routed == 0 && self.version.is_v5() {
@@ -660,9 +697,10 @@ impl Conn {
         };
         if qos != QoS::AtMostOnce {
             if acks.is_empty() && self.pending.is_empty() {
-                self.send_ack(qos, packet_id, code);
+                self.send_ack(qos, packet_id, code, read_at);
             } else {
                 self.pending.push_back(PendingAck {
+                    read_at,
                     qos,
                     packet_id,
                     code,
@@ -771,8 +809,7 @@ impl Conn {
                 let mut p = Packet::Publish(p);
                 if ferry_mqtt::encoded_len(&p, self.version) > self.client_max_packet as usize {
                     // MQTT 5 3.1.2.11.4: discard, as if it had been delivered.
-                    let m = self.broker.metrics();
-                    m.inc(&m.dropped_too_large);
+                    self.broker.metrics().inc(BrokerMetric::DroppedTooLarge);
                     if packet_id != 0 {
                         self.session.lock().forget(packet_id);
                     }
@@ -783,8 +820,7 @@ impl Conn {
                 {
                     self.apply_out_alias(p);
                 }
-                let m = self.broker.metrics();
-                m.inc(&m.messages_delivered);
+                self.broker.metrics().inc(metrics::sent(delivery.qos));
                 self.send(&p);
                 self.traffic.send_msg += 1;
                 for h in self.broker.hooks() {
@@ -804,8 +840,7 @@ impl Conn {
                 // An unacknowledged message is still completed (dup) after its expiry.
                 Expiry::Expired if dup => {}
                 Expiry::Expired => {
-                    let m = self.broker.metrics();
-                    m.inc(&m.dropped_expired);
+                    self.broker.metrics().inc(BrokerMetric::DroppedExpired);
                     return None;
                 }
             }
@@ -849,8 +884,7 @@ impl Conn {
             ]
             .contains(code)
             {
-                let m = self.broker.metrics();
-                m.inc(&m.protocol_errors);
+                self.broker.metrics().inc(BrokerMetric::ProtocolErrors);
             }
             tracing::info!(client_id = %self.client_id, peer = %self.peer, "closing connection ({code:#04x}): {why}");
             if self.version.is_v5() {
@@ -865,6 +899,7 @@ impl Conn {
         }
         let mut written = false;
         if !self.wbuf.is_empty() {
+            self.count_written();
             let _ = timeout(Duration::from_secs(5), async {
                 written = wr.write_all(&self.wbuf).await.is_ok();
                 let _ = wr.shutdown().await;

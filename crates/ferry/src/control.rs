@@ -85,7 +85,7 @@ impl Control {
                 problems.join("\n  ")
             );
         }
-        let kafka = Kafka::start(&effective.connectors, &effective.actions).map_err(|errs| {
+        let kafka = Kafka::start(&effective.connectors, &effective.actions, broker.registry()).map_err(|errs| {
             anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
         })?;
         let configured = configured_actions(&effective);
@@ -293,7 +293,7 @@ impl Control {
                 let from = ferry_rules::Rule::compile(
                     m.get("sql").and_then(Value::as_str).unwrap_or_default(),
                 )
-                .map(|r| r.from().to_vec())
+                .map(|r| r.statement.from)
                 .unwrap_or_default();
                 m.insert("from".into(), json!(from));
             }
@@ -351,63 +351,45 @@ impl Control {
         let counters = match kind {
             ObjectKind::Rule => {
                 view.config.rules.get(name)?;
-                let m = self
-                    .rules
-                    .rule_metrics(name)
-                    .map(|m| m.snapshot())
-                    .unwrap_or_default();
-                json!({
-                    "matched": m.matched,
-                    "passed": m.passed,
-                    "failed": m.failed,
-                    "failed.exception": m.failed_exception,
-                    "failed.no_result": m.failed_no_result,
-                    "actions.total": m.actions_total,
-                    "actions.success": m.actions_success,
-                    "actions.failed": m.actions_failed,
-                    "payload_not_json": m.payload_not_json,
-                })
+                self.broker
+                    .registry()
+                    .find_rule(name)
+                    .map(|m| m.json())
+                    .unwrap_or_default()
             }
             ObjectKind::Action => {
                 view.config.actions.kafka.get(name)?;
-                match view.actions.get(name) {
-                    Some(a) => {
-                        let m = a.metrics.snapshot();
-                        json!({
-                            "matched": m.matched,
-                            "success": m.success,
-                            "failed": m.failed,
-                            "dropped": m.dropped_queue_full,
-                            "dropped.queue_full": m.dropped_queue_full,
-                            "queuing": m.queuing,
-                            "inflight": m.inflight,
-                            "retried": m.retried,
-                            "latency_count": m.latency_count,
-                            "latency_mean_us": m.latency_mean_us,
-                        })
-                    }
-                    None => json!({}),
-                }
+                self.broker
+                    .registry()
+                    .find_action(name)
+                    .map(|m| m.json())
+                    .unwrap_or_default()
             }
             ObjectKind::Source => {
                 view.config.sources.kafka.get(name)?;
-                match view.sources.get(name) {
-                    Some(s) => serde_json::to_value(s.metrics.snapshot()).unwrap_or_default(),
-                    None => json!({}),
+                let reg = self.broker.registry();
+                let mut v = json!(reg.find_source(name).map(|m| m.json()).unwrap_or_default());
+                if let (Value::Object(o), Some(s)) = (&mut v, reg.find_source(name)) {
+                    o.insert("lag_by_partition".into(), json!(s.lag()));
                 }
+                return Some(self.with_rates(view, kind, name, v));
             }
             ObjectKind::Connector => {
                 view.config.connectors.kafka.get(name)?;
-                json!({})
+                BTreeMap::new()
             }
         };
+        Some(self.with_rates(view, kind, name, json!(counters)))
+    }
+
+    fn with_rates(&self, view: &View, kind: ObjectKind, name: &str, counters: Value) -> Value {
         let mut counters = counters;
         self.monitor.add_rates(kind, name, &mut counters);
-        Some(json!({
+        json!({
             "id": name,
             "metrics": counters,
             "node_metrics": [{"node": view.config.node.name, "metrics": counters}],
-        }))
+        })
     }
 }
 
@@ -500,7 +482,7 @@ impl Admin for Control {
     }
 
     fn monitor_current(&self) -> BTreeMap<String, Value> {
-        self.monitor.current(&self.broker)
+        self.monitor.current(&self.broker, &self.view())
     }
 
     fn prometheus(&self) -> String {
@@ -565,22 +547,26 @@ impl Admin for Control {
 
     fn reset_metrics(&self, kind: ObjectKind, name: &str) -> bool {
         let view = self.view();
+        let reg = self.broker.registry();
         match kind {
-            ObjectKind::Rule => match self.rules.rule_metrics(name) {
-                Some(m) => {
+            ObjectKind::Rule => {
+                if let Some(m) = reg.find_rule(name) {
                     m.reset();
-                    true
                 }
-                None => view.config.rules.contains_key(name),
-            },
-            ObjectKind::Action => match view.actions.get(name) {
-                Some(a) => {
-                    a.metrics.reset();
-                    true
+                view.config.rules.contains_key(name)
+            }
+            ObjectKind::Action => {
+                if let Some(m) = reg.find_action(name) {
+                    m.reset();
                 }
-                None => view.config.actions.kafka.contains_key(name),
-            },
-            ObjectKind::Source => view.config.sources.kafka.contains_key(name),
+                view.config.actions.kafka.contains_key(name)
+            }
+            ObjectKind::Source => {
+                if let Some(m) = reg.find_source(name) {
+                    m.reset();
+                }
+                view.config.sources.kafka.contains_key(name)
+            }
             ObjectKind::Connector => view.config.connectors.kafka.contains_key(name),
         }
     }

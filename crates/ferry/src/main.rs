@@ -211,25 +211,21 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         }
         wait_for_signal().await;
         tracing::info!("shutting down");
-        let control = gateway.control.clone();
+        // The same registry feeds the API, Prometheus and this log.
+        let registry = gateway.broker.registry().clone();
         gateway.stop().await;
-        log_metrics(&control);
+        for (name, a) in registry.actions() {
+            tracing::info!(action = %name, m = ?a.json(), "kafka action metrics");
+        }
+        for (name, s) in registry.sources() {
+            tracing::info!(source = %name, m = ?s.json(), "kafka source metrics");
+        }
+        tracing::info!(m = ?registry.json(), "stopped");
+        for (name, r) in registry.rules() {
+            tracing::info!(rule = %name, m = ?r.json(), "rule metrics");
+        }
         Ok(())
     })
-}
-
-/// The counters at shutdown, from the same registry the API and Prometheus read.
-fn log_metrics(c: &ferry::Control) {
-    let view = c.view();
-    for (name, a) in &view.actions {
-        tracing::info!(action = %name, m = ?a.metrics.json(), "kafka action metrics");
-    }
-    tracing::info!(m = ?ferry_api::Admin::metrics(c), "stopped");
-    for name in view.config.rules.keys() {
-        if let Some(m) = c.rules.rule_metrics(name) {
-            tracing::info!(rule = %name, m = ?m.json(), "rule metrics");
-        }
-    }
 }
 
 async fn wait_for_signal() {

@@ -9,27 +9,31 @@ use std::time::{Duration, Instant};
 
 use ferry_api::admin::ObjectKind;
 use ferry_broker::Broker;
+use ferry_metrics::BrokerMetric;
 use serde_json::{Value, json};
 
 use crate::control::{Control, View};
 
 /// How often a sample is taken.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// Samples kept: one hour.
-pub const KEEP: usize = 360;
+pub(crate) const KEEP: usize = 360;
 /// Per-object samples kept for `rate_last5m`.
 const KEEP_5M: usize = 31;
 
 /// Gauges, EMQX names.
-pub fn stats(broker: &Broker) -> BTreeMap<String, u64> {
-    let m = broker.metrics().snapshot();
+pub(crate) fn stats(broker: &Broker) -> BTreeMap<String, u64> {
+    let m = broker.metrics();
+    let connections = m
+        .get(BrokerMetric::ConnectionsOpened)
+        .saturating_sub(m.get(BrokerMetric::ConnectionsClosed));
     let sessions = broker.session_count() as u64;
     let subs = broker.subscription_count() as u64;
     let topics = broker.topics().len() as u64;
     let retained = broker.retained_count() as u64;
     BTreeMap::from([
-        ("connections.count".into(), m.connections),
-        ("live_connections.count".into(), m.connections),
+        ("connections.count".into(), connections),
+        ("live_connections.count".into(), connections),
         ("sessions.count".into(), sessions),
         ("subscriptions.count".into(), subs),
         ("suboptions.count".into(), subs),
@@ -39,15 +43,18 @@ pub fn stats(broker: &Broker) -> BTreeMap<String, u64> {
 }
 
 /// Counters, EMQX names (plus Ferry's Kafka totals).
-pub fn counters(broker: &Broker, view: &View) -> BTreeMap<String, u64> {
+pub(crate) fn counters(broker: &Broker, view: &View) -> BTreeMap<String, u64> {
     let mut out: BTreeMap<String, u64> = broker
         .registry()
-        .broker_json()
+        .json()
         .into_iter()
         .collect();
     let (mut ok, mut failed, mut dropped) = (0, 0, 0);
-    for a in view.actions.values() {
-        let j = a.metrics.json();
+    for name in view.actions.keys() {
+        let Some(a) = broker.registry().find_action(name) else {
+            continue;
+        };
+        let j = a.json();
         ok += j.get("success").copied().unwrap_or(0);
         failed += j.get("failed").copied().unwrap_or(0);
         dropped += j.get("dropped").copied().unwrap_or(0);
@@ -59,12 +66,12 @@ pub fn counters(broker: &Broker, view: &View) -> BTreeMap<String, u64> {
 }
 
 /// Resident memory of this process, bytes (0 if unknown).
-pub fn resident_bytes() -> u64 {
+pub(crate) fn resident_bytes() -> u64 {
     ferry_metrics::process::resident_bytes()
 }
 
 /// The Prometheus text of everything: the registry plus gauges read now.
-pub fn prometheus(c: &Control) -> String {
+pub(crate) fn prometheus(c: &Control) -> String {
     let view = c.view();
     let mut extra = Vec::new();
     for (k, v) in stats(&c.broker) {
@@ -79,20 +86,22 @@ pub fn prometheus(c: &Control) -> String {
         };
         extra.push(ferry_metrics::Sample::gauge(
             name,
-            "Current count (EMQX /stats)",
-            Vec::new(),
+            "Current count (EMQX /stats).",
             v as f64,
         ));
     }
     for (name, conn) in &view.connectors {
         let state = format!("{:?}", conn.status().state).to_ascii_lowercase();
         for s in ["connected", "connecting", "disconnected"] {
-            extra.push(ferry_metrics::Sample::gauge(
-                "connector_state",
-                "1 for the connector's current state",
-                vec![("connector".into(), name.clone()), ("state".into(), s.into())],
-                if s == state { 1.0 } else { 0.0 },
-            ));
+            extra.push(
+                ferry_metrics::Sample::gauge(
+                    "connector_state",
+                    "1 for the connector's current state, 0 for the others.",
+                    if s == state { 1.0 } else { 0.0 },
+                )
+                .label("connector", name)
+                .label("state", s),
+            );
         }
     }
     c.broker.registry().encode_prometheus(&extra)
@@ -141,7 +150,7 @@ struct Inner {
 
 /// Samples and rates; see the module doc.
 #[derive(Default)]
-pub struct Monitor {
+pub(crate) struct Monitor {
     inner: Mutex<Inner>,
 }
 
@@ -161,7 +170,7 @@ const TRAFFIC: [(&str, &str); 3] = [
 ];
 
 impl Monitor {
-    pub fn new() -> Monitor {
+    pub(crate) fn new() -> Monitor {
         Monitor::default()
     }
 
@@ -170,21 +179,22 @@ impl Monitor {
     }
 
     /// Takes one sample (the gateway calls this every [`SAMPLE_EVERY`]).
-    pub fn tick(&self, c: &Control) {
+    pub(crate) fn tick(&self, c: &Control) {
         let now = Instant::now();
         let view = c.view();
         let counters = counters(&c.broker, &view);
         let mut objects = Vec::new();
-        for name in view.config.rules.keys() {
-            if let Some(m) = c.rules.rule_metrics(name) {
-                objects.push((ObjectKind::Rule, name.clone(), m.snapshot().matched));
-            }
+        let reg = c.broker.registry();
+        for (name, m) in reg.rules() {
+            objects.push((ObjectKind::Rule, name, m.get(ferry_metrics::RuleMetric::Matched)));
         }
-        for (name, a) in &view.actions {
-            objects.push((ObjectKind::Action, name.clone(), a.metrics.snapshot().matched));
+        for (name, a) in reg.actions() {
+            let v = a.counters.get(ferry_metrics::ActionMetric::Matched);
+            objects.push((ObjectKind::Action, name, v));
         }
-        for (name, s) in &view.sources {
-            objects.push((ObjectKind::Source, name.clone(), s.metrics.snapshot().received));
+        for (name, s) in reg.sources() {
+            let v = s.counters.get(ferry_metrics::SourceMetric::Received);
+            objects.push((ObjectKind::Source, name, v));
         }
         let mut sample: BTreeMap<String, Value> = stats(&c.broker)
             .into_iter()
@@ -215,7 +225,7 @@ impl Monitor {
     }
 
     /// Samples of the last `latest` seconds (all if None), oldest first.
-    pub fn samples(&self, latest: Option<u64>) -> Vec<BTreeMap<String, Value>> {
+    pub(crate) fn samples(&self, latest: Option<u64>) -> Vec<BTreeMap<String, Value>> {
         let inner = self.lock();
         let n = latest.map_or(inner.samples.len(), |s| {
             (s / SAMPLE_EVERY.as_secs()).max(1) as usize
@@ -225,7 +235,7 @@ impl Monitor {
     }
 
     /// Rates now (per second since the last sample) and the current gauges.
-    pub fn current(&self, broker: &Broker, view: &View) -> BTreeMap<String, Value> {
+    pub(crate) fn current(&self, broker: &Broker, view: &View) -> BTreeMap<String, Value> {
         let now = Instant::now();
         let counters = counters(broker, view);
         let mut out: BTreeMap<String, Value> = stats(broker)
@@ -252,7 +262,7 @@ impl Monitor {
     }
 
     /// Adds EMQX's `rate`, `rate_last5m` and `rate_max` (or `matched.rate...` for rules).
-    pub fn add_rates(&self, kind: ObjectKind, name: &str, counters: &mut Value) {
+    pub(crate) fn add_rates(&self, kind: ObjectKind, name: &str, counters: &mut Value) {
         let counter = rate_counter(kind);
         let Value::Object(m) = counters else {
             return;

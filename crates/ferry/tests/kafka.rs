@@ -3,6 +3,7 @@
 //! reads Kafka with a Kafka consumer.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod common;
@@ -28,8 +29,9 @@ async fn read(k: &TestKafka, topic: &str, want: usize) -> Vec<ConsumedRecord> {
         .unwrap()
 }
 
-fn action(g: &Gateway, name: &str) -> ferry_kafka::metrics::ActionMetricsSnapshot {
-    g.control.view().actions[name].metrics.snapshot()
+/// The action's metrics as the API shows them (EMQX names).
+fn action(g: &Gateway, name: &str) -> BTreeMap<String, u64> {
+    g.control.view().actions[name].metrics.json()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,8 +89,17 @@ async fn vehicles_example_end_to_end() -> anyhow::Result<()> {
         );
     }
     let m = action(&g, "vehicles");
-    assert_eq!((m.matched, m.success, m.failed), (6, 6, 0));
-    assert_eq!(m.latency_count, 6);
+    assert_eq!((m["matched"], m["success"], m["failed"]), (6, 6, 0));
+    assert_eq!(m["latency.count"], 6);
+    // The same numbers in the Prometheus text.
+    let text = g.broker.registry().encode_prometheus(&[]);
+    for want in [
+        "ferry_action_matched_total{action=\"vehicles\"} 6",
+        "ferry_action_success_total{action=\"vehicles\"} 6",
+        "ferry_action_latency_seconds_count{action=\"vehicles\"} 6",
+    ] {
+        assert!(text.contains(want), "missing {want}:\n{text}");
+    }
     g.stop().await;
     Ok(())
 }
@@ -268,7 +279,7 @@ async fn kafka_not_running_at_start_is_not_fatal() -> anyhow::Result<()> {
     let recs = read(&k, "out", 5).await;
     assert_eq!(recs.len(), 5, "queued records arrive once Kafka is up");
     wait_until("all delivered", Duration::from_secs(10), || {
-        action(&g, "out").success == 5
+        action(&g, "out")["success"] == 5
     })
     .await;
     g.stop().await;
@@ -306,13 +317,13 @@ async fn async_queue_overflow_is_counted_exactly() -> anyhow::Result<()> {
     k.create_topic("out", 1);
     wait_until("settled", Duration::from_secs(60), || {
         let m = action(&g, "out");
-        m.queuing == 0 && m.inflight == 0 && m.matched == 300
+        m["queuing"] == 0 && m["inflight"] == 0 && m["matched"] == 300
     })
     .await;
     let m = action(&g, "out");
-    assert_eq!(m.success + m.failed + m.dropped_queue_full, 300, "{m:?}");
-    let in_kafka = read(&k, "out", m.success as usize).await.len() as u64;
-    assert_eq!(in_kafka, m.success, "{m:?}");
+    assert_eq!(m["success"] + m["failed"] + m["dropped.queue_full"], 300, "{m:?}");
+    let in_kafka = read(&k, "out", m["success"] as usize).await.len() as u64;
+    assert_eq!(in_kafka, m["success"], "{m:?}");
     g.stop().await;
     Ok(())
 }
@@ -337,7 +348,7 @@ async fn oversize_record_fails_at_once() -> anyhow::Result<()> {
         other => panic!("{other:?}"),
     }
     let m = action(&g, "out");
-    assert_eq!((m.failed, m.success), (1, 0));
+    assert_eq!((m["failed"], m["success"]), (1, 0));
     g.stop().await;
     Ok(())
 }
@@ -438,7 +449,7 @@ actions = ["kafka:fixed"]
         (by_key(b"x"), by_key(b"y"), by_key(b"p")),
         (Some(2), Some(0), Some(1))
     );
-    assert_eq!(action(&g, "by_site").failed, 1);
+    assert_eq!(action(&g, "by_site")["failed"], 1);
     g.stop().await;
     Ok(())
 }
@@ -557,7 +568,7 @@ async fn tls_connector_produces_and_a_wrong_ca_is_refused() -> anyhow::Result<()
         ),
         other => panic!("{other:?}"),
     }
-    assert_eq!(action(&g, "out").success, 1);
+    assert_eq!(action(&g, "out")["success"], 1);
     g.stop().await;
 
     // The same broker with a CA that did not sign its certificate: no connection.

@@ -1,0 +1,207 @@
+//! Every metric Ferry counts, in one place: one enum per scope, each variant with its
+//! Prometheus family (without the `ferry_` prefix), its closed-enum labels, its EMQX JSON
+//! name and its help text. Several variants may share one family with different label
+//! values: that is how "dropped by reason" and "received by QoS" work.
+//!
+//! Labels here are closed sets written in this file. The only open label is the scope's
+//! (`rule`, `action`, `source`), whose values are configured object names; nothing takes a
+//! client id, username or topic as a label.
+
+/// How a metric is stored and exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (until a reset); `inc`/`add`.
+    Counter,
+    /// A value that is `set` from time to time (not on the hot path).
+    Gauge,
+}
+
+/// The definition of one metric (one series within its scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Def {
+    /// Prometheus family without the `ferry_` prefix, e.g. `messages_dropped_total`.
+    pub name: &'static str,
+    /// Closed-enum labels of this series, e.g. `[("reason", "queue_full")]`.
+    pub labels: &'static [(&'static str, &'static str)],
+    /// EMQX JSON name, e.g. `messages.dropped.queue_full`.
+    pub json: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+}
+
+/// A gauge derived from paired counters: `sum(plus) - sum(minus)`, so nothing decrements
+/// racily (e.g. `queuing = enqueued - dequeued`).
+#[derive(Debug, Clone, Copy)]
+pub struct Derived<M: 'static> {
+    pub name: &'static str,
+    pub json: &'static str,
+    pub help: &'static str,
+    pub plus: &'static [M],
+    pub minus: &'static [M],
+}
+
+/// A JSON-only sum over the series of one family (EMQX's `messages.dropped` next to its
+/// reasons). Prometheus users `sum()` the family instead.
+#[derive(Debug, Clone, Copy)]
+pub struct Total<M: 'static> {
+    pub json: &'static str,
+    pub of: &'static [M],
+}
+
+/// A closed set of metrics of one scope.
+pub trait MetricSet: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// Every variant, in index order.
+    const ALL: &'static [Self];
+    /// Gauges computed from paired counters.
+    const DERIVED: &'static [Derived<Self>] = &[];
+    /// JSON totals over label values.
+    const TOTALS: &'static [Total<Self>] = &[];
+    /// The scope label (`rule`, `action`, `source`), or `None` for broker-wide metrics.
+    const SCOPE: Option<&'static str>;
+    fn def(self) -> Def;
+    /// Position in [`Self::ALL`].
+    fn index(self) -> usize;
+}
+
+macro_rules! metric_set {
+    (
+        $(#[$meta:meta])*
+        $name:ident, scope = $scope:expr, derived = $derived:expr, totals = $totals:expr;
+        $( $(#[$vmeta:meta])* $v:ident => ($fam:literal, [$(($lk:literal, $lv:literal)),*], $json:literal, $kind:ident, $help:literal), )*
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $( $(#[$vmeta])* $v, )* }
+
+        impl $name {
+            const DEFS: &'static [Def] = &[ $( Def {
+                name: $fam,
+                labels: &[$(($lk, $lv)),*],
+                json: $json,
+                help: $help,
+                kind: Kind::$kind,
+            }, )* ];
+        }
+
+        impl MetricSet for $name {
+            const ALL: &'static [Self] = &[ $( $name::$v, )* ];
+            const SCOPE: Option<&'static str> = $scope;
+            const DERIVED: &'static [Derived<Self>] = $derived;
+            const TOTALS: &'static [Total<Self>] = $totals;
+            fn def(self) -> Def {
+                Self::DEFS[self as usize]
+            }
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+metric_set! {
+    /// Broker-wide counters.
+    BrokerMetric, scope = None, derived = &[], totals = &[
+        Total { json: "messages.received", of: &BrokerMetric::RECEIVED },
+        Total { json: "messages.sent", of: &BrokerMetric::SENT },
+        Total { json: "messages.dropped", of: &[
+            BrokerMetric::DroppedQueueFull,
+            BrokerMetric::DroppedExpired,
+            BrokerMetric::DroppedTooLarge,
+            BrokerMetric::DroppedNoSubscribers,
+        ] },
+    ];
+    ConnectionsOpened => ("connections_opened_total", [], "client.connected", Counter, "Connections accepted (CONNECT answered with success)."),
+    ConnectionsClosed => ("connections_closed_total", [], "client.disconnected", Counter, "Connections closed."),
+    ReceivedQos0 => ("messages_received_total", [("qos", "0")], "messages.qos0.received", Counter, "PUBLISH messages received from clients and in-process publishers, by QoS."),
+    ReceivedQos1 => ("messages_received_total", [("qos", "1")], "messages.qos1.received", Counter, "PUBLISH messages received from clients and in-process publishers, by QoS."),
+    ReceivedQos2 => ("messages_received_total", [("qos", "2")], "messages.qos2.received", Counter, "PUBLISH messages received from clients and in-process publishers, by QoS."),
+    SentQos0 => ("messages_sent_total", [("qos", "0")], "messages.qos0.sent", Counter, "PUBLISH messages sent to subscribers, by QoS."),
+    SentQos1 => ("messages_sent_total", [("qos", "1")], "messages.qos1.sent", Counter, "PUBLISH messages sent to subscribers, by QoS."),
+    SentQos2 => ("messages_sent_total", [("qos", "2")], "messages.qos2.sent", Counter, "PUBLISH messages sent to subscribers, by QoS."),
+    DroppedQueueFull => ("messages_dropped_total", [("reason", "queue_full")], "messages.dropped.queue_full", Counter, "Messages dropped, by reason."),
+    DroppedExpired => ("messages_dropped_total", [("reason", "expired")], "messages.dropped.expired", Counter, "Messages dropped, by reason."),
+    DroppedTooLarge => ("messages_dropped_total", [("reason", "too_large")], "messages.dropped.too_large", Counter, "Messages dropped, by reason."),
+    DroppedNoSubscribers => ("messages_dropped_total", [("reason", "no_subscribers")], "messages.dropped.no_subscribers", Counter, "Messages dropped, by reason."),
+    BytesReceived => ("bytes_received_total", [], "bytes.received", Counter, "Bytes read from MQTT connections."),
+    BytesSent => ("bytes_sent_total", [], "bytes.sent", Counter, "Bytes written to MQTT connections."),
+    PacketsReceived => ("packets_received_total", [], "packets.received", Counter, "MQTT packets read."),
+    PacketsSent => ("packets_sent_total", [], "packets.sent", Counter, "MQTT packets written."),
+    ProtocolErrors => ("protocol_errors_total", [], "packets.protocol_error", Counter, "Connections closed for a protocol error."),
+}
+
+impl BrokerMetric {
+    /// Messages received, by QoS 0, 1, 2.
+    pub const RECEIVED: [BrokerMetric; 3] =
+        [Self::ReceivedQos0, Self::ReceivedQos1, Self::ReceivedQos2];
+    /// Messages sent, by QoS 0, 1, 2.
+    pub const SENT: [BrokerMetric; 3] = [Self::SentQos0, Self::SentQos1, Self::SentQos2];
+}
+
+metric_set! {
+    /// Per-rule counters (EMQX's rule metrics).
+    RuleMetric, scope = Some("rule"), derived = &[], totals = &[
+        Total { json: "failed", of: &[RuleMetric::FailedException, RuleMetric::FailedNoResult] },
+    ];
+    Matched => ("rule_matched_total", [], "matched", Counter, "Inputs whose FROM matched the rule."),
+    Passed => ("rule_passed_total", [], "passed", Counter, "Inputs that passed WHERE and produced output."),
+    FailedException => ("rule_failed_total", [("reason", "exception")], "failed.exception", Counter, "Inputs the rule failed on, by reason."),
+    FailedNoResult => ("rule_failed_total", [("reason", "no_result")], "failed.no_result", Counter, "Inputs the rule failed on, by reason."),
+    ActionsTotal => ("rule_actions_total", [], "actions.total", Counter, "Action runs started by the rule."),
+    ActionsSuccess => ("rule_actions_success_total", [], "actions.success", Counter, "Action runs that succeeded."),
+    ActionsFailed => ("rule_actions_failed_total", [], "actions.failed", Counter, "Action runs that failed."),
+    /// `payload.…` paths that met a payload that is not JSON.
+    PayloadNotJson => ("rule_payload_not_json_total", [], "payload_not_json", Counter, "Inputs whose payload was read as JSON but was not JSON."),
+}
+
+metric_set! {
+    /// Per-action counters (Kafka producer actions; EMQX's action metrics).
+    ActionMetric, scope = Some("action"), derived = &[
+        Derived {
+            name: "action_queuing",
+            json: "queuing",
+            help: "Records waiting in the action's queue.",
+            plus: &[ActionMetric::Enqueued],
+            minus: &[ActionMetric::Dequeued],
+        },
+        Derived {
+            name: "action_inflight",
+            json: "inflight",
+            help: "Records handed to the Kafka producer and not yet acknowledged.",
+            plus: &[ActionMetric::InflightSent],
+            minus: &[ActionMetric::InflightDone],
+        },
+    ], totals = &[
+        Total { json: "dropped", of: &[ActionMetric::DroppedQueueFull] },
+    ];
+    Matched => ("action_matched_total", [], "matched", Counter, "Records handed to the action."),
+    Success => ("action_success_total", [], "success", Counter, "Records Kafka acknowledged."),
+    Failed => ("action_failed_total", [], "failed", Counter, "Records that failed (not rendered, rejected, retries exhausted)."),
+    DroppedQueueFull => ("action_dropped_total", [("reason", "queue_full")], "dropped.queue_full", Counter, "Records dropped, by reason."),
+    Retried => ("action_retried_total", [], "retried", Counter, "Sends retried after a retryable failure."),
+    Enqueued => ("action_enqueued_total", [], "enqueued", Counter, "Records put into the action's queue (async mode)."),
+    Dequeued => ("action_dequeued_total", [], "dequeued", Counter, "Records taken out of the action's queue."),
+    InflightSent => ("action_sent_total", [], "sent", Counter, "Records handed to the Kafka producer."),
+    InflightDone => ("action_completed_total", [], "completed", Counter, "Records the Kafka producer finished with (acknowledged or failed)."),
+}
+
+metric_set! {
+    /// Per-source counters (Kafka consumer sources).
+    SourceMetric, scope = Some("source"), derived = &[
+        Derived {
+            name: "source_inflight",
+            json: "inflight",
+            help: "Records read and not yet delivered, failed or released.",
+            plus: &[SourceMetric::Received],
+            minus: &[SourceMetric::Delivered, SourceMetric::Failed, SourceMetric::Released],
+        },
+    ], totals = &[];
+    Received => ("source_received_total", [], "received", Counter, "Records read from Kafka."),
+    Delivered => ("source_delivered_total", [], "delivered", Counter, "Records delivered (published, and acknowledged by every QoS 1/2 subscriber)."),
+    Failed => ("source_failed_total", [], "failed", Counter, "Records that could not be mapped to an MQTT message (skipped)."),
+    Released => ("source_released_total", [], "released", Counter, "Records given back unsettled (partition revoked or source stopped); the next owner reads them again."),
+    Commits => ("source_commits_total", [], "commits", Counter, "Offset commits that succeeded."),
+    /// Records a revocation is waiting for (0 when no rebalance is draining).
+    Draining => ("source_draining", [], "draining", Gauge, "Records a partition revocation is waiting for."),
+    /// Sum over partitions of high watermark − next offset (every 5 s).
+    Lag => ("source_lag", [], "lag", Gauge, "Consumer lag summed over the source's partitions (updated every 5 s)."),
+}
