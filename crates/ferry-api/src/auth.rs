@@ -1,9 +1,9 @@
 //! Authentication of API callers: dashboard users, bearer tokens, API keys.
 //!
-//! Owns: the users and API keys stored in `DATA/api/` (see [`store`] for the format and
-//! how writes stay atomic), the argon2id hashes and password policy ([`password`]),
-//! bearer tokens and failed-login locks held in memory ([`sessions`]), and the one
-//! middleware that authenticates and authorizes every protected route ([`middleware`]).
+//! Owns: the users and API keys stored in `DATA/api/` (see `auth/store.rs` for the format and
+//! how writes stay atomic), the argon2id hashes and password policy (`auth/password.rs`),
+//! bearer tokens and failed-login locks held in memory (`auth/sessions.rs`), and the one
+//! middleware that authenticates and authorizes every protected route (`auth/middleware.rs`).
 //! Must not: log or return a password, a secret, a token or a hash (only the API key
 //! secret is shown, once, when the key is created); do slow work on an async worker.
 //!
@@ -319,6 +319,9 @@ pub struct Auth {
     /// Serializes writers of both files.
     write: Mutex<()>,
     sessions: Mutex<Sessions>,
+    /// Bounds concurrent password hashes (19 MiB and tens of ms each), so a flood of
+    /// logins queues cheaply instead of filling the blocking pool and memory.
+    pub(crate) slow: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Auth {
@@ -385,6 +388,9 @@ impl Auth {
             keys_path,
             write: Mutex::new(()),
             sessions: Mutex::new(Sessions::default()),
+            slow: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+            ),
             settings,
         };
         if read(&auth.users).is_empty() {

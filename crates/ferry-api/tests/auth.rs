@@ -786,3 +786,19 @@ async fn users_and_keys_persist_across_restarts() -> TestResult {
     assert_eq!(r.body[0]["role"], "viewer");
     Ok(())
 }
+
+#[test]
+fn auth_routes_are_in_the_openapi_document() {
+    let doc = ferry_api::openapi_json();
+    for path in [
+        "/api/v5/login",
+        "/api/v5/logout",
+        "/api/v5/users",
+        "/api/v5/users/{username}",
+        "/api/v5/users/{username}/change_pwd",
+        "/api/v5/api_key",
+        "/api/v5/api_key/{name}",
+    ] {
+        assert!(doc.contains(&format!("\"{path}\"")), "{path} missing");
+    }
+}

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ferry::{Config, Gateway, config};
 
+mod admins;
 mod tools;
 
 #[derive(Parser)]
@@ -50,6 +51,8 @@ enum Command {
         #[command(subcommand)]
         command: tools::BenchCommand,
     },
+    /// Manage the HTTP API's users in the data dir (while Ferry is stopped).
+    Admins(admins::AdminsArgs),
     /// Kafka tools.
     Kafka {
         #[command(subcommand)]
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Pub(a) => client_tool(tools::publish(a)),
         Command::Sub(a) => client_tool(tools::subscribe(a)),
         Command::Bench { command } => client_tool(tools::bench(command)),
+        Command::Admins(a) => admins::run(a),
         Command::Kafka {
             command:
                 KafkaCommand::Tail {

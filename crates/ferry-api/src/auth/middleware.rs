@@ -68,6 +68,19 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// [`blocking`] for work that hashes a password: at most a few at once.
+pub(crate) async fn blocking_slow<T: Send + 'static>(
+    auth: &Arc<Auth>,
+    f: impl FnOnce(&Auth) -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = auth
+        .slow
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(format!("authentication is shutting down: {e}")))?;
+    blocking(auth, f).await
+}
+
 /// Who is calling, and whether it must change its password first.
 async fn authenticate(
     auth: &Arc<Auth>,
@@ -196,7 +209,7 @@ impl Auth {
         let Ok(Credentials::Basic { user, secret }) = credentials(headers) else {
             return false;
         };
-        blocking(self, move |a| Ok(a.check_basic_credentials(&user, &secret)))
+        blocking_slow(self, move |a| Ok(a.check_basic_credentials(&user, &secret)))
             .await
             .unwrap_or(false)
     }

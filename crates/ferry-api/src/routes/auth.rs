@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::middleware::{Credentials, blocking, credentials};
+use crate::auth::middleware::{Credentials, blocking, blocking_slow, credentials};
 use crate::auth::{
     ApiKeyUpdate, ApiKeyView, NewApiKey, NewUser, Principal, PrincipalKind, Role, UserView,
 };
@@ -70,7 +70,7 @@ async fn login(
     State(state): State<AppState>,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    let ok = blocking(&state.auth, move |a| a.login(&req.username, &req.password)).await?;
+    let ok = blocking_slow(&state.auth, move |a| a.login(&req.username, &req.password)).await?;
     Ok(Json(LoginResponse {
         token: ok.token,
         role: ok.role,
@@ -111,7 +111,9 @@ async fn create_user(
     State(state): State<AppState>,
     Body(new): Body<NewUser>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(blocking(&state.auth, move |a| a.add_user(new)).await?))
+    Ok(Json(
+        blocking_slow(&state.auth, move |a| a.add_user(new)).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -198,7 +200,7 @@ async fn change_pwd(
         Ok(Credentials::Bearer(t)) if own => Some(t),
         _ => None,
     };
-    blocking(&state.auth, move |a| {
+    blocking_slow(&state.auth, move |a| {
         a.change_password(&username, &req.old_pwd, &req.new_pwd, keep.as_deref())
     })
     .await?;
