@@ -4,7 +4,8 @@
 //! All per-connection protocol state lives here (negotiated limits, topic aliases both
 //! ways, the will); per-session state lives in `ferry_broker::Session`. Every protocol
 //! violation ends in [`Close::Error`] with its reason code, sent as DISCONNECT to MQTT 5
-//! clients; nothing here panics.
+//! clients; nothing here panics. Traffic (packets, PUBLISH messages, bytes) is added to the
+//! session's `ClientCounters` once per loop turn, not per packet.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -268,3 +268,17 @@ async fn expired_retained_messages_are_not_listed() {
     assert!(b.retained_list("#").unwrap().is_empty());
     assert!(b.retained_get("e").is_none());
 }
+
+#[test]
+fn per_session_admin_state_stays_small() {
+    // What the admin queries add to every session: the counters (56 bytes), `created_at`
+    // (8), and in the state the client info pointer (8) and `disconnected_at` (8); the
+    // inflight window (2) fits in existing padding. Guard the counters against growth.
+    assert_eq!(std::mem::size_of::<crate::ClientCounters>(), 56);
+    println!(
+        "Session {} bytes, SessionState {} bytes, ClientInfo {} bytes",
+        std::mem::size_of::<crate::Session>(),
+        std::mem::size_of::<crate::SessionState>(),
+        std::mem::size_of::<ClientInfo>()
+    );
+}
