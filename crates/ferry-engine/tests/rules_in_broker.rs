@@ -24,8 +24,9 @@ fn rules(toml_text: &str) -> RulesConfig {
 
 async fn with_rules(toml_text: &str) -> (TestBroker, Arc<RuleEngine>) {
     let b = TestBroker::start().await;
-    let engine =
-        Arc::new(RuleEngine::build(&rules(toml_text), &b.broker, &HashMap::new(), &|_| false).unwrap());
+    let engine = Arc::new(
+        RuleEngine::build(&rules(toml_text), &b.broker, &HashMap::new(), &|_| false).unwrap(),
+    );
     let hook: Arc<dyn Hook> = engine.clone();
     b.broker
         .install_hooks(vec![hook])

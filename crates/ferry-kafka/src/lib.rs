@@ -206,15 +206,16 @@ impl Kafka {
             .sources
             .keys()
             .filter(|name| {
-                let keep = wanted.get(name).zip(self.source_cfgs.get(*name)).is_some_and(
-                    |(cfg, (old, conn))| {
+                let keep = wanted
+                    .get(name)
+                    .zip(self.source_cfgs.get(*name))
+                    .is_some_and(|(cfg, (old, conn))| {
                         old == *cfg
                             && self
                                 .connectors
                                 .get(&cfg.connector)
                                 .is_some_and(|c| Arc::ptr_eq(c, conn))
-                    },
-                );
+                    });
                 !keep
             })
             .cloned()

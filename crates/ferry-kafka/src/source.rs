@@ -50,7 +50,10 @@ use crate::connector::{Connector, client_config};
 pub struct SourceConfig {
     pub connector: String,
     /// A disabled source consumes nothing.
-    #[serde(default = "crate::config::yes", skip_serializing_if = "crate::config::is_true")]
+    #[serde(
+        default = "crate::config::yes",
+        skip_serializing_if = "crate::config::is_true"
+    )]
     pub enable: bool,
     /// Topics to consume (or `topic_pattern`).
     #[serde(default)]

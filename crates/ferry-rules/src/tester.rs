@@ -13,6 +13,9 @@ pub enum TestError {
     Compile(CompileError),
     #[error("bad context: {0}")]
     Context(String),
+    /// The input is not one the rule selects (its topic or event is not in FROM).
+    #[error("SQL Not Match: {0}")]
+    NotMatched(String),
     #[error("{0}")]
     Rule(RuleError),
 }
@@ -70,7 +73,7 @@ pub fn test_rule(sql: &str, context: &str) -> Result<Vec<Map>, TestError> {
             _ => false,
         });
         if !matched {
-            return Err(TestError::Context(format!(
+            return Err(TestError::NotMatched(format!(
                 "topic {topic:?} does not match the rule's FROM"
             )));
         }
@@ -102,7 +105,7 @@ pub fn test_rule(sql: &str, context: &str) -> Result<Vec<Map>, TestError> {
         let ev = Event::from_name(&event_type)
             .ok_or_else(|| TestError::Context(format!("unknown event_type {event_type:?}")))?;
         if !rule.sources.contains(&Source::Event(ev)) {
-            return Err(TestError::Context(format!(
+            return Err(TestError::NotMatched(format!(
                 "the rule's FROM does not include $events/{}",
                 ev.name()
             )));

@@ -101,14 +101,24 @@ fn dechunk(mut s: &str) -> anyhow::Result<String> {
         if n == 0 {
             return Ok(out);
         }
-        out.push_str(rest.get(..n).ok_or_else(|| anyhow::anyhow!("short chunk"))?);
-        s = rest.get(n + 2..).ok_or_else(|| anyhow::anyhow!("short chunk"))?;
+        out.push_str(
+            rest.get(..n)
+                .ok_or_else(|| anyhow::anyhow!("short chunk"))?,
+        );
+        s = rest
+            .get(n + 2..)
+            .ok_or_else(|| anyhow::anyhow!("short chunk"))?;
     }
 }
 
 /// Logs in with `user`/`old` and, if the server demands it, changes the password to `new`;
 /// returns a token that may do everything the user's role allows.
-pub async fn login_changed(addr: SocketAddr, user: &str, old: &str, new: &str) -> anyhow::Result<String> {
+pub async fn login_changed(
+    addr: SocketAddr,
+    user: &str,
+    old: &str,
+    new: &str,
+) -> anyhow::Result<String> {
     let body = serde_json::json!({"username": user, "password": old}).to_string();
     let r = call(addr, "POST", "/api/v5/login", Cred::None, Some(&body)).await?;
     anyhow::ensure!(r.status == 200, "login: {r:?}");

@@ -85,16 +85,14 @@ impl Control {
                 problems.join("\n  ")
             );
         }
-        let kafka = Kafka::start(&effective.connectors, &effective.actions, broker.registry()).map_err(|errs| {
-            anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
-        })?;
+        let kafka = Kafka::start(&effective.connectors, &effective.actions, broker.registry())
+            .map_err(|errs| {
+                anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
+            })?;
         let configured = configured_actions(&effective);
-        let rules = RuleEngine::build(
-            &effective.rules,
-            &broker,
-            &kafka.named_actions(),
-            &|n| configured.iter().any(|x| x == n),
-        )
+        let rules = RuleEngine::build(&effective.rules, &broker, &kafka.named_actions(), &|n| {
+            configured.iter().any(|x| x == n)
+        })
         .map_err(|errs| {
             let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("invalid rules:\n  {}", list.join("\n  "))
@@ -255,12 +253,12 @@ impl Control {
             .reconcile_producers(&next.connectors, &next.actions)
             .map_err(invalid)?;
         let configured = configured_actions(next);
-        if let Err(errs) = self.rules.replace(
-            &next.rules,
-            &self.broker,
-            &st.kafka.named_actions(),
-            &|n| configured.iter().any(|x| x == n),
-        ) {
+        if let Err(errs) =
+            self.rules
+                .replace(&next.rules, &self.broker, &st.kafka.named_actions(), &|n| {
+                    configured.iter().any(|x| x == n)
+                })
+        {
             // Validation passed, so this is not expected; put the producers back.
             let back = st
                 .kafka
@@ -312,34 +310,36 @@ impl Control {
             ObjectKind::Action => {
                 m.insert("type".into(), json!("kafka_producer"));
                 let connector = m.get("connector").and_then(Value::as_str).unwrap_or("");
-                let (status, reason) = match (view.actions.get(name), view.connectors.get(connector)) {
-                    (Some(_), Some(c)) => {
-                        let s = c.status();
-                        (state_name(&format!("{:?}", s.state)), s.last_error)
-                    }
-                    (None, _) if !enable => ("stopped".to_owned(), Some("disabled".to_owned())),
-                    _ => (
-                        "stopped".to_owned(),
-                        Some(format!("connector {connector:?} is disabled")),
-                    ),
-                };
+                let (status, reason) =
+                    match (view.actions.get(name), view.connectors.get(connector)) {
+                        (Some(_), Some(c)) => {
+                            let s = c.status();
+                            (state_name(&format!("{:?}", s.state)), s.last_error)
+                        }
+                        (None, _) if !enable => ("stopped".to_owned(), Some("disabled".to_owned())),
+                        _ => (
+                            "stopped".to_owned(),
+                            Some(format!("connector {connector:?} is disabled")),
+                        ),
+                    };
                 m.insert("status".into(), json!(status));
                 m.insert("status_reason".into(), json!(reason));
             }
             ObjectKind::Source => {
                 m.insert("type".into(), json!("kafka_consumer"));
                 let connector = m.get("connector").and_then(Value::as_str).unwrap_or("");
-                let (status, reason) = match (view.sources.get(name), view.connectors.get(connector)) {
-                    (Some(_), Some(c)) => {
-                        let s = c.status();
-                        (state_name(&format!("{:?}", s.state)), s.last_error)
-                    }
-                    (None, _) if !enable => ("stopped".to_owned(), Some("disabled".to_owned())),
-                    _ => (
-                        "stopped".to_owned(),
-                        Some(format!("connector {connector:?} is disabled")),
-                    ),
-                };
+                let (status, reason) =
+                    match (view.sources.get(name), view.connectors.get(connector)) {
+                        (Some(_), Some(c)) => {
+                            let s = c.status();
+                            (state_name(&format!("{:?}", s.state)), s.last_error)
+                        }
+                        (None, _) if !enable => ("stopped".to_owned(), Some("disabled".to_owned())),
+                        _ => (
+                            "stopped".to_owned(),
+                            Some(format!("connector {connector:?} is disabled")),
+                        ),
+                    };
                 m.insert("status".into(), json!(status));
                 m.insert("status_reason".into(), json!(reason));
             }

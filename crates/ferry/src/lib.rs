@@ -39,9 +39,8 @@ impl Gateway {
     pub async fn start(cfg: &Config) -> anyhow::Result<Gateway> {
         let data_dir = cfg.node.data_dir.clone();
         if cfg.api.enable {
-            std::fs::create_dir_all(&data_dir).with_context(|| {
-                format!("node.data_dir: cannot create {}", data_dir.display())
-            })?;
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("node.data_dir: cannot create {}", data_dir.display()))?;
         }
         let shutdown = CancellationToken::new();
         let broker = Broker::new(cfg.mqtt.clone());

@@ -44,11 +44,7 @@ pub(crate) fn stats(broker: &Broker) -> BTreeMap<String, u64> {
 
 /// Counters, EMQX names (plus Ferry's Kafka totals).
 pub(crate) fn counters(broker: &Broker, view: &View) -> BTreeMap<String, u64> {
-    let mut out: BTreeMap<String, u64> = broker
-        .registry()
-        .json()
-        .into_iter()
-        .collect();
+    let mut out: BTreeMap<String, u64> = broker.registry().json().into_iter().collect();
     let (mut ok, mut failed, mut dropped) = (0, 0, 0);
     for name in view.actions.keys() {
         let Some(a) = broker.registry().find_action(name) else {
@@ -186,7 +182,11 @@ impl Monitor {
         let mut objects = Vec::new();
         let reg = c.broker.registry();
         for (name, m) in reg.rules() {
-            objects.push((ObjectKind::Rule, name, m.get(ferry_metrics::RuleMetric::Matched)));
+            objects.push((
+                ObjectKind::Rule,
+                name,
+                m.get(ferry_metrics::RuleMetric::Matched),
+            ));
         }
         for (name, a) in reg.actions() {
             let v = a.counters.get(ferry_metrics::ActionMetric::Matched);
@@ -203,12 +203,19 @@ impl Monitor {
         sample.insert("time_stamp".into(), json!(ferry_broker::hook::now_ms()));
         let mut inner = self.lock();
         let prev = inner.last.as_ref().map(|(_, p)| p.clone());
-        for (field, key) in TRAFFIC
-            .iter()
-            .chain([("kafka_success", "kafka.success"), ("kafka_failed", "kafka.failed")].iter())
-        {
+        for (field, key) in TRAFFIC.iter().chain(
+            [
+                ("kafka_success", "kafka.success"),
+                ("kafka_failed", "kafka.failed"),
+            ]
+            .iter(),
+        ) {
             let v = counters.get(*key).copied().unwrap_or(0);
-            let before = prev.as_ref().and_then(|p| p.get(*key)).copied().unwrap_or(v);
+            let before = prev
+                .as_ref()
+                .and_then(|p| p.get(*key))
+                .copied()
+                .unwrap_or(v);
             sample.insert((*field).into(), json!(v.saturating_sub(before)));
         }
         inner.samples.push_back(sample);
@@ -242,12 +249,18 @@ impl Monitor {
             .into_iter()
             .map(|(k, v)| (k.trim_end_matches(".count").replace('.', "_"), json!(v)))
             .collect();
-        out.insert("retained_msg_count".into(), out.get("retained").cloned().unwrap_or(json!(0)));
+        out.insert(
+            "retained_msg_count".into(),
+            out.get("retained").cloned().unwrap_or(json!(0)),
+        );
         let inner = self.lock();
-        for (field, key) in TRAFFIC
-            .iter()
-            .chain([("kafka_success", "kafka.success"), ("kafka_failed", "kafka.failed")].iter())
-        {
+        for (field, key) in TRAFFIC.iter().chain(
+            [
+                ("kafka_success", "kafka.success"),
+                ("kafka_failed", "kafka.failed"),
+            ]
+            .iter(),
+        ) {
             let v = counters.get(*key).copied().unwrap_or(0);
             let rate = match &inner.last {
                 Some((t, p)) => {
@@ -275,7 +288,11 @@ impl Monitor {
         let (rate, last5m, max) = match inner.rates.get(&(kind, name.to_owned())) {
             Some(r) => (
                 r.since(0, now, v),
-                r.since(KEEP_5M - 1, now, v).max(r.since(r.history.len().saturating_sub(1), now, v)),
+                r.since(KEEP_5M - 1, now, v).max(r.since(
+                    r.history.len().saturating_sub(1),
+                    now,
+                    v,
+                )),
                 r.max,
             ),
             None => (0.0, 0.0, 0.0),

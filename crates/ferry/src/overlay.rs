@@ -80,8 +80,9 @@ impl Overlay {
     pub fn load(data_dir: &Path) -> Result<Overlay, String> {
         let path = Overlay::path(data_dir);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{}: {e}", path.display())),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Overlay::default()),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }

@@ -177,16 +177,18 @@ pub(crate) fn publish(c: &Control, req: PublishRequest) -> Result<PublishResult,
     msg.properties.message_expiry_interval = p.message_expiry_interval;
     msg.properties.content_type = p.content_type;
     if let Some(t) = &p.response_topic {
-        ferry_mqtt::topic::validate_name(t).map_err(|e| {
-            ApiError::bad_request(format!("properties.response_topic: {t:?}: {e}"))
-        })?;
+        ferry_mqtt::topic::validate_name(t)
+            .map_err(|e| ApiError::bad_request(format!("properties.response_topic: {t:?}: {e}")))?;
     }
     msg.properties.response_topic = p.response_topic;
     msg.properties.correlation_data = p.correlation_data.map(|s| s.into_bytes().into());
     msg.properties.user_properties = p.user_properties.into_iter().collect();
     let id = req.clientid.unwrap_or_else(|| API_CLIENT.to_owned());
     msg.publisher = Some(Arc::new(ClientInfo::internal(&id)));
-    let msg_id = format!("{:016x}", msg.timestamp as u64 ^ u64::from(std::process::id()));
+    let msg_id = format!(
+        "{:016x}",
+        msg.timestamp as u64 ^ u64::from(std::process::id())
+    );
     let matched = c.broker.publish(msg);
     Ok(PublishResult {
         id: msg_id,
@@ -221,7 +223,9 @@ pub(crate) fn rule_test(sql: &str, context: Value) -> Result<Value, ApiError> {
         Err(ferry_rules::TestError::Rule(ferry_rules::RuleError::NoResult)) => Err(
             ApiError::PreconditionFailed("SQL Not Match: no output for this input".into()),
         ),
-        Err(e @ ferry_rules::TestError::Compile(_)) => Err(ApiError::bad_request(e.to_string())),
+        Err(e @ ferry_rules::TestError::NotMatched(_)) => {
+            Err(ApiError::PreconditionFailed(e.to_string()))
+        }
         Err(e) => Err(ApiError::bad_request(e.to_string())),
     }
 }

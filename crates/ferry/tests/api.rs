@@ -37,15 +37,26 @@ async fn start(dir: &std::path::Path, extra: &str) -> Api {
     let api = g.api.unwrap();
     let mqtt = g.listeners[0].1;
     let token = login_changed(api, "admin", "public", PWD).await.unwrap();
-    Api { g, api, mqtt, token }
+    Api {
+        g,
+        api,
+        mqtt,
+        token,
+    }
 }
 
 impl Api {
     async fn req(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
         let text = body.map(|b| b.to_string());
-        call(self.api, method, path, Cred::Bearer(&self.token), text.as_deref())
-            .await
-            .unwrap()
+        call(
+            self.api,
+            method,
+            path,
+            Cred::Bearer(&self.token),
+            text.as_deref(),
+        )
+        .await
+        .unwrap()
     }
 
     async fn get(&self, path: &str) -> Resp {
@@ -73,7 +84,8 @@ async fn publish_qos1(addr: SocketAddr, client: &str, topic: &str, n: usize) {
     for i in 0..n {
         let payload = format!(r#"{{"vin":"{client}","seq":{i},"speed":{}}}"#, 40 + i % 50);
         let pid = (i % 60000 + 1) as u16;
-        let p = ferry_testkit::publish_packet(topic, payload.as_bytes(), QoS::AtLeastOnce, false, pid);
+        let p =
+            ferry_testkit::publish_packet(topic, payload.as_bytes(), QoS::AtLeastOnce, false, pid);
         c.send(&Packet::Publish(p)).await.unwrap();
         match c.recv().await.unwrap() {
             Packet::PubAck(a) => assert!(a.code < 0x80, "PUBACK {:#x}", a.code),
@@ -103,7 +115,10 @@ async fn wait_metric(a: &Api, path: &str, key: &str, want: u64) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{path}: {key} never reached {want}: {:?}", a.get(path).await);
+    panic!(
+        "{path}: {key} never reached {want}: {:?}",
+        a.get(path).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +131,10 @@ async fn seed_scenario_built_through_the_api_survives_a_restart() -> anyhow::Res
     // The "Test" button: a closed port is named, the real cluster answers 204.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let r = a
-        .post("/api/v5/connectors_probe", json!({"type": "kafka_producer", "name": "k", "bootstrap_hosts": closed.to_string()}))
+        .post(
+            "/api/v5/connectors_probe",
+            json!({"type": "kafka_producer", "name": "k", "bootstrap_hosts": closed.to_string()}),
+        )
         .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(r.message(), format!("connection refused: {closed}"));
@@ -146,7 +164,13 @@ async fn seed_scenario_built_through_the_api_survives_a_restart() -> anyhow::Res
 
     publish_qos1(a.mqtt, "mqttx_1", "mqttx/simulate/tesla/mqttx_1", 100).await;
     assert_eq!(kafka_count(&k, "my-vehicles", 100).await, 100);
-    let m = wait_metric(&a, "/api/v5/actions/kafka_producer:vehicles/metrics", "success", 100).await;
+    let m = wait_metric(
+        &a,
+        "/api/v5/actions/kafka_producer:vehicles/metrics",
+        "success",
+        100,
+    )
+    .await;
     assert_eq!(m["metrics"]["matched"], 100, "{m}");
     assert_eq!(m["metrics"]["failed"], 0, "{m}");
     let r = a.get("/api/v5/rules/tesla/metrics").await;
@@ -154,15 +178,25 @@ async fn seed_scenario_built_through_the_api_survives_a_restart() -> anyhow::Res
     assert_eq!(r.body["metrics"]["passed"], 100, "{r:?}");
     let prom = call(a.api, "GET", "/metrics", Cred::None, None).await?;
     assert_eq!(prom.status, 200);
-    assert!(prom.content_type.starts_with("text/plain"), "{}", prom.content_type);
+    assert!(
+        prom.content_type.starts_with("text/plain"),
+        "{}",
+        prom.content_type
+    );
     assert_eq!(
-        prom_value(&prom.text, "ferry_action_matched_total{action=\"vehicles\"}"),
+        prom_value(
+            &prom.text,
+            "ferry_action_matched_total{action=\"vehicles\"}"
+        ),
         Some(100.0),
         "{}",
         prom.text
     );
     assert_eq!(
-        prom_value(&prom.text, "ferry_action_success_total{action=\"vehicles\"}"),
+        prom_value(
+            &prom.text,
+            "ferry_action_success_total{action=\"vehicles\"}"
+        ),
         Some(100.0)
     );
     let seed_path = call(a.api, "GET", "/api/v5/prometheus/stats", Cred::None, None).await?;
@@ -182,7 +216,13 @@ async fn seed_scenario_built_through_the_api_survives_a_restart() -> anyhow::Res
     assert_eq!(r.status, 200, "{r:?}");
     publish_qos1(b.mqtt, "mqttx_2", "mqttx/simulate/tesla/mqttx_2", 10).await;
     assert_eq!(kafka_count(&k, "my-vehicles", 110).await, 110);
-    wait_metric(&b, "/api/v5/actions/kafka_producer:vehicles/metrics", "success", 10).await;
+    wait_metric(
+        &b,
+        "/api/v5/actions/kafka_producer:vehicles/metrics",
+        "success",
+        10,
+    )
+    .await;
     b.g.stop().await;
     Ok(())
 }
@@ -193,11 +233,17 @@ async fn start_again(dir: &std::path::Path) -> Api {
     let api = g.api.unwrap();
     let mqtt = g.listeners[0].1;
     let token = login_changed(api, "admin", PWD, PWD).await.unwrap();
-    Api { g, api, mqtt, token }
+    Api {
+        g,
+        api,
+        mqtt,
+        token,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn editing_one_rule_leaves_the_others_running_and_dependencies_are_guarded() -> anyhow::Result<()> {
+async fn editing_one_rule_leaves_the_others_running_and_dependencies_are_guarded()
+-> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let a = start(
         dir.path(),
@@ -207,27 +253,66 @@ async fn editing_one_rule_leaves_the_others_running_and_dependencies_are_guarded
     let (mut sub, _) = RawClient::connect(a.mqtt, Version::V5, "sub", true).await?;
     sub.subscribe("copied/#", QoS::AtMostOnce).await?;
     let (mut p, _) = RawClient::connect(a.mqtt, Version::V5, "pub", true).await?;
-    p.send(&Packet::Publish(ferry_testkit::publish_packet("a/1", b"x", QoS::AtMostOnce, false, 0))).await?;
+    p.send(&Packet::Publish(ferry_testkit::publish_packet(
+        "a/1",
+        b"x",
+        QoS::AtMostOnce,
+        false,
+        0,
+    )))
+    .await?;
     assert!(matches!(sub.recv().await?, Packet::Publish(m) if m.topic == "copied/a/1"));
 
     // A new rule and an edit of another one: "keep" goes on copying throughout.
-    let r = a.post("/api/v5/rules", json!({"id": "new", "sql": "SELECT * FROM \"b/#\""})).await;
+    let r = a
+        .post(
+            "/api/v5/rules",
+            json!({"id": "new", "sql": "SELECT * FROM \"b/#\""}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
-    let r = a.put("/api/v5/rules/new", json!({"sql": "SELECT * FROM \"c/#\"", "enable": false})).await;
+    let r = a
+        .put(
+            "/api/v5/rules/new",
+            json!({"sql": "SELECT * FROM \"c/#\"", "enable": false}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["enable"], false);
     assert_eq!(r.body["from"], json!(["c/#"]));
     let m = a.get("/api/v5/rules/keep/metrics").await;
-    assert_eq!(m.body["metrics"]["matched"], 1, "keep's counters survive the swap: {m:?}");
-    p.send(&Packet::Publish(ferry_testkit::publish_packet("a/2", b"y", QoS::AtMostOnce, false, 0))).await?;
+    assert_eq!(
+        m.body["metrics"]["matched"], 1,
+        "keep's counters survive the swap: {m:?}"
+    );
+    p.send(&Packet::Publish(ferry_testkit::publish_packet(
+        "a/2",
+        b"y",
+        QoS::AtMostOnce,
+        false,
+        0,
+    )))
+    .await?;
     assert!(matches!(sub.recv().await?, Packet::Publish(m) if m.topic == "copied/a/2"));
 
     // A SQL error names line and column, and nothing changes.
-    let r = a.put("/api/v5/rules/keep", json!({"sql": "SELECT FROM \"a/#\""})).await;
+    let r = a
+        .put("/api/v5/rules/keep", json!({"sql": "SELECT FROM \"a/#\""}))
+        .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(r.code(), "BAD_REQUEST");
-    assert!(r.message().contains("rules.keep.sql: line 1, column 8"), "{r:?}");
-    p.send(&Packet::Publish(ferry_testkit::publish_packet("a/3", b"z", QoS::AtMostOnce, false, 0))).await?;
+    assert!(
+        r.message().contains("rules.keep.sql: line 1, column 8"),
+        "{r:?}"
+    );
+    p.send(&Packet::Publish(ferry_testkit::publish_packet(
+        "a/3",
+        b"z",
+        QoS::AtMostOnce,
+        false,
+        0,
+    )))
+    .await?;
     assert!(matches!(sub.recv().await?, Packet::Publish(m) if m.topic == "copied/a/3"));
 
     // Deleting what something uses: 409 naming the user, unless cascading.
@@ -241,19 +326,51 @@ async fn editing_one_rule_leaves_the_others_running_and_dependencies_are_guarded
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(a.get("/api/v5/actions/out").await.status, 404);
     let r = a.get("/api/v5/rules/uses_kafka").await;
-    assert_eq!(r.body["actions"], json!([]), "the rule lost the deleted action: {r:?}");
+    assert_eq!(
+        r.body["actions"],
+        json!([]),
+        "the rule lost the deleted action: {r:?}"
+    );
 
     // Validation reports every problem with its key.
     let r = a
-        .post("/api/v5/actions", json!({"name": "bad", "connector": "nope", "topic": "${", "required_acks": "leader"}))
+        .post(
+            "/api/v5/actions",
+            json!({"name": "bad", "connector": "nope", "topic": "${", "required_acks": "leader"}),
+        )
         .await;
     assert_eq!(r.status, 400, "{r:?}");
-    let problems: Vec<&str> = r.body["problems"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(problems.iter().any(|p| p.starts_with("actions.kafka.bad.connector")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.starts_with("actions.kafka.bad.topic")), "{problems:?}");
-    let r = a.post("/api/v5/rules", json!({"id": "keep", "sql": "SELECT 1 FROM \"x\""})).await;
+    let problems: Vec<&str> = r.body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("actions.kafka.bad.connector")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("actions.kafka.bad.topic")),
+        "{problems:?}"
+    );
+    let r = a
+        .post(
+            "/api/v5/rules",
+            json!({"id": "keep", "sql": "SELECT 1 FROM \"x\""}),
+        )
+        .await;
     assert_eq!(r.status, 409, "{r:?}");
-    let r = a.post("/api/v5/rules", json!({"id": "x", "sql": "SELECT * FROM \"x\"", "sqll": 1})).await;
+    let r = a
+        .post(
+            "/api/v5/rules",
+            json!({"id": "x", "sql": "SELECT * FROM \"x\"", "sqll": 1}),
+        )
+        .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert!(r.message().contains("unknown field `sqll`"), "{r:?}");
     a.g.stop().await;
@@ -273,7 +390,9 @@ async fn clients_subscriptions_topics_retained_and_publish() -> anyhow::Result<(
     assert_eq!(c["proto_ver"], 5);
     assert_eq!(c["connected"], true);
     assert_eq!(c["subscriptions_cnt"], 1);
-    let r = a.get("/api/v5/subscriptions?match_topic=cmd/car-1/lock").await;
+    let r = a
+        .get("/api/v5/subscriptions?match_topic=cmd/car-1/lock")
+        .await;
     assert_eq!(r.body["data"][0]["topic"], "cmd/car-1/#", "{r:?}");
     let r = a.get("/api/v5/topics").await;
     assert_eq!(r.body["data"][0]["topic"], "cmd/car-1/#", "{r:?}");
@@ -286,17 +405,37 @@ async fn clients_subscriptions_topics_retained_and_publish() -> anyhow::Result<(
     match sub.recv().await? {
         Packet::Publish(m) => {
             assert_eq!(&m.payload[..], b"lock");
-            assert_eq!(m.properties.user_properties, vec![("by".to_owned(), "api".to_owned())]);
+            assert_eq!(
+                m.properties.user_properties,
+                vec![("by".to_owned(), "api".to_owned())]
+            );
         }
         other => panic!("{other:?}"),
     }
     let r = a.get("/api/v5/mqtt/retainer/messages").await;
     assert_eq!(r.body["data"][0]["topic"], "cmd/car-1/lock", "{r:?}");
-    let r = a.get("/api/v5/mqtt/retainer/message/cmd%2Fcar-1%2Flock").await;
+    let r = a
+        .get("/api/v5/mqtt/retainer/message/cmd%2Fcar-1%2Flock")
+        .await;
     assert_eq!(r.body["payload"], "bG9jaw==", "{r:?}");
-    assert_eq!(a.delete("/api/v5/mqtt/retainer/message/cmd%2Fcar-1%2Flock").await.status, 204);
-    assert_eq!(a.get("/api/v5/mqtt/retainer/message/cmd%2Fcar-1%2Flock").await.status, 404);
-    let r = a.post("/api/v5/publish/bulk", json!([{"topic": "x", "payload": "1"}, {"topic": "y", "payload": "2"}])).await;
+    assert_eq!(
+        a.delete("/api/v5/mqtt/retainer/message/cmd%2Fcar-1%2Flock")
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        a.get("/api/v5/mqtt/retainer/message/cmd%2Fcar-1%2Flock")
+            .await
+            .status,
+        404
+    );
+    let r = a
+        .post(
+            "/api/v5/publish/bulk",
+            json!([{"topic": "x", "payload": "1"}, {"topic": "y", "payload": "2"}]),
+        )
+        .await;
     assert_eq!(r.body[0]["reason_code"], 16, "nobody subscribed: {r:?}");
 
     // Kick: the MQTT 5 client hears 0x98 and its session is gone.
@@ -317,7 +456,10 @@ async fn clients_subscriptions_topics_retained_and_publish() -> anyhow::Result<(
     let r = a.get("/api/v5/metrics?aggregate=true").await;
     assert!(r.body["messages.received"].as_u64().unwrap() >= 3, "{r:?}");
     let r = a.get("/api/v5/monitor").await;
-    assert!(!r.body.as_array().unwrap().is_empty(), "a sample is taken at start: {r:?}");
+    assert!(
+        !r.body.as_array().unwrap().is_empty(),
+        "a sample is taken at start: {r:?}"
+    );
     let r = a.get("/api/v5/monitor_current").await;
     assert!(r.body["received_msg_rate"].is_number(), "{r:?}");
     let r = a.get("/api/v5/nodes").await;
@@ -334,15 +476,36 @@ async fn rule_tester_answers_output_412_or_400() -> anyhow::Result<()> {
     let r = a.post("/api/v5/rule_test", json!({"sql": "SELECT payload.temp AS t, clientid FROM \"t/#\" WHERE payload.temp > 25", "context": ctx})).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body, json!({"t": 30, "clientid": "c1"}));
-    let r = a.post("/api/v5/rule_test", json!({"sql": "SELECT * FROM \"t/#\" WHERE payload.temp > 35", "context": ctx})).await;
+    let r = a
+        .post(
+            "/api/v5/rule_test",
+            json!({"sql": "SELECT * FROM \"t/#\" WHERE payload.temp > 35", "context": ctx}),
+        )
+        .await;
     assert_eq!(r.status, 412, "{r:?}");
-    let r = a.post("/api/v5/rule_test", json!({"sql": "SELECT * FROM \"other/#\"", "context": ctx})).await;
+    let r = a
+        .post(
+            "/api/v5/rule_test",
+            json!({"sql": "SELECT * FROM \"other/#\"", "context": ctx}),
+        )
+        .await;
     assert_eq!(r.status, 412, "{r:?}");
-    let r = a.post("/api/v5/rule_test", json!({"sql": "SELECT\n  FROM \"t\"", "context": ctx})).await;
+    let r = a
+        .post(
+            "/api/v5/rule_test",
+            json!({"sql": "SELECT\n  FROM \"t\"", "context": ctx}),
+        )
+        .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert!(r.message().contains("line 2, column 3"), "{r:?}");
     let r = a.get("/api/v5/rule_events").await;
-    let events: Vec<&str> = r.body.as_array().unwrap().iter().filter_map(|e| e["event"].as_str()).collect();
+    let events: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
     assert!(events.contains(&"$events/client_connected"), "{events:?}");
     a.g.stop().await;
     Ok(())
@@ -370,12 +533,25 @@ async fn bad_input_gets_code_and_message_with_the_right_status() -> anyhow::Resu
         assert_eq!(r.code(), "BAD_REQUEST", "{path}: {r:?}");
         assert!(!r.message().is_empty());
     }
-    let big = format!("{{\"topic\":\"t\",\"payload\":\"{}\"}}", "x".repeat(2 << 20));
-    let r = call(a.api, "POST", "/api/v5/publish", Cred::Bearer(&a.token), Some(&big)).await?;
+    let big = format!(
+        "{{\"topic\":\"t\",\"payload\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
+    let r = call(
+        a.api,
+        "POST",
+        "/api/v5/publish",
+        Cred::Bearer(&a.token),
+        Some(&big),
+    )
+    .await?;
     assert_eq!(r.status, 413, "{}", r.text.len());
     let r = call(a.api, "GET", "/api/v5/clients", Cred::None, None).await?;
     assert_eq!(r.status, 401);
-    assert!(r.message().contains("Bearer") && r.message().contains("Basic"), "{r:?}");
+    assert!(
+        r.message().contains("Bearer") && r.message().contains("Basic"),
+        "{r:?}"
+    );
     for (path, status) in [
         ("/api/v5/clients?page=0", 400),
         ("/api/v5/clients?limit=100000", 400),
@@ -402,15 +578,31 @@ async fn bad_input_gets_code_and_message_with_the_right_status() -> anyhow::Resu
         let r = a.post("/api/v5/publish", body.clone()).await;
         assert_eq!(r.status, 400, "{body}: {r:?}");
     }
-    let r = a.post("/api/v5/connectors", json!({"type": "kafka_producer", "name": "c", "bootstrap_hosts": "nohost"})).await;
+    let r = a
+        .post(
+            "/api/v5/connectors",
+            json!({"type": "kafka_producer", "name": "c", "bootstrap_hosts": "nohost"}),
+        )
+        .await;
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(r.message().contains("connectors.kafka.c.bootstrap_hosts"), "{r:?}");
+    assert!(
+        r.message().contains("connectors.kafka.c.bootstrap_hosts"),
+        "{r:?}"
+    );
     let r = a.post("/api/v5/sources", json!({"type": "kafka_consumer", "name": "s", "connector": "none", "mqtt_topic": "x", "qos": 5})).await;
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(r.body["problems"].as_array().unwrap().len() >= 2, "every problem at once: {r:?}");
+    assert!(
+        r.body["problems"].as_array().unwrap().len() >= 2,
+        "every problem at once: {r:?}"
+    );
     let r = a.put("/api/v5/actions/nope/enable/maybe", json!({})).await;
     assert_eq!(r.status, 400, "{r:?}");
-    let r = a.post("/api/v5/rules", json!({"id": "bad name!", "sql": "SELECT * FROM \"t\""})).await;
+    let r = a
+        .post(
+            "/api/v5/rules",
+            json!({"id": "bad name!", "sql": "SELECT * FROM \"t\""}),
+        )
+        .await;
     assert_eq!(r.status, 400, "{r:?}");
     // The broker is unharmed.
     let (mut c, _) = RawClient::connect(a.mqtt, Version::V5, "still-fine", true).await?;
@@ -432,19 +624,34 @@ async fn a_viewer_reads_and_tests_rules_but_changes_nothing() -> anyhow::Result<
         let (api, t) = (a.api, t.clone());
         async move {
             let text = b.map(|b| b.to_string());
-            call(api, m, p, Cred::Bearer(&t), text.as_deref()).await.unwrap()
+            call(api, m, p, Cred::Bearer(&t), text.as_deref())
+                .await
+                .unwrap()
         }
     };
     assert_eq!(as_viewer("GET", "/api/v5/rules", None).await.status, 200);
     assert_eq!(as_viewer("GET", "/api/v5/clients", None).await.status, 200);
-    let r = as_viewer("POST", "/api/v5/rule_test", Some(json!({"sql": "SELECT 1 AS one FROM \"t\"", "context": {"topic": "t"}}))).await;
+    let r = as_viewer(
+        "POST",
+        "/api/v5/rule_test",
+        Some(json!({"sql": "SELECT 1 AS one FROM \"t\"", "context": {"topic": "t"}})),
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     for (m, p, b) in [
-        ("POST", "/api/v5/rules", Some(json!({"id": "x", "sql": "SELECT * FROM \"t\""}))),
+        (
+            "POST",
+            "/api/v5/rules",
+            Some(json!({"id": "x", "sql": "SELECT * FROM \"t\""})),
+        ),
         ("POST", "/api/v5/publish", Some(json!({"topic": "t"}))),
         ("DELETE", "/api/v5/clients/x", None),
         ("DELETE", "/api/v5/mqtt/retainer/messages", None),
-        ("POST", "/api/v5/connectors_probe", Some(json!({"bootstrap_hosts": "127.0.0.1:9"}))),
+        (
+            "POST",
+            "/api/v5/connectors_probe",
+            Some(json!({"bootstrap_hosts": "127.0.0.1:9"})),
+        ),
     ] {
         let r = as_viewer(m, p, b).await;
         assert_eq!(r.status, 403, "{m} {p}: {r:?}");
@@ -465,9 +672,23 @@ async fn an_api_key_from_the_bootstrap_file_drives_the_api() -> anyhow::Result<(
     c.api.bootstrap_file = Config::parse(&cfg, "t")?.api.bootstrap_file;
     let g = Gateway::start(&c).await?;
     let api = g.api.unwrap();
-    let r = call(api, "POST", "/api/v5/rules", Cred::Basic("ci-bot", "Ci-Secret-123"), Some(&json!({"id": "r", "sql": "SELECT * FROM \"t\""}).to_string())).await?;
+    let r = call(
+        api,
+        "POST",
+        "/api/v5/rules",
+        Cred::Basic("ci-bot", "Ci-Secret-123"),
+        Some(&json!({"id": "r", "sql": "SELECT * FROM \"t\""}).to_string()),
+    )
+    .await?;
     assert_eq!(r.status, 201, "{r:?}");
-    let r = call(api, "GET", "/api/v5/rules/r", Cred::Basic("ci-bot", "wrong"), None).await?;
+    let r = call(
+        api,
+        "GET",
+        "/api/v5/rules/r",
+        Cred::Basic("ci-bot", "wrong"),
+        None,
+    )
+    .await?;
     assert_eq!(r.status, 401, "{r:?}");
     g.stop().await;
     Ok(())
@@ -483,19 +704,47 @@ async fn the_openapi_document_is_valid_and_lists_every_route() -> anyhow::Result
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     let paths = doc["paths"].as_object().unwrap();
     for p in [
-        "/status", "/metrics", "/api/v5/prometheus/stats", "/api/v5/login", "/api/v5/logout",
-        "/api/v5/users", "/api/v5/users/{username}/change_pwd", "/api/v5/api_key",
-        "/api/v5/nodes", "/api/v5/stats", "/api/v5/metrics", "/api/v5/monitor",
-        "/api/v5/monitor_current", "/api/v5/clients", "/api/v5/clients/{clientid}",
-        "/api/v5/clients/{clientid}/subscriptions", "/api/v5/subscriptions", "/api/v5/topics",
-        "/api/v5/mqtt/retainer/messages", "/api/v5/mqtt/retainer/message/{topic}",
-        "/api/v5/publish", "/api/v5/publish/bulk", "/api/v5/rules", "/api/v5/rules/{id}",
-        "/api/v5/rules/{id}/metrics", "/api/v5/rule_test", "/api/v5/rule_events",
-        "/api/v5/connectors", "/api/v5/connectors/{id}", "/api/v5/connectors_probe",
-        "/api/v5/actions", "/api/v5/actions/{id}", "/api/v5/actions/{id}/metrics",
-        "/api/v5/sources", "/api/v5/sources/{id}", "/api/v5/sources/{id}/metrics",
+        "/status",
+        "/metrics",
+        "/api/v5/prometheus/stats",
+        "/api/v5/login",
+        "/api/v5/logout",
+        "/api/v5/users",
+        "/api/v5/users/{username}/change_pwd",
+        "/api/v5/api_key",
+        "/api/v5/nodes",
+        "/api/v5/stats",
+        "/api/v5/metrics",
+        "/api/v5/monitor",
+        "/api/v5/monitor_current",
+        "/api/v5/clients",
+        "/api/v5/clients/{clientid}",
+        "/api/v5/clients/{clientid}/subscriptions",
+        "/api/v5/subscriptions",
+        "/api/v5/topics",
+        "/api/v5/mqtt/retainer/messages",
+        "/api/v5/mqtt/retainer/message/{topic}",
+        "/api/v5/publish",
+        "/api/v5/publish/bulk",
+        "/api/v5/rules",
+        "/api/v5/rules/{id}",
+        "/api/v5/rules/{id}/metrics",
+        "/api/v5/rule_test",
+        "/api/v5/rule_events",
+        "/api/v5/connectors",
+        "/api/v5/connectors/{id}",
+        "/api/v5/connectors_probe",
+        "/api/v5/actions",
+        "/api/v5/actions/{id}",
+        "/api/v5/actions/{id}/metrics",
+        "/api/v5/sources",
+        "/api/v5/sources/{id}",
+        "/api/v5/sources/{id}/metrics",
     ] {
-        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI document"
+        );
     }
     // Every operation has responses, and every $ref resolves.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
@@ -506,16 +755,27 @@ async fn the_openapi_document_is_valid_and_lists_every_route() -> anyhow::Result
     }
     for (p, item) in paths {
         for (m, op) in item.as_object().unwrap() {
-            assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{m} {p} has no responses");
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{m} {p} has no responses"
+            );
         }
     }
     // Every route the server answers is documented: an undocumented path would 404 here.
     for p in paths.keys() {
-        let concrete = p.replace("{clientid}", "x").replace("{id}", "x").replace("{topic}", "x")
-            .replace("{username}", "admin").replace("{node}", "x").replace("{name}", "x")
+        let concrete = p
+            .replace("{clientid}", "x")
+            .replace("{id}", "x")
+            .replace("{topic}", "x")
+            .replace("{username}", "admin")
+            .replace("{node}", "x")
+            .replace("{name}", "x")
             .replace("{enable}", "true");
         let r = a.get(&concrete).await;
-        assert!(r.status != 404 || !r.message().starts_with("no such path"), "{p} is documented but not routed");
+        assert!(
+            r.status != 404 || !r.message().starts_with("no such path"),
+            "{p} is documented but not routed"
+        );
     }
     a.g.stop().await;
     Ok(())

@@ -15,8 +15,8 @@ use axum::routing::get;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -104,7 +104,8 @@ async fn no_method() -> Response {
 pub(crate) fn router(state: AppState) -> axum::Router {
     let (public, _) = public().split_for_parts();
     let (protected, _) = protected().split_for_parts();
-    let protected = protected.route_layer(from_fn_with_state(state.clone(), crate::auth::require_auth));
+    let protected =
+        protected.route_layer(from_fn_with_state(state.clone(), crate::auth::require_auth));
     axum::Router::new()
         .merge(public)
         .merge(protected)

@@ -234,5 +234,6 @@ pub(super) fn date_to_unix_ts(a: &[Value], _: &mut Env<'_>) -> R {
 
 /// `ms` since the epoch as RFC 3339 in UTC with milliseconds (what EMQX's API shows).
 pub fn rfc3339_ms(ms: i64) -> String {
-    to_datetime(ms, 1_000, utc(), "rfc3339_ms").map_or_else(|_| ms.to_string(), |t| rfc3339(t, 1_000))
+    to_datetime(ms, 1_000, utc(), "rfc3339_ms")
+        .map_or_else(|_| ms.to_string(), |t| rfc3339(t, 1_000))
 }
