@@ -66,8 +66,7 @@ impl Kafka {
             let Some(conn) = cs.get(&a.connector) else {
                 continue;
             };
-            let action =
-                KafkaAction::start(name, a.clone(), conn, registry, stop.clone())
+            let action = KafkaAction::start(name, a.clone(), conn, registry, stop.clone())
                 .map_err(|e| vec![e])?;
             acts.insert(name.clone(), action);
         }

@@ -32,8 +32,8 @@ use crate::config::{
     Compression, HeaderEncode, Overflow, PartitionStrategy, ProducerConfig, QueryMode, RequiredAcks,
 };
 use crate::connector::{Connector, client_config};
-use ferry_metrics::{ActionMetric, ActionStats, Registry};
 use crate::partition::java_partition;
+use ferry_metrics::{ActionMetric, ActionStats, Registry};
 
 /// A rendered record.
 #[derive(Debug, Clone)]

@@ -31,8 +31,8 @@ impl Gateway {
     pub async fn start(cfg: &Config) -> anyhow::Result<Gateway> {
         let shutdown = CancellationToken::new();
         let broker = Broker::new(cfg.mqtt.clone());
-        let mut kafka =
-            ferry_kafka::Kafka::start(&cfg.connectors, &cfg.actions, broker.registry()).map_err(|errs| {
+        let mut kafka = ferry_kafka::Kafka::start(&cfg.connectors, &cfg.actions, broker.registry())
+            .map_err(|errs| {
                 anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
             })?;
         let rules =

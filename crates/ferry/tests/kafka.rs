@@ -321,7 +321,11 @@ async fn async_queue_overflow_is_counted_exactly() -> anyhow::Result<()> {
     })
     .await;
     let m = action(&g, "out");
-    assert_eq!(m["success"] + m["failed"] + m["dropped.queue_full"], 300, "{m:?}");
+    assert_eq!(
+        m["success"] + m["failed"] + m["dropped.queue_full"],
+        300,
+        "{m:?}"
+    );
     let in_kafka = read(&k, "out", m["success"] as usize).await.len() as u64;
     assert_eq!(in_kafka, m["success"], "{m:?}");
     g.stop().await;
