@@ -183,10 +183,10 @@ pub(crate) fn parse(text: &str) -> Result<BTreeSet<String>, String> {
             if !typed.contains(family) {
                 return Err(format!("sample before its TYPE: {line}"));
             }
-            if let Some(labels) = key.strip_prefix(name) {
-                if !labels.is_empty() && !(labels.starts_with('{') && labels.ends_with('}')) {
-                    return Err(format!("bad labels: {line}"));
-                }
+            let labels = key.strip_prefix(name).unwrap_or_default();
+            let braced = labels.starts_with('{') && labels.ends_with('}');
+            if !labels.is_empty() && !braced {
+                return Err(format!("bad labels: {line}"));
             }
             if !series.insert(key.to_owned()) {
                 return Err(format!("duplicate series: {line}"));
