@@ -46,7 +46,16 @@ impl<'de> Deserialize<'de> for Dur {
 
 impl Serialize for Dur {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", self.0.as_millis()))
+        // The largest unit that says it exactly, so printed configs read like written ones.
+        let ms = self.0.as_millis();
+        let text = match ms {
+            0 => "0s".to_owned(),
+            ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+            ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+            ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+            ms => format!("{ms}ms"),
+        };
+        s.serialize_str(&text)
     }
 }
 
@@ -405,6 +414,17 @@ mod tests {
         assert_eq!(Dur::parse("5s").unwrap().ms(), 5000);
         assert_eq!(Dur::parse("2m").unwrap().ms(), 120_000);
         assert!(Dur::parse("5").is_err());
+        for text in ["0s", "250ms", "5s", "2m", "1h", "90s"] {
+            let d = Dur::parse(text).unwrap();
+            let printed = toml::Value::try_from(d).unwrap();
+            assert_eq!(Dur::parse(printed.as_str().unwrap()).unwrap(), d, "{text}");
+        }
+        assert_eq!(
+            toml::Value::try_from(Dur::parse("120s").unwrap())
+                .unwrap()
+                .as_str(),
+            Some("2m")
+        );
         assert!(Dur::parse("soon").is_err());
     }
 }

@@ -96,6 +96,13 @@ enum ConfigCommand {
     Example,
     /// Check a config file and report every problem.
     Check { file: PathBuf },
+    /// Print the effective config as TOML: the file (or the defaults) plus the changes made
+    /// through the API, which are kept in the data dir (`DATA/config/overlay.json`).
+    Show {
+        /// Config file (TOML); its `[node] data_dir` locates the API changes.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -129,6 +136,9 @@ fn main() -> ExitCode {
         } => Config::load(&file)
             .map(|_| println!("{}: ok", file.display()))
             .map_err(Into::into),
+        Command::Config {
+            command: ConfigCommand::Show { config },
+        } => show_config(config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -184,6 +194,25 @@ fn rule_test(sql: &str, context: &str) -> anyhow::Result<()> {
     for out in outs {
         println!("{}", ferry_rules::Value::Map(out).to_json());
     }
+    Ok(())
+}
+
+fn show_config(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let base = match &path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let effective = ferry::overlay::effective(&base).map_err(|e| anyhow::anyhow!(e))?;
+    let problems = effective.validate();
+    anyhow::ensure!(
+        problems.is_empty(),
+        "the effective config is invalid:\n  {}",
+        problems.join("\n  ")
+    );
+    print!(
+        "{}",
+        toml::to_string(&effective).context("printing the config")?
+    );
     Ok(())
 }
 
