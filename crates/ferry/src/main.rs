@@ -236,11 +236,11 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         for (name, addr) in &gateway.listeners {
             tracing::info!("listener {name} on {addr}");
             // Machine-readable for scripts and tests that bind port 0.
-            println!("ferry: listening on {addr} ({name})");
+            say(&format!("ferry: listening on {addr} ({name})"));
         }
         if let Some(addr) = gateway.api {
             tracing::info!("API on http://{addr}");
-            println!("ferry: api on {addr}");
+            say(&format!("ferry: api on {addr}"));
         }
         wait_for_signal().await;
         tracing::info!("shutting down");
@@ -259,6 +259,12 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// A line on stdout for scripts; a reader that went away (a closed pipe) is no error.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 async fn wait_for_signal() {

@@ -780,3 +780,86 @@ async fn the_openapi_document_is_valid_and_lists_every_route() -> anyhow::Result
     a.g.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_created_through_the_api_delivers_and_can_be_disabled() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("vehicle-commands", 1);
+    let dir = tempfile::tempdir()?;
+    let a = start(dir.path(), "").await;
+    let r = a
+        .post(
+            "/api/v5/connectors",
+            json!({"type": "kafka_consumer", "name": "local", "bootstrap_hosts": k.bootstrap}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let (mut car, _) = RawClient::connect(a.mqtt, Version::V5, "car-7", true).await?;
+    car.subscribe("vehicles/car-7/commands", QoS::AtLeastOnce)
+        .await?;
+    let r = a
+        .post(
+            "/api/v5/sources",
+            json!({"type": "kafka_consumer", "name": "commands", "connector": "local",
+                   "parameters": {"topics": ["vehicle-commands"], "offset_reset": "earliest",
+                                  "mqtt_topic": "vehicles/${key}/commands", "qos": 1, "payload": "${value}"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["type"], "kafka_consumer");
+    let (b, rec) = (
+        k.bootstrap.clone(),
+        ferry_kafka::testing::TestRecord {
+            key: Some("car-7".into()),
+            value: "{\"cmd\":\"unlock\"}".into(),
+            headers: Vec::new(),
+        },
+    );
+    tokio::task::spawn_blocking(move || {
+        ferry_kafka::testing::produce(&b, "vehicle-commands", &[rec])
+    })
+    .await?;
+    let p = tokio::time::timeout(Duration::from_secs(30), car.recv_publish()).await??;
+    assert_eq!(&p.payload[..], b"{\"cmd\":\"unlock\"}");
+    car.send(&Packet::PubAck(ferry_mqtt::Ack::new(p.packet_id, 0)))
+        .await?;
+    let m = wait_metric(
+        &a,
+        "/api/v5/sources/kafka_consumer:commands/metrics",
+        "delivered",
+        1,
+    )
+    .await;
+    assert_eq!(m["metrics"]["received"], 1, "{m}");
+    assert!(m["metrics"]["lag"].is_u64(), "{m}");
+
+    // Disabled: it stops consuming but stays configured; enabled again it resumes.
+    assert_eq!(
+        a.put(
+            "/api/v5/sources/kafka_consumer:commands/enable/false",
+            json!({})
+        )
+        .await
+        .status,
+        204
+    );
+    let r = a.get("/api/v5/sources/commands").await;
+    assert_eq!(
+        (r.body["enable"].as_bool(), r.body["status"].as_str()),
+        (Some(false), Some("stopped")),
+        "{r:?}"
+    );
+    assert_eq!(
+        a.put(
+            "/api/v5/sources/kafka_consumer:commands/enable/true",
+            json!({})
+        )
+        .await
+        .status,
+        204
+    );
+    let r = a.get("/api/v5/sources/commands").await;
+    assert_eq!(r.body["enable"], true, "{r:?}");
+    a.g.stop().await;
+    Ok(())
+}

@@ -93,6 +93,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> StatusCode
     StatusCode::NO_CONTENT
 }
 
+/// Dashboard users (never their passwords).
 #[utoipa::path(get, path = "/api/v5/users", tag = TAG,
     responses((status = 200, body = Vec<UserView>), (status = 401, body = ErrorBody)))]
 async fn list_users(State(state): State<AppState>) -> Json<Vec<UserView>> {
@@ -237,6 +238,7 @@ async fn create_api_key(
     Ok(Json(CreatedApiKey { key, api_secret }))
 }
 
+/// One API key (never its secret).
 #[utoipa::path(get, path = "/api/v5/api_key/{name}", tag = TAG,
     params(("name" = String, Path)),
     responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody)))]
@@ -270,6 +272,7 @@ async fn update_api_key(
     ))
 }
 
+/// Deletes an API key.
 #[utoipa::path(delete, path = "/api/v5/api_key/{name}", tag = TAG,
     params(("name" = String, Path)),
     responses(

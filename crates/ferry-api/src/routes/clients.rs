@@ -94,6 +94,7 @@ fn no_client(id: &str) -> ApiError {
     ApiError::not_found(format!("no client with id {id:?}"))
 }
 
+/// One client's details: address, protocol, keep alive, session expiry, queue, inflight and counters.
 #[utoipa::path(get, path = "/api/v5/clients/{clientid}", tag = "clients",
     params(("clientid" = String, Path)),
     responses((status = 200, body = ClientView), (status = 404, body = ErrorBody)))]
@@ -116,6 +117,7 @@ async fn kick_client(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
     }
 }
 
+/// A client's subscriptions.
 #[utoipa::path(get, path = "/api/v5/clients/{clientid}/subscriptions", tag = "clients",
     params(("clientid" = String, Path)),
     responses((status = 200, body = [SubscriptionView]), (status = 404, body = ErrorBody)))]
@@ -167,6 +169,7 @@ pub(crate) fn filter_matches(f: &str, t: &str) -> bool {
     }
 }
 
+/// Subscriptions, filtered by client, topic, a topic they match, QoS or share group.
 #[utoipa::path(get, path = "/api/v5/subscriptions", tag = "subscriptions", params(SubQuery),
     responses((status = 200, body = Paged<SubscriptionView>), (status = 400, body = ErrorBody)))]
 async fn list_subscriptions(
@@ -266,6 +269,7 @@ async fn get_retained(
         .ok_or_else(|| no_retained(&topic))
 }
 
+/// Deletes one retained message. The topic is URL-encoded in the path.
 #[utoipa::path(delete, path = "/api/v5/mqtt/retainer/message/{topic}", tag = "retainer",
     params(("topic" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]

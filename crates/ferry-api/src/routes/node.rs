@@ -84,6 +84,7 @@ async fn nodes(State(s): State<AppState>) -> Json<Vec<NodeInfo>> {
     Json(vec![s.admin.node()])
 }
 
+/// One node by name.
 #[utoipa::path(get, path = "/api/v5/nodes/{node}", tag = "nodes",
     params(("node" = String, Path, description = "Node name")),
     responses((status = 200, body = NodeInfo), (status = 404, body = ErrorBody)))]

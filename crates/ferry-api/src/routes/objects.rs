@@ -280,6 +280,7 @@ fn reset(s: &AppState, kind: ObjectKind, id: &str) -> ApiResult<StatusCode> {
 
 // ---- rules ----
 
+/// Kafka producer actions, with status.
 #[utoipa::path(get, path = "/api/v5/rules", tag = "rules", params(ListQuery),
     responses((status = 200, body = Paged<ObjectJson>), (status = 400, body = ErrorBody)))]
 async fn list_rules(
@@ -299,6 +300,7 @@ async fn create_rule(
     create(&s, ObjectKind::Rule, b).await
 }
 
+/// One rule.
 #[utoipa::path(get, path = "/api/v5/rules/{id}", tag = "rules", params(("id" = String, Path)),
     responses((status = 200, body = ObjectJson), (status = 404, body = ErrorBody)))]
 async fn get_rule(
@@ -319,6 +321,7 @@ async fn update_rule(
     update(&s, ObjectKind::Rule, &id, b).await
 }
 
+/// Deletes a rule (its counters go with it).
 #[utoipa::path(delete, path = "/api/v5/rules/{id}", tag = "rules", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_rule(
@@ -339,6 +342,7 @@ async fn rule_metrics(
     metrics_of(&s, ObjectKind::Rule, &id)
 }
 
+/// Resets a rule's counters.
 #[utoipa::path(put, path = "/api/v5/rules/{id}/metrics/reset", tag = "rules", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn reset_rule_metrics(
@@ -381,6 +385,7 @@ async fn rule_events(State(s): State<AppState>) -> Json<Value> {
 
 // ---- connectors ----
 
+/// Kafka connectors, with status and the reason when not connected.
 #[utoipa::path(get, path = "/api/v5/connectors", tag = "connectors", params(ListQuery),
     responses((status = 200, body = Paged<ObjectJson>)))]
 async fn list_connectors(
@@ -400,6 +405,7 @@ async fn create_connector(
     create(&s, ObjectKind::Connector, b).await
 }
 
+/// One connector: its config, status and reason.
 #[utoipa::path(get, path = "/api/v5/connectors/{id}", tag = "connectors", params(("id" = String, Path, description = "kafka_producer:NAME or NAME")),
     responses((status = 200, body = ObjectJson), (status = 404, body = ErrorBody)))]
 async fn get_connector(
@@ -413,6 +419,7 @@ async fn get_connector(
     )
 }
 
+/// Changes a connector; the actions and sources using it are rebuilt, nothing else.
 #[utoipa::path(put, path = "/api/v5/connectors/{id}", tag = "connectors", params(("id" = String, Path)), request_body = ObjectJson,
     responses((status = 200, body = ObjectJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_connector(
@@ -434,6 +441,7 @@ async fn delete_connector(
     delete(&s, ObjectKind::Connector, &id, q).await
 }
 
+/// Enables or disables a connector (its actions and sources stop while disabled).
 #[utoipa::path(put, path = "/api/v5/connectors/{id}/enable/{enable}", tag = "connectors",
     params(("id" = String, Path), ("enable" = bool, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -456,6 +464,7 @@ async fn probe_connector(State(s): State<AppState>, Body(b): Body<Value>) -> Api
 
 // ---- actions ----
 
+/// Kafka producer actions, with status.
 #[utoipa::path(get, path = "/api/v5/actions", tag = "actions", params(ListQuery),
     responses((status = 200, body = Paged<ObjectJson>)))]
 async fn list_actions(
@@ -476,6 +485,7 @@ async fn create_action(
     create(&s, ObjectKind::Action, b).await
 }
 
+/// One action: its config, status and reason.
 #[utoipa::path(get, path = "/api/v5/actions/{id}", tag = "actions", params(("id" = String, Path, description = "kafka_producer:NAME or NAME")),
     responses((status = 200, body = ObjectJson), (status = 404, body = ErrorBody)))]
 async fn get_action(
@@ -485,6 +495,7 @@ async fn get_action(
     get(&s, ObjectKind::Action, &name_of(ObjectKind::Action, &id)?)
 }
 
+/// Changes an action; the given fields replace the current ones. Only this action is rebuilt.
 #[utoipa::path(put, path = "/api/v5/actions/{id}", tag = "actions", params(("id" = String, Path)), request_body = ObjectJson,
     responses((status = 200, body = ObjectJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_action(
@@ -506,6 +517,7 @@ async fn delete_action(
     delete(&s, ObjectKind::Action, &id, q).await
 }
 
+/// Enables or disables an action (a disabled action keeps its config; rules using it count failures).
 #[utoipa::path(put, path = "/api/v5/actions/{id}/enable/{enable}", tag = "actions",
     params(("id" = String, Path), ("enable" = bool, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -527,6 +539,7 @@ async fn action_metrics(
     metrics_of(&s, ObjectKind::Action, &id)
 }
 
+/// Resets an action's counters.
 #[utoipa::path(put, path = "/api/v5/actions/{id}/metrics/reset", tag = "actions", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn reset_action_metrics(
@@ -538,6 +551,7 @@ async fn reset_action_metrics(
 
 // ---- sources ----
 
+/// Kafka consumer sources, with status.
 #[utoipa::path(get, path = "/api/v5/sources", tag = "sources", params(ListQuery),
     responses((status = 200, body = Paged<ObjectJson>)))]
 async fn list_sources(
@@ -557,6 +571,7 @@ async fn create_source(
     create(&s, ObjectKind::Source, b).await
 }
 
+/// One source: its config, status and reason.
 #[utoipa::path(get, path = "/api/v5/sources/{id}", tag = "sources", params(("id" = String, Path, description = "kafka_consumer:NAME or NAME")),
     responses((status = 200, body = ObjectJson), (status = 404, body = ErrorBody)))]
 async fn get_source(
@@ -566,6 +581,7 @@ async fn get_source(
     get(&s, ObjectKind::Source, &name_of(ObjectKind::Source, &id)?)
 }
 
+/// Changes a source; it drains and stops, then its successor starts.
 #[utoipa::path(put, path = "/api/v5/sources/{id}", tag = "sources", params(("id" = String, Path)), request_body = ObjectJson,
     responses((status = 200, body = ObjectJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_source(
@@ -576,6 +592,7 @@ async fn update_source(
     update(&s, ObjectKind::Source, &id, b).await
 }
 
+/// Deletes a source; it drains its in-flight records and commits first.
 #[utoipa::path(delete, path = "/api/v5/sources/{id}", tag = "sources", params(("id" = String, Path), DeleteQuery),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_source(
@@ -586,6 +603,7 @@ async fn delete_source(
     delete(&s, ObjectKind::Source, &id, q).await
 }
 
+/// Enables or disables a source.
 #[utoipa::path(put, path = "/api/v5/sources/{id}/enable/{enable}", tag = "sources",
     params(("id" = String, Path), ("enable" = bool, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -606,6 +624,7 @@ async fn source_metrics(
     metrics_of(&s, ObjectKind::Source, &id)
 }
 
+/// Resets a source's counters.
 #[utoipa::path(put, path = "/api/v5/sources/{id}/metrics/reset", tag = "sources", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn reset_source_metrics(
