@@ -670,6 +670,7 @@ async fn an_api_key_from_the_bootstrap_file_drives_the_api() -> anyhow::Result<(
     // The [api] section of `config` comes first; give the bootstrap file through a patch.
     let mut c = config(dir.path(), "");
     c.api.bootstrap_file = Config::parse(&cfg, "t")?.api.bootstrap_file;
+    c.api.metrics_auth = true;
     let g = Gateway::start(&c).await?;
     let api = g.api.unwrap();
     let r = call(
@@ -690,6 +691,17 @@ async fn an_api_key_from_the_bootstrap_file_drives_the_api() -> anyhow::Result<(
     )
     .await?;
     assert_eq!(r.status, 401, "{r:?}");
+    // With metrics_auth, Prometheus must authenticate too.
+    let r = call(api, "GET", "/metrics", Cred::None, None).await?;
+    assert_eq!(r.status, 401, "{r:?}");
+    let key = Cred::Basic("ci-bot", "Ci-Secret-123");
+    let r = call(api, "GET", "/metrics", key, None).await?;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.text.contains("ferry_rule_matched_total{rule=\"r\"} 0"),
+        "{}",
+        r.text
+    );
     g.stop().await;
     Ok(())
 }
