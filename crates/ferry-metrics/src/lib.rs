@@ -12,6 +12,7 @@
 //! name or a closed enum written in `names.rs` (never client ids, usernames or topics).
 
 mod counters;
+pub mod doc;
 mod exposition;
 mod histogram;
 pub mod names;
