@@ -34,6 +34,12 @@ def pinned(cmd, role):
     cpu = "1" if PIN == "split" and role == "loadgen" else "0"
     return ["taskset", "-c", cpu] + cmd
 NK = int(os.environ.get("BENCH_N_KAFKA", "20000"))
+# BENCH_ONLY=M4 or M1,K1: run only these scenarios (default: all).
+ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
+
+
+def wanted(sid):
+    return not ONLY or sid in ONLY
 
 
 def free_port():
@@ -150,6 +156,8 @@ def loadgen(r):
 def main():
     results = []
     for sid, qos, size in [("M1", 0, 100), ("M2", 1, 100), ("M4", 0, 1024)]:
+        if not wanted(sid):
+            continue
         row = {"scenario": sid}
         for name, start in [("ferry", start_ferry), ("mosquitto", start_mosquitto)]:
             port = free_port()
@@ -162,6 +170,8 @@ def main():
         results.append(row)
         print(json.dumps(row), flush=True)
 
+    if not wanted("K1"):
+        return report(results)
     kport = free_port()
     tansu = subprocess.Popen([TANSU, "broker", "--listener-url", f"tcp://127.0.0.1:{kport}",
                               "--advertised-listener-url", f"tcp://127.0.0.1:{kport}",
@@ -202,6 +212,10 @@ def main():
         tansu.terminate()
         tansu.wait()
 
+    report(results)
+
+
+def report(results):
     print()
     print(f"placement: {PIN} (M1/M2/M4), {os.cpu_count()} CPUs")
     print(f"{'scenario':8} {'broker':24} {'cpu us/msg':>10} {'msg/s':>10} {'lost':>6} {'dup':>5} {'p50 us':>8} "

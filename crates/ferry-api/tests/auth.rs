@@ -12,8 +12,8 @@ use ferry_api::admin::{
 };
 use ferry_api::auth::{Auth, AuthSettings};
 use ferry_api::{Admin, ApiError, ApiSettings};
+use ferry_testkit::http::{Cred, Resp};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -155,29 +155,7 @@ async fn start(
     Ok(Server { addr, stop })
 }
 
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    body: Value,
-    text: String,
-}
-
-impl Resp {
-    fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or_default()
-    }
-    fn message(&self) -> &str {
-        self.body["message"].as_str().unwrap_or_default()
-    }
-}
-
-enum Cred<'a> {
-    None,
-    Bearer(&'a str),
-    Basic(&'a str, &'a str),
-}
-
-/// One HTTP/1.1 request on a fresh connection; `body` is sent as JSON text as is.
+/// One request through the shared test client (`ferry_testkit::http`).
 async fn call(
     srv: &Server,
     method: &str,
@@ -185,51 +163,7 @@ async fn call(
     cred: Cred<'_>,
     body: Option<&str>,
 ) -> Result<Resp, Box<dyn std::error::Error>> {
-    use base64::Engine as _;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-    match cred {
-        Cred::None => {}
-        Cred::Bearer(t) => req.push_str(&format!("Authorization: Bearer {t}\r\n")),
-        Cred::Basic(k, s) => {
-            let b = base64::engine::general_purpose::STANDARD.encode(format!("{k}:{s}"));
-            req.push_str(&format!("Authorization: Basic {b}\r\n"));
-        }
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() {
-        req.push_str("Content-Type: application/json\r\n");
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    let mut stream = tokio::net::TcpStream::connect(srv.addr).await?;
-    stream.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    let raw = String::from_utf8(raw)?;
-    let (head, rest) = raw.split_once("\r\n\r\n").ok_or("no end of headers")?;
-    let status: u16 = head.split(' ').nth(1).ok_or("no status")?.parse()?;
-    let text = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)?
-    } else {
-        rest.to_owned()
-    };
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Ok(Resp { status, body, text })
-}
-
-fn dechunk(mut s: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = s.split_once("\r\n").ok_or("bad chunk")?;
-        let n = usize::from_str_radix(size.trim(), 16)?;
-        if n == 0 {
-            return Ok(out);
-        }
-        out.push_str(rest.get(..n).ok_or("short chunk")?);
-        s = rest.get(n + 2..).ok_or("short chunk")?;
-    }
+    Ok(ferry_testkit::http::call(srv.addr, method, path, cred, body).await?)
 }
 
 async fn login(srv: &Server, user: &str, pwd: &str) -> Result<Resp, Box<dyn std::error::Error>> {

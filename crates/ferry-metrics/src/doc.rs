@@ -35,16 +35,30 @@ pub fn binary_gauges() -> Vec<Sample> {
         .iter()
         .map(|(n, _)| Sample::gauge(n, "Current count (EMQX /stats).", 0.0))
         .collect();
-    for state in ["connected", "connecting", "disconnected"] {
-        out.push(
-            Sample::gauge(
-                "connector_state",
-                "1 for the connector's current state, 0 for the others.",
-                0.0,
-            )
-            .label("connector", OBJECT)
-            .label("state", state),
-        );
+    for (metric, label, help) in [
+        (
+            "connector_state",
+            "connector",
+            "1 for the connector's current state, 0 for the others.",
+        ),
+        (
+            "action_state",
+            "action",
+            "1 for the action's current state, 0 for the others.",
+        ),
+        (
+            "source_state",
+            "source",
+            "1 for the source's current state, 0 for the others.",
+        ),
+    ] {
+        for state in ["connected", "connecting", "disconnected", "stopped"] {
+            out.push(
+                Sample::gauge(metric, help, 0.0)
+                    .label(label, OBJECT)
+                    .label("state", state),
+            );
+        }
     }
     out
 }

@@ -295,56 +295,61 @@ impl Control {
                 .unwrap_or_default();
                 m.insert("from".into(), json!(from));
             }
-            ObjectKind::Connector => {
-                m.insert("type".into(), json!("kafka_producer"));
-                let (status, reason) = match view.connectors.get(name) {
-                    Some(c) => {
-                        let s = c.status();
-                        (state_name(&format!("{:?}", s.state)), s.last_error)
-                    }
-                    None => ("stopped".to_owned(), Some("disabled".to_owned())),
+            ObjectKind::Connector | ObjectKind::Action | ObjectKind::Source => {
+                let ty = if kind == ObjectKind::Source {
+                    "kafka_consumer"
+                } else {
+                    "kafka_producer"
                 };
-                m.insert("status".into(), json!(status));
-                m.insert("status_reason".into(), json!(reason));
-            }
-            ObjectKind::Action => {
-                m.insert("type".into(), json!("kafka_producer"));
-                let connector = m.get("connector").and_then(Value::as_str).unwrap_or("");
-                let (status, reason) =
-                    match (view.actions.get(name), view.connectors.get(connector)) {
-                        (Some(_), Some(c)) => {
-                            let s = c.status();
-                            (state_name(&format!("{:?}", s.state)), s.last_error)
-                        }
-                        (None, _) if !enable => ("stopped".to_owned(), Some("disabled".to_owned())),
-                        _ => (
-                            "stopped".to_owned(),
-                            Some(format!("connector {connector:?} is disabled")),
-                        ),
-                    };
-                m.insert("status".into(), json!(status));
-                m.insert("status_reason".into(), json!(reason));
-            }
-            ObjectKind::Source => {
-                m.insert("type".into(), json!("kafka_consumer"));
-                let connector = m.get("connector").and_then(Value::as_str).unwrap_or("");
-                let (status, reason) =
-                    match (view.sources.get(name), view.connectors.get(connector)) {
-                        (Some(_), Some(c)) => {
-                            let s = c.status();
-                            (state_name(&format!("{:?}", s.state)), s.last_error)
-                        }
-                        (None, _) if !enable => ("stopped".to_owned(), Some("disabled".to_owned())),
-                        _ => (
-                            "stopped".to_owned(),
-                            Some(format!("connector {connector:?} is disabled")),
-                        ),
-                    };
+                let (status, reason) = self.status(view, kind_of(kind), name);
+                m.insert("type".into(), json!(ty));
                 m.insert("status".into(), json!(status));
                 m.insert("status_reason".into(), json!(reason));
             }
         }
         Some(v)
+    }
+
+    /// EMQX's `status` and `status_reason` of a configured connector, action or source: its
+    /// connector's health while it runs, else why it does not.
+    pub(crate) fn status(&self, view: &View, kind: Kind, name: &str) -> (String, Option<String>) {
+        let cfg = &view.config;
+        let (running, enable, connector) = match kind {
+            Kind::Connector => (
+                view.connectors.contains_key(name),
+                cfg.connectors.kafka.get(name).is_none_or(|c| c.enable),
+                name,
+            ),
+            Kind::Action => {
+                let a = cfg.actions.kafka.get(name);
+                (
+                    view.actions.contains_key(name),
+                    a.is_none_or(|a| a.enable),
+                    a.map_or("", |a| a.connector.as_str()),
+                )
+            }
+            Kind::Source => {
+                let s = cfg.sources.kafka.get(name);
+                (
+                    view.sources.contains_key(name),
+                    s.is_none_or(|s| s.enable),
+                    s.map_or("", |s| s.connector.as_str()),
+                )
+            }
+            Kind::Rule => return ("connected".into(), None),
+        };
+        match view.connectors.get(connector) {
+            Some(c) if running => {
+                let s = c.status();
+                (format!("{:?}", s.state).to_ascii_lowercase(), s.last_error)
+            }
+            _ if !enable => ("stopped".into(), Some("disabled".into())),
+            None => (
+                "stopped".into(),
+                Some(format!("connector {connector:?} is disabled")),
+            ),
+            Some(_) => ("stopped".into(), Some("not running".into())),
+        }
     }
 
     fn metrics_json(&self, view: &View, kind: ObjectKind, name: &str) -> Option<Value> {
@@ -391,10 +396,6 @@ impl Control {
             "node_metrics": [{"node": view.config.node.name, "metrics": counters}],
         })
     }
-}
-
-fn state_name(debug: &str) -> String {
-    debug.to_ascii_lowercase()
 }
 
 fn not_found(kind: ObjectKind, name: &str) -> ApiError {

@@ -13,6 +13,10 @@ use ferry_metrics::BrokerMetric;
 use serde_json::{Value, json};
 
 use crate::control::{Control, View};
+use crate::overlay::{self, Kind};
+
+/// The states a connector, action or source reports (`status` in the API).
+pub(crate) const STATES: [&str; 4] = ["connected", "connecting", "disconnected", "stopped"];
 
 /// How often a sample is taken.
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(10);
@@ -86,18 +90,37 @@ pub(crate) fn prometheus(c: &Control) -> String {
             v as f64,
         ));
     }
-    for (name, conn) in &view.connectors {
-        let state = format!("{:?}", conn.status().state).to_ascii_lowercase();
-        for s in ["connected", "connecting", "disconnected"] {
-            extra.push(
-                ferry_metrics::Sample::gauge(
-                    "connector_state",
-                    "1 for the connector's current state, 0 for the others.",
-                    if s == state { 1.0 } else { 0.0 },
-                )
-                .label("connector", name)
-                .label("state", s),
-            );
+    // State of every configured connector, action and source: 1 for its status, 0 for the
+    // others (labels: configured names and a closed set of states).
+    for (kind, label, metric, help) in [
+        (
+            Kind::Connector,
+            "connector",
+            "connector_state",
+            "1 for the connector's current state, 0 for the others.",
+        ),
+        (
+            Kind::Action,
+            "action",
+            "action_state",
+            "1 for the action's current state, 0 for the others.",
+        ),
+        (
+            Kind::Source,
+            "source",
+            "source_state",
+            "1 for the source's current state, 0 for the others.",
+        ),
+    ] {
+        for name in overlay::names(&view.config, kind) {
+            let state = c.status(&view, kind, &name).0;
+            for s in STATES {
+                extra.push(
+                    ferry_metrics::Sample::gauge(metric, help, if s == state { 1.0 } else { 0.0 })
+                        .label(label, &name)
+                        .label("state", s),
+                );
+            }
         }
     }
     c.broker.registry().encode_prometheus(&extra)
