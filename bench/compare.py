@@ -79,7 +79,10 @@ def start_ferry(port, extra=""):
     d = tempfile.mkdtemp()
     cfg = os.path.join(d, "ferry.toml")
     with open(cfg, "w") as f:
+        # The API listens too (as in production), on a free loopback port, with its data
+        # in the temp dir.
         f.write(f'[log]\nlevel = "warn"\n[listeners.tcp.default]\nbind = "127.0.0.1:{port}"\n'
+                f'[node]\ndata_dir = "{d}/data"\n[api]\nbind = "127.0.0.1:0"\n'
                 f"[mqtt]\nmax_queued_messages = 1000000\nmax_inflight = 32\n{extra}")
     p = subprocess.Popen(pinned([FERRY, "serve", "--config", cfg], "broker"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
