@@ -237,10 +237,21 @@ impl Control {
         if !problems.is_empty() {
             return Err(invalid(problems));
         }
-        self.reconcile(&mut st, &next).await?;
-        overlay
-            .save(&st.base.node.data_dir)
-            .map_err(|e| ApiError::Internal(format!("cannot save the API changes: {e}")))?;
+        let applied = match self.reconcile(&mut st, &next).await {
+            Ok(()) => overlay
+                .save(&st.base.node.data_dir)
+                .map_err(|e| ApiError::Internal(format!("cannot save the API changes: {e}"))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
+            // All or nothing: bring back what ran before this change.
+            let before = st.effective.clone();
+            if let Err(back) = self.reconcile(&mut st, &before).await {
+                tracing::error!("could not restore the config after a failed change: {back}");
+            }
+            self.publish_view(&st);
+            return Err(e);
+        }
         st.overlay = overlay;
         st.effective = next;
         self.publish_view(&st);

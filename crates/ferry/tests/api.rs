@@ -875,3 +875,36 @@ async fn a_source_created_through_the_api_delivers_and_can_be_disabled() -> anyh
     a.g.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_cannot_be_saved_is_undone() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let a = start(dir.path(), "").await;
+    // The overlay's directory cannot be created: a file stands where it would be.
+    std::fs::write(dir.path().join("data").join("config"), b"not a directory")?;
+    let r = a
+        .post(
+            "/api/v5/rules",
+            json!({"id": "echo", "sql": "SELECT * FROM \"in/#\"",
+            "actions": [{"function": "republish", "args": {"topic": "out"}}]}),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{r:?}");
+    assert!(r.message().contains("cannot save the API changes"), "{r:?}");
+    assert_eq!(a.get("/api/v5/rules/echo").await.status, 404);
+    // And the rule does not run.
+    let (mut sub, _) = RawClient::connect(a.mqtt, Version::V5, "sub", true).await?;
+    sub.subscribe("out", QoS::AtMostOnce).await?;
+    let (mut p, _) = RawClient::connect(a.mqtt, Version::V5, "pub", true).await?;
+    p.send(&Packet::Publish(ferry_testkit::publish_packet(
+        "in/1",
+        b"x",
+        QoS::AtMostOnce,
+        false,
+        0,
+    )))
+    .await?;
+    sub.expect_silence(Duration::from_millis(300)).await?;
+    a.g.stop().await;
+    Ok(())
+}
