@@ -3,6 +3,7 @@
 
 mod auth;
 mod clients;
+mod dashboard;
 mod node;
 mod objects;
 mod page;
@@ -110,6 +111,7 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .merge(public)
         .merge(protected)
         .route("/api-docs/swagger.json", get(swagger))
+        .merge(dashboard::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))

@@ -1,0 +1,90 @@
+//! The web dashboard: static files embedded in the binary, served at `/` and `/assets/`.
+//! The dashboard is a client of the public API only; these routes need no login (the page
+//! logs in through `POST /api/v5/login` like any other client).
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Every file of the dashboard: (name under /assets/, content type, content).
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("main.js", JS, include_str!("../dashboard/main.js")),
+    ("app.js", JS, include_str!("../dashboard/app.js")),
+    ("app.css", "text/css; charset=utf-8", include_str!("../dashboard/app.css")),
+    ("pages/overview.js", JS, include_str!("../dashboard/pages/overview.js")),
+    ("pages/clients.js", JS, include_str!("../dashboard/pages/clients.js")),
+    ("pages/rules.js", JS, include_str!("../dashboard/pages/rules.js")),
+    ("pages/integration.js", JS, include_str!("../dashboard/pages/integration.js")),
+    ("pages/tools.js", JS, include_str!("../dashboard/pages/tools.js")),
+    ("pages/admin.js", JS, include_str!("../dashboard/pages/admin.js")),
+];
+
+const JS: &str = "text/javascript; charset=utf-8";
+const INDEX: &str = include_str!("../dashboard/index.html");
+
+/// Only this origin's scripts and styles; no inline script, no framing.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+fn file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    file("text/html; charset=utf-8", INDEX)
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, ty, body)) => file(ty, body),
+        None => ApiError::not_found(format!("no dashboard file {name:?}")).into_response(),
+    }
+}
+
+pub(crate) fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/", get(index))
+        .route("/assets/{*name}", get(asset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    #[test]
+    fn every_module_the_dashboard_imports_is_served() {
+        for (name, _, body) in ASSETS {
+            for line in body.lines().filter(|l| l.starts_with("import")) {
+                let Some(spec) = line.split(['"', '\'']).nth(1) else {
+                    continue;
+                };
+                let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+                let target = match spec.strip_prefix("./") {
+                    Some(rest) if dir.is_empty() => rest.to_owned(),
+                    Some(rest) => format!("{dir}/{rest}"),
+                    None => match spec.strip_prefix("../") {
+                        Some(rest) => rest.to_owned(),
+                        None => spec.to_owned(),
+                    },
+                };
+                assert!(
+                    ASSETS.iter().any(|(n, _, _)| *n == target),
+                    "{name} imports {spec} ({target}), which is not served"
+                );
+            }
+        }
+    }
+}
