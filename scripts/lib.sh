@@ -17,13 +17,15 @@ apt_install() {
 
 # Debian packages the tests use: mosquitto_pub / mosquitto_sub as independent MQTT clients;
 # stunnel and openssl to put the Kafka test broker behind TLS; prometheus, which the
-# observability test (and the demo) run on a free loopback port of their own.
+# observability test (and the demo) run on a free loopback port of their own; chromium, the
+# headless browser of the dashboard tests (driven by Playwright, see ensure_dashboard_venv).
 ensure_test_deps() {
     local missing=()
     command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
     command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing ${missing[*]}"
         apt_install "${missing[@]}"
@@ -66,4 +68,29 @@ PY
         cargo install --locked tansu@0.6.0 --no-default-features --features dynostore --root .tools
     fi
     .tools/bin/tansu --version
+}
+
+# The Python venv at .venv: paho-mqtt and confluent-kafka (bench/compare.py, the dashboard
+# tests) plus pytest and Playwright for Python, all pinned, from PyPI. Playwright drives
+# Debian's /usr/bin/chromium (executable_path); `playwright install` must never run: it
+# downloads a browser of its own.
+VENV_PACKAGES=('paho-mqtt==2.1.0' 'confluent-kafka==2.16.1' 'pytest==9.2.0' 'playwright==1.65.2')
+ensure_dashboard_venv() {
+    if [ ! -x .venv/bin/python ]; then
+        step "creating .venv"
+        python3 -m venv .venv
+    fi
+    if ! .venv/bin/python - "${VENV_PACKAGES[@]}" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+for spec in sys.argv[1:]:
+    name, want = spec.split("==")
+    if version(name) != want:
+        sys.exit(1)
+PY
+    then
+        step "installing ${VENV_PACKAGES[*]} into .venv"
+        # `python -m pip`: a copied venv's bin/pip may point at the python of its first place.
+        .venv/bin/python -m pip install -q "${VENV_PACKAGES[@]}"
+    fi
 }
