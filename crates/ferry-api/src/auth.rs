@@ -35,8 +35,8 @@ use password::Cost;
 use sessions::Sessions;
 use store::{KeyRecord, KeysFile, UserRecord, UsersFile};
 
-/// Settings from `[api]`.
-#[derive(Debug, Clone)]
+/// Settings from `[api]`. `Debug` leaves the default password out.
+#[derive(Clone)]
 pub struct AuthSettings {
     pub default_username: String,
     pub default_password: String,
@@ -46,6 +46,19 @@ pub struct AuthSettings {
     pub lock_duration: Duration,
     /// `key:secret` lines read at start (API keys for scripts).
     pub bootstrap_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("default_username", &self.default_username)
+            .field("default_password", &"<redacted>")
+            .field("token_ttl", &self.token_ttl)
+            .field("max_login_failures", &self.max_login_failures)
+            .field("lock_duration", &self.lock_duration)
+            .field("bootstrap_file", &self.bootstrap_file)
+            .finish()
+    }
 }
 
 impl Default for AuthSettings {
