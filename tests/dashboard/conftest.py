@@ -29,8 +29,10 @@ Session fixtures (one of each for the whole run, stopped at the end: terminate, 
     ``ferry.api_addr``     ("127.0.0.1", PORT);  ``ferry.mqtt_addr`` ("127.0.0.1", PORT)
     ``ferry.mqtt_port``    the MQTT port
     ``ferry.data_dir``     its data dir (a pathlib.Path)
-    ``ferry.call(method, path, body=None, token=None)`` -> ``Response(status, body, text)``
-                           (``body`` parsed JSON or None); no exception on HTTP errors.
+    ``ferry.call(method, path, body=None, token=None, basic=None)`` -> ``Response(status,
+                           body, text)`` (``body`` parsed JSON or None; ``basic`` is (key,
+                           secret) for HTTP Basic); no exception on HTTP errors.
+    ``ferry.login(user, password)`` -> a bearer token (through the API).
     ``ferry.output()``     what it printed so far (stdout and stderr), for messages.
 ``start_ferry()``
     A factory (session scoped) for more Ferry processes, each with its own data dir (so
@@ -78,6 +80,7 @@ page, every input has a <label> (``page.get_by_label``), actions are buttons wit
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -164,13 +167,17 @@ class Response:
     text: str
 
 
-def http(url: str, method: str, path: str, body: Any = None, token: str | None = None) -> Response:
+def http(url: str, method: str, path: str, body: Any = None, token: str | None = None,
+         basic: tuple[str, str] | None = None) -> Response:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url + path, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    if basic:
+        cred = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {cred}")
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             status, raw = r.status, r.read()
@@ -308,8 +315,9 @@ class Ferry:
         err = (self.dir / "ferry.stderr").read_text(errors="replace")
         return "\n".join(self._lines) + "\n--- stderr ---\n" + err[-20000:]
 
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> Response:
-        return http(self.url, method, path, body, token)
+    def call(self, method: str, path: str, body: Any = None, token: str | None = None,
+             basic: tuple[str, str] | None = None) -> Response:
+        return http(self.url, method, path, body, token, basic)
 
     def login(self, user: str, password: str) -> str:
         r = self.call("POST", "/api/v5/login", {"username": user, "password": password})

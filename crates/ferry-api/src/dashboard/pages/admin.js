@@ -28,11 +28,12 @@ async function render(main) {
   const me = (session.user || {}).username;
   const users = h("section", { "aria-labelledby": "users-title" });
   const keys = h("section", { "aria-labelledby": "keys-title" });
-  main.append(
-    h("h1", {}, "Administration"),
-    admin ? null : h("p", { class: "notice" },
-      "You are a viewer: you can read users and API keys; only an administrator can change them."),
-    users, keys);
+  main.append(h("h1", {}, "Administration"));
+  if (!admin) {
+    main.append(h("p", { class: "notice" },
+      "You are a viewer: you can read users and API keys; only an administrator can change them."));
+  }
+  main.append(users, keys);
   await Promise.all([renderUsers(users, admin, me), renderKeys(keys, admin)]);
 }
 
@@ -44,8 +45,8 @@ async function renderUsers(box, admin, me) {
   box.replaceChildren(
     h("h2", { id: "users-title" }, "Users"),
     h("p", {}, h("a", { href: "#/password" }, "Change your own password")),
-    msg, list,
-    admin ? addUserForm(msg, () => load()) : null);
+    msg, list);
+  if (admin) box.append(addUserForm(msg, () => load()));
 
   async function load() {
     let rows;
@@ -79,23 +80,22 @@ function userActions(u, me, msg, reload) {
       showError(msg, e);
     }
   };
+  if (u.username === me) return h("a", { href: "#/password" }, "Change password");
   return h("span", { class: "cell-actions" },
     h("button", {
       "aria-label": `Make ${u.username} ${other === "viewer" ? "a viewer" : "an administrator"}`,
       onclick: () => run(`${u.username} is now ${other === "viewer" ? "a viewer" : "an administrator"}.`,
         () => api("PUT", `/api/v5/users/${encodeURIComponent(u.username)}`, { role: other })),
     }, other === "viewer" ? "Make viewer" : "Make administrator"),
-    u.username === me
-      ? h("a", { href: "#/password" }, "Change password")
-      : h("button", {
-        class: "danger",
-        "aria-label": `Delete user ${u.username}`,
-        onclick: () => {
-          if (!confirm(`Delete the user ${u.username}?`)) return;
-          run(`User ${u.username} deleted.`,
-            () => api("DELETE", `/api/v5/users/${encodeURIComponent(u.username)}`));
-        },
-      }, "Delete"));
+    h("button", {
+      class: "danger",
+      "aria-label": `Delete user ${u.username}`,
+      onclick: () => {
+        if (!confirm(`Delete the user ${u.username}?`)) return;
+        run(`User ${u.username} deleted.`,
+          () => api("DELETE", `/api/v5/users/${encodeURIComponent(u.username)}`));
+      },
+    }, "Delete"));
 }
 
 function addUserForm(msg, reload) {
@@ -136,8 +136,8 @@ async function renderKeys(box, admin) {
     h("h2", { id: "keys-title" }, "API keys"),
     h("p", { class: "hint" },
       "Scripts call the API with HTTP Basic authentication: the key as user name, the secret as password."),
-    secret, msg, list,
-    admin ? addKeyForm(msg, secret, () => load()) : null);
+    secret, msg, list);
+  if (admin) box.append(addKeyForm(msg, secret, () => load()));
 
   async function load() {
     let rows;
