@@ -11,9 +11,13 @@ use ferry_api::auth::{Auth, AuthSettings, NewUser, Role};
 
 #[derive(Args)]
 pub(crate) struct AdminsArgs {
-    /// The data directory (`[node] data_dir`); users are in DIR/api/users.json.
-    #[arg(long, value_name = "DIR", default_value = "./data", global = true)]
-    data_dir: PathBuf,
+    /// The data directory (`[node] data_dir`); users are in DIR/api/users.json. Default: the
+    /// config's `[node] data_dir` with --config, else ./data.
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// The config file Ferry runs with: its `[node] data_dir` and `[api]` default user apply.
+    #[arg(long, short, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: AdminsCommand,
 }
@@ -51,8 +55,8 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 /// Opens the store. With no users yet this creates the default administrator, exactly as
 /// the first `ferry serve` would.
-fn open(data_dir: &Path) -> anyhow::Result<Auth> {
-    Auth::open(data_dir, AuthSettings::default())
+fn open(data_dir: &Path, settings: &AuthSettings) -> anyhow::Result<Auth> {
+    Auth::open(data_dir, settings.clone())
         .with_context(|| format!("opening the API users in {}", data_dir.display()))
 }
 
@@ -77,15 +81,21 @@ fn password(given: Option<String>, name: &str) -> anyhow::Result<String> {
 }
 
 pub(crate) fn run(args: AdminsArgs) -> anyhow::Result<()> {
+    let cfg = match &args.config {
+        Some(p) => ferry::Config::load(p)?,
+        None => ferry::Config::default(),
+    };
+    let data_dir = args.data_dir.clone().unwrap_or(cfg.node.data_dir.clone());
+    let settings = cfg.api.settings().auth;
     match args.command {
         AdminsCommand::Passwd { name, password: p } => {
-            let auth = open(&args.data_dir)?;
+            let auth = open(&data_dir, &settings)?;
             let p = password(p, &name)?;
             auth.set_password(&name, &p)?;
             println!("password of {name} changed");
         }
         AdminsCommand::List => {
-            let auth = open(&args.data_dir)?;
+            let auth = open(&data_dir, &settings)?;
             println!(
                 "{:<24} {:<14} {:<24} DESCRIPTION",
                 "USERNAME", "ROLE", "PASSWORD_CHANGE_REQUIRED"
@@ -103,7 +113,7 @@ pub(crate) fn run(args: AdminsArgs) -> anyhow::Result<()> {
             password: p,
             description,
         } => {
-            let auth = open(&args.data_dir)?;
+            let auth = open(&data_dir, &settings)?;
             let p = password(p, &name)?;
             auth.add_user(NewUser {
                 username: name.clone(),
@@ -114,7 +124,7 @@ pub(crate) fn run(args: AdminsArgs) -> anyhow::Result<()> {
             println!("added {name} ({role})");
         }
         AdminsCommand::Del { name } => {
-            open(&args.data_dir)?.delete_user(&name, None)?;
+            open(&data_dir, &settings)?.delete_user(&name, None)?;
             println!("deleted {name}");
         }
     }

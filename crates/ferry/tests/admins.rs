@@ -110,3 +110,25 @@ fn admins_passwd_list_add_del_work_on_the_data_dir() -> TestResult {
     assert!(!text(&out).contains("vera"), "{}", text(&out));
     Ok(())
 }
+
+#[test]
+fn admins_with_the_config_uses_its_data_dir_and_default_user() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("state");
+    let cfg = dir.path().join("ferry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[node]\ndata_dir = {:?}\n[api]\ndefault_username = \"root\"\n",
+            data.display().to_string()
+        ),
+    )?;
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["admins", "list", "--config"])
+        .arg(&cfg)
+        .output()?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("root"), "{}", text(&out));
+    assert!(data.join("api").join("users.json").exists());
+    Ok(())
+}
