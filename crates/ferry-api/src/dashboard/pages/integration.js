@@ -60,7 +60,7 @@ async function setEnabled(kind, name, enable, msg, done) {
 }
 
 function enabledText(x) {
-  return h("span", { class: `status st-${x.enable === false ? "stopped" : "connected"}` }, x.enable === false ? "disabled" : "enabled");
+  return h("span", { class: `status st-${x.enable === false ? "disabled" : "enabled"}` }, x.enable === false ? "disabled" : "enabled");
 }
 
 /** Stat cards: [[label, text], ...]; each card carries data-metric=label for tests. */
@@ -435,7 +435,7 @@ page("source", "Source", async (main, params) => {
     h("div", { class: "row" }, topics.row, group.row, reset.row),
     h("div", { class: "row" }, mqttTopic.row, payload.row),
     h("p", { class: "hint" }, "Templates: ${key}, ${topic}, ${partition}, ${offset}, ${headers.NAME}, ${value}, ${value.path}, ${.} (the whole record)."),
-    h("div", { class: "row" }, qos.row, h("div", { class: "field" }, retain.row)),
+    h("div", { class: "row" }, qos.row, h("div", { class: "btn-cell" }, retain.row)),
     msg,
     h("div", { class: "actions" },
       h("button", { type: "submit", class: "primary" }, id ? "Save" : "Create"),

@@ -133,7 +133,7 @@ page("rules", "Rules", async (main) => {
       ["ID", (x) => h("a", { href: `#/rule?id=${enc(x.id)}` }, x.id)],
       ["SQL", (x) => h("code", { class: "sql-short" }, x.sql)],
       ["Actions", (x) => (x.actions || []).length ? (x.actions || []).map(actionText).join(", ") : "none"],
-      ["Status", (x) => h("span", { class: `status st-${x.enable ? "connected" : "stopped"}` }, x.enable ? "enabled" : "disabled")],
+      ["Status", (x) => h("span", { class: `status st-${x.enable ? "enabled" : "disabled"}` }, x.enable ? "enabled" : "disabled")],
       ["Matched", (x) => fmt.num(x._m.matched)],
       ["Passed", (x) => fmt.num(x._m.passed)],
       ["Failed", (x) => fmt.num(x._m.failed)],
@@ -218,10 +218,10 @@ page("rule", "Rule", async (main, params) => {
     sql.row,
     h("h2", {}, "Actions"),
     actionList,
-    h("div", { class: "row" }, pick.row, h("div", { class: "field" }, addPicked)),
+    h("div", { class: "row" }, pick.row, h("div", { class: "btn-cell" }, addPicked)),
     h("p", { class: "hint" }, "No Kafka action yet? ", h("a", { href: "#/action" }, "Create a Kafka action"), " (save the rule first)."),
     h("fieldset", { class: "republish" }, h("legend", {}, "Republish as an MQTT message"),
-      h("div", { class: "row" }, rpTopic.row, rpPayload.row, rpQos.row, h("div", { class: "field" }, addRepublish))),
+      h("div", { class: "row" }, rpTopic.row, rpPayload.row, rpQos.row, h("div", { class: "btn-cell" }, addRepublish))),
     msg,
     h("div", { class: "actions" },
       h("button", { type: "submit", class: "primary" }, "Save"),
@@ -259,7 +259,7 @@ page("rule", "Rule", async (main, params) => {
     }
   });
 
-  main.append(h("h1", {}, id ? `Rule ${id}` : "New rule"), form, testPanel(sql, events));
+  main.append(h("h1", {}, id ? `Rule ${id}` : "New rule"));
 
   if (id) {
     const cards = h("div", { class: "cards" });
@@ -292,7 +292,9 @@ page("rule", "Rule", async (main, params) => {
     }
     every(5000, () => loadMetrics().catch(() => {}));
     await loadMetrics();
+    main.append(h("h2", {}, "Settings"));
   }
+  main.append(form, testPanel(sql, events));
 });
 
 // ---- the test panel ----
@@ -312,7 +314,8 @@ function testPanel(sql, events) {
   // Until the user types a topic, it follows the SQL's FROM (when that is a plain topic).
   const topicFromSql = () => {
     const m = /FROM\s+"([^"]*)"/i.exec(sql.value || "");
-    return m && !/[#+]/.test(m[1]) && !m[1].startsWith("$") ? m[1] : null;
+    if (!m || m[1].startsWith("$")) return null;
+    return m[1].split("/").map((l) => (l === "#" || l === "+" ? "test" : l)).join("/");
   };
   const topic = field("Topic", { value: topicFromSql() || "t/1" });
   let topicTouched = false;
@@ -346,7 +349,7 @@ function testPanel(sql, events) {
         if (e.status === 412) {
           out.replaceChildren(h("p", { class: "notice test-nomatch", role: "status" }, h("strong", {}, "No match: "), e.message));
         } else if (e.status === 400 && sql.mark(e.message)) {
-          out.replaceChildren(h("p", { class: "error", role: "alert" }, `SQL error: ${e.message}`));
+          out.replaceChildren(h("p", { class: "error", role: "alert" }, /^SQL error/i.test(e.message) ? e.message : `SQL error: ${e.message}`));
         } else {
           showError(out, e);
         }
