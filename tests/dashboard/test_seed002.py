@@ -214,6 +214,44 @@ def test_integration_lists_toggle_delete_in_use_and_sources(admin_page, admin_ap
     row.get_by_role("button", name="Enable").click()
     expect(row.locator(".status")).to_have_text("enabled")
 
+    # Editing an action through its form changes only what the form shows.
+    page.goto("/#/action?id=to_unused")
+    expect(page.locator("h1")).to_have_text("Action to_unused")
+    page.get_by_label("Kafka topic").fill("t-${payload.site}")
+    page.get_by_label("Headers (a template rendering an object)").fill("${pub_props.'User-Property'}")
+    page.get_by_label("Compression").select_option("lz4")
+    page.get_by_label("Required acks").select_option("leader")
+    page.get_by_label("Max queue messages").fill("500")
+    page.get_by_label("When the queue is full").select_option("drop_newest")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".ok-box")).to_contain_text("saved")
+    a = admin_api("GET", "/api/v5/actions/to_unused").body
+    assert (a["topic"], a["headers"], a["compression"], a["required_acks"], a["idempotence"],
+            a["max_queue_messages"], a["overflow"], a["connector"]) == \
+        ("t-${payload.site}", "${pub_props.'User-Property'}", "lz4", "leader", False, 500,
+         "drop_newest", "unused_cluster"), a
+
+    # Editing a connector: SASL and TLS settings reach the API; clearing them removes them.
+    page.goto("/#/connector?id=unused_cluster")
+    expect(page.locator("h1")).to_have_text("Connector unused_cluster")
+    page.get_by_label("SASL mechanism").select_option("scram_sha_512")
+    page.get_by_label("SASL username").fill("alice")
+    page.get_by_label("SASL password").fill("s3cret")
+    page.get_by_label("Enable TLS").check()
+    page.get_by_label("Verify the brokers' certificates").uncheck()
+    page.get_by_label("Connect timeout").fill("3s")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".ok-box")).to_contain_text("saved")
+    c = admin_api("GET", "/api/v5/connectors/unused_cluster").body
+    assert c["authentication"] == {"mechanism": "scram_sha_512", "username": "alice", "password": "s3cret"}, c
+    assert (c["ssl"]["enable"], c["ssl"]["verify"], c["connect_timeout"]) == (True, False, "3s"), c
+    page.get_by_label("SASL mechanism").select_option("none")
+    page.get_by_label("Enable TLS").uncheck()
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".ok-box")).to_contain_text("saved")
+    c = admin_api("GET", "/api/v5/connectors/unused_cluster").body
+    assert c["authentication"] is None and c["ssl"]["enable"] is False, c
+
     # A connector that cannot connect says so, with a reason, as text.
     page.goto("/#/connectors")
     row = page.locator("tr", has_text="unused_cluster")

@@ -81,8 +81,13 @@ page("connectors", "Connectors", async (main) => {
     h("p", { class: "hint" }, "Kafka clusters. Actions and sources use a connector."),
     h("div", { class: "actions" }, h("button", { class: "primary", onclick: () => go("connector") }, "New connector")),
     msg, body);
+  let last = "";
   async function load() {
     const r = await api("GET", "/api/v5/connectors?limit=1000");
+    // Redraw only when something changed, so focus survives the refresh.
+    const sig = JSON.stringify(r.data || []);
+    if (sig === last) return;
+    last = sig;
     body.replaceChildren(table([
       ["Name", (x) => h("a", { href: `#/connector?id=${enc(x.name)}` }, x.name)],
       ["Bootstrap hosts", (x) => h("code", {}, x.bootstrap_hosts)],
@@ -225,12 +230,17 @@ page("actions", "Actions", async (main) => {
     h("p", { class: "hint" }, "Kafka producer actions. Rules use them as kafka:NAME. Metrics refresh every 5 seconds."),
     h("div", { class: "actions" }, h("button", { class: "primary", onclick: () => go("action") }, "New action")),
     msg, body);
+  let last = "";
   async function load() {
     const r = await api("GET", "/api/v5/actions?limit=1000");
     const list = r.data || [];
     const ms = await Promise.all(list.map((x) =>
       api("GET", `/api/v5/actions/${enc(x.name)}/metrics`).then((m) => m.metrics || {}, () => ({}))));
     list.forEach((x, i) => { x._m = ms[i]; });
+    // Redraw only when something changed, so focus survives the refresh.
+    const sig = JSON.stringify(list);
+    if (sig === last) return;
+    last = sig;
     body.replaceChildren(table([
       ["Name", (x) => h("a", { href: `#/action?id=${enc(x.name)}` }, x.name)],
       ["Connector", (x) => x.connector],
@@ -377,12 +387,17 @@ page("sources", "Sources", async (main) => {
     h("p", { class: "hint" }, "Kafka consumer sources: records from Kafka topics published as MQTT messages. Refreshed every 5 seconds."),
     h("div", { class: "actions" }, h("button", { class: "primary", onclick: () => go("source") }, "New source")),
     msg, body);
+  let last = "";
   async function load() {
     const r = await api("GET", "/api/v5/sources?limit=1000");
     const list = r.data || [];
     const ms = await Promise.all(list.map((x) =>
       api("GET", `/api/v5/sources/${enc(x.name)}/metrics`).then((m) => m.metrics || {}, () => ({}))));
     list.forEach((x, i) => { x._m = ms[i]; });
+    // Redraw only when something changed, so focus survives the refresh.
+    const sig = JSON.stringify(list);
+    if (sig === last) return;
+    last = sig;
     body.replaceChildren(table([
       ["Name", (x) => h("a", { href: `#/source?id=${enc(x.name)}` }, x.name)],
       ["Connector", (x) => x.connector],

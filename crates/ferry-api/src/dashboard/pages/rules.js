@@ -123,12 +123,17 @@ page("rules", "Rules", async (main) => {
     h("div", { class: "actions" }, h("button", { class: "primary", onclick: () => go("rule") }, "New rule")),
     msg, body);
 
+  let last = "";
   async function load() {
     const r = await api("GET", "/api/v5/rules?limit=1000");
     const rules = r.data || [];
     const metrics = await Promise.all(rules.map((x) =>
       api("GET", `/api/v5/rules/${enc(x.id)}/metrics`).then((m) => m.metrics || {}, () => ({}))));
     rules.forEach((x, i) => { x._m = metrics[i]; });
+    // Redraw only when something changed, so focus survives the refresh.
+    const sig = JSON.stringify(rules);
+    if (sig === last) return;
+    last = sig;
     body.replaceChildren(table([
       ["ID", (x) => h("a", { href: `#/rule?id=${enc(x.id)}` }, x.id)],
       ["SQL", (x) => h("code", { class: "sql-short" }, x.sql)],
