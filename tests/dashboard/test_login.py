@@ -24,6 +24,8 @@ def test_forced_password_change(start_ferry, new_page, console, login, screensho
 
     page.goto("/")
     expect(page).to_have_url(re.compile(r"#/login"))
+    expect(page.locator("h1")).to_have_text("Log in to Ferry")
+    screenshot(page, "login")
     login(page, "admin", "public")
     expect(page).to_have_url(re.compile(r"#/password"))
     expect(page.locator("h1")).to_have_text("Change password")
