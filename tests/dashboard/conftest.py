@@ -45,7 +45,9 @@ Session fixtures (one of each for the whole run, stopped at the end: terminate, 
 ``admin_api(method, path, body=None)`` -> Response
     Calls ``ferry``'s API as admin (password already changed; logs in again on 401).
 ``browser``
-    Playwright's Chromium Browser (Debian's /usr/bin/chromium, headless).
+    Playwright's Chromium Browser (Debian's /usr/bin/chromium, or ``FERRY_CHROMIUM``; headless,
+    ``--no-sandbox``). A missing chromium, Ferry binary, Tansu or venv package fails with a
+    message to run ./scripts/test.
 
 Per-test fixtures
 -----------------
