@@ -214,6 +214,17 @@ def test_integration_lists_toggle_delete_in_use_and_sources(admin_page, admin_ap
     row.get_by_role("button", name="Enable").click()
     expect(row.locator(".status")).to_have_text("enabled")
 
+    # The test panel also takes events: client_connected from the rule_events list.
+    page.goto("/#/rule?id=toggled")
+    page.get_by_label("SQL", exact=True).fill('SELECT clientid, username FROM "$events/client_connected"')
+    page.get_by_label("Event type").select_option("client_connected")
+    expect(page.get_by_label("Payload", exact=True)).to_be_hidden()
+    page.get_by_label("Client ID").fill("dev-42")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_role("button", name="Run test").click()
+    expect(page.locator(".test-output")).to_contain_text("dev-42")
+    assert json.loads(page.locator(".test-output").text_content()) == {"clientid": "dev-42", "username": "alice"}
+
     # Editing an action through its form changes only what the form shows.
     page.goto("/#/action?id=to_unused")
     expect(page.locator("h1")).to_have_text("Action to_unused")
