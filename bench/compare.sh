@@ -11,12 +11,7 @@ ensure_test_deps
 ensure_tansu
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
 export PATH="$PATH:/usr/sbin"
-if [ ! -x .venv/bin/python ]; then
-    step "creating .venv with paho-mqtt and confluent-kafka"
-    python3 -m venv .venv
-fi
-.venv/bin/python -c 'import paho.mqtt, confluent_kafka' 2>/dev/null \
-    || .venv/bin/pip install -q 'paho-mqtt==2.1.0' 'confluent-kafka==2.16.1'
+ensure_dashboard_venv   # .venv with paho-mqtt and confluent-kafka (pinned in scripts/lib.sh)
 step "building ferry (release)"
 cargo build --release --locked -p ferry
 step "running (placement: ${BENCH_PIN:-none}, $(nproc) CPUs)"

@@ -465,9 +465,6 @@ def pytest_runtest_call(item):
 @pytest.fixture
 def console():
     c = ConsoleErrors()
-    c.allow(r"status of 404 .*\(http://[^ ]+/favicon\.ico\)$",
-            "Chromium asks for /favicon.ico by itself and index.html names no icon; not the "
-            "dashboard's JavaScript (remove once index.html has <link rel=icon>)")
     yield c
     bad = c.unexpected()
     if len(bad) > c.reported:
