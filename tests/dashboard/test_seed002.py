@@ -29,8 +29,14 @@ def metric(page, label):
     return page.locator(f'[data-metric="{label}"] .value')
 
 
-def count(text: str) -> int:
-    return int(text.replace(",", "").strip())
+def checked_shot(screenshot):
+    """The conftest's screenshot, after checking that the page shows no stray values."""
+    def shot(page, name):
+        text = page.locator("main").inner_text()
+        for bad in ("null", "undefined", "[object", "NaN"):
+            assert bad not in text, f"{name}: {bad!r} on the page"
+        return screenshot(page, name)
+    return shot
 
 
 def test_seed002_entirely_in_the_browser(admin_page, kafka, admin_api, mqtt, console, screenshot):
@@ -44,6 +50,7 @@ def test_seed002_entirely_in_the_browser(admin_page, kafka, admin_api, mqtt, con
     console.allow(r"status of 400 .*/api/v5/rules",
                   "saving the SQL typo is refused with 400: the test checks it")
     kafka.create_topic("emqx")
+    screenshot = checked_shot(screenshot)
 
     # ---- the connector, with its Test button
     page.get_by_role("link", name="Connectors").first.click()
@@ -192,6 +199,7 @@ def test_integration_lists_toggle_delete_in_use_and_sources(admin_page, admin_ap
                                                             screenshot, new_page, login,
                                                             admin_password):
     page = admin_page
+    screenshot = checked_shot(screenshot)
     console.allow(r"status of 409 .*/api/v5/connectors/",
                   "deleting a connector an action uses is answered 409: the test checks it")
     # Objects of its own (the Kafka cluster is not needed: a closed port is fine here).

@@ -206,7 +206,9 @@ page("connector", "Connector", async (main, params) => {
     const x = await api("GET", `/api/v5/connectors/${enc(id)}`);
     statusLine.replaceChildren("Status: ", status(x.status, x.status_reason), " · ", enabledText(x));
   }
-  main.append(h("h1", {}, id ? `Connector ${id}` : "New connector"), id ? statusLine : null, form);
+  main.append(h("h1", {}, id ? `Connector ${id}` : "New connector"));
+  if (id) main.append(statusLine);
+  main.append(form);
   if (id) {
     every(5000, () => loadStatus().catch(() => {}));
     await loadStatus();
