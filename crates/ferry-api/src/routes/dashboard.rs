@@ -10,17 +10,24 @@ use axum::routing::get;
 use crate::AppState;
 use crate::error::ApiError;
 
+/// (name under /assets/, content type, the file in src/dashboard/).
+macro_rules! asset {
+    ($name:literal, $ty:expr) => {
+        ($name, $ty, include_str!(concat!("../dashboard/", $name)))
+    };
+}
+
 /// Every file of the dashboard: (name under /assets/, content type, content).
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("main.js", JS, include_str!("../dashboard/main.js")),
-    ("app.js", JS, include_str!("../dashboard/app.js")),
-    ("app.css", "text/css; charset=utf-8", include_str!("../dashboard/app.css")),
-    ("pages/overview.js", JS, include_str!("../dashboard/pages/overview.js")),
-    ("pages/clients.js", JS, include_str!("../dashboard/pages/clients.js")),
-    ("pages/rules.js", JS, include_str!("../dashboard/pages/rules.js")),
-    ("pages/integration.js", JS, include_str!("../dashboard/pages/integration.js")),
-    ("pages/tools.js", JS, include_str!("../dashboard/pages/tools.js")),
-    ("pages/admin.js", JS, include_str!("../dashboard/pages/admin.js")),
+    asset!("main.js", JS),
+    asset!("app.js", JS),
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("pages/overview.js", JS),
+    asset!("pages/clients.js", JS),
+    asset!("pages/rules.js", JS),
+    asset!("pages/integration.js", JS),
+    asset!("pages/tools.js", JS),
+    asset!("pages/admin.js", JS),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";
