@@ -55,6 +55,13 @@ impl Default for Options {
     }
 }
 
+/// Bytes of zeros written ahead of the data, see [`Buffer::commit`].
+const ZERO_AHEAD: u64 = 1 << 20;
+
+thread_local! {
+    static ZEROS: Vec<u8> = vec![0; ZERO_AHEAD as usize];
+}
+
 /// Appended records of one segment, waiting for the commit that writes them.
 struct Chunk {
     /// The segment does not exist yet: the commit creates it.
@@ -226,6 +233,7 @@ impl<I: Io> Buffer<I> {
                 end: scan.end,
                 index: scan.index,
                 times,
+                zeroed: scan.end,
                 file,
                 path,
             });
@@ -371,6 +379,22 @@ impl<I: Io> Buffer<I> {
             seg.file
                 .write_all_at(&chunk.buf, chunk.base)
                 .map_err(io_err("write", &seg.path))?;
+            let written = chunk.base + chunk.buf.len() as u64;
+            if sync && written > seg.zeroed {
+                // Allocate blocks ahead by writing zeros, so the next commits overwrite
+                // allocated blocks and their fdatasync flushes data only, not the
+                // allocation (a sparse file costs a journal commit per fdatasync).
+                let to = (written + ZERO_AHEAD).min(self.options.segment_bytes);
+                if to > written {
+                    ZEROS
+                        .with(|zeros| {
+                            seg.file
+                                .write_all_at(&zeros[..(to - written) as usize], written)
+                        })
+                        .map_err(io_err("write", &seg.path))?;
+                }
+                seg.zeroed = to;
+            }
             if sync {
                 self.counters.sync(&seg.file, &seg.path, false)?;
             }
@@ -707,6 +731,7 @@ impl<I: Io> Buffer<I> {
             end: 0,
             index: Vec::new(),
             times: Vec::new(),
+            zeroed: 0,
             file,
             path,
         })

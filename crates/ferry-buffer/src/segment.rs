@@ -34,6 +34,8 @@ pub(crate) struct Segment<F> {
     pub(crate) index: Vec<u32>,
     /// `times[k]`: when record `first_id + k * INDEX_EVERY` became durable (or was recovered).
     pub(crate) times: Vec<Instant>,
+    /// Bytes from the start known to be written (data or zeros), so allocated.
+    pub(crate) zeroed: u64,
     pub(crate) file: F,
     pub(crate) path: PathBuf,
 }
