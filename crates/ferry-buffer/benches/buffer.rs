@@ -39,7 +39,7 @@ fn append_commit(c: &mut Criterion) {
                     let durable = b.commit().expect("commit");
                     batches += 1;
                     // A reader acknowledging behind the writer, so segments get trimmed.
-                    if batches % 256 == 0 {
+                    if batches.is_multiple_of(256) {
                         b.ack(Id(durable.0.saturating_sub(10_000))).expect("ack");
                     }
                 });

@@ -329,7 +329,7 @@ impl<I: Io> Buffer<I> {
         let Some(chunk) = self.pending.back_mut() else {
             unreachable!("a chunk was just ensured");
         };
-        if (id - chunk.seg_first) % INDEX_EVERY == 0 {
+        if (id - chunk.seg_first).is_multiple_of(INDEX_EVERY) {
             chunk
                 .index
                 .push((chunk.base + chunk.buf.len() as u64) as u32);

@@ -29,6 +29,7 @@ pub trait Io: Send + 'static {
 
 /// The file operations the buffer needs. Writes and reads are positional, so retrying a
 /// failed write rewrites the same bytes at the same place.
+#[allow(clippy::len_without_is_empty)] // a file length, not a collection
 pub trait IoFile: Send + 'static {
     /// Reads up to `buf.len()` bytes at `offset`; 0 at the end of the file.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;

@@ -1,6 +1,6 @@
 //! One segment file in memory, and the scans recovery runs over segment files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Error, io_err};
@@ -134,7 +134,7 @@ impl<F: IoFile> Window<'_, F> {
 /// frame, at zeros, or before id `limit` (the next segment's first id).
 pub(crate) fn scan<F: IoFile>(
     file: &F,
-    path: &PathBuf,
+    path: &Path,
     first_id: u64,
     limit: Option<u64>,
 ) -> Result<Scan, Error> {
@@ -173,7 +173,7 @@ pub(crate) fn scan<F: IoFile>(
         let bytes = window.at(off, total).map_err(io_err("read", path))?;
         match frame::decode(&bytes[..total as usize], id) {
             Decoded::Frame(n) => {
-                if (id - first_id) % INDEX_EVERY == 0 {
+                if (id - first_id).is_multiple_of(INDEX_EVERY) {
                     index.push(off as u32);
                 }
                 off += n;
@@ -196,7 +196,7 @@ pub(crate) fn scan<F: IoFile>(
 /// that were (partly) written there, recognised by their headers carrying the next ids.
 pub(crate) fn measure_tail<F: IoFile>(
     file: &F,
-    path: &PathBuf,
+    path: &Path,
     end: u64,
     next_id: u64,
     file_len: u64,

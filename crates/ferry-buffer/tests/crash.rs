@@ -5,6 +5,9 @@
 //! that every id printed as durable is there, in order, with its content, and that the ack
 //! cursor never moved backwards. Small segments put many kills near segment rolls.
 
+// Test code: an unwrap that fails is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
