@@ -527,11 +527,7 @@ impl<I: Io> Buffer<I> {
         if target <= self.acked {
             return Ok(());
         }
-        let n = self.records_in(self.acked + 1, target);
-        let result = self.advance(target);
-        if result.is_ok() {
-            self.counters.acked += n;
-        }
+        let result = self.advance(target, false).map(|_| ());
         self.counters.count(result)
     }
 
@@ -543,20 +539,25 @@ impl<I: Io> Buffer<I> {
         if target <= self.acked {
             return Ok(0);
         }
-        let dropped = self.records_in(self.acked + 1, target);
-        let result = self.advance(target);
-        self.counters.count(result)?;
-        self.counters.dropped_oldest += dropped;
-        Ok(dropped)
+        let result = self.advance(target, true);
+        self.counters.count(result)
     }
 
-    fn advance(&mut self, target: u64) -> Result<(), Error> {
+    /// Moves the cursor to `target` (stored first), counts the records it passed as acked
+    /// or dropped, and trims. Returns how many records it passed.
+    fn advance(&mut self, target: u64, dropped: bool) -> Result<u64, Error> {
+        let n = self.records_in(self.acked + 1, target);
         self.cursor
             .store(target, self.options.sync == SyncMode::Always)?;
         self.acked = target;
+        if dropped {
+            self.counters.dropped_oldest += n;
+        } else {
+            self.counters.acked += n;
+        }
         let trimmed = self.trim();
         self.update_acked_bytes()?;
-        trimmed
+        trimmed.map(|()| n)
     }
 
     /// Deletes the segments (but the last) whose records are all acknowledged.

@@ -75,10 +75,10 @@
 //!   (backpressure). The files take at most about `max_bytes + 2 * segment_bytes`.
 //!
 //! # Speed (this machine class, ext4, `cargo bench -p ferry-buffer`)
-//! 100-byte records with [`SyncMode::Always`]: about 570,000 appends/s at 64 per commit
-//! (fdatasync about 0.1 ms), about 2.1 million/s at 512 per commit; recovery of a 200 MB log
-//! in about 100 ms (page cache warm); acknowledging 1M records (14 segments of 8 MiB
-//! deleted) in about 40 ms. See the crate README.
+//! 100-byte records with [`SyncMode::Always`]: 470,000-570,000 appends/s at 64 per commit
+//! (fdatasync 0.10-0.13 ms), 2.1-2.4 million/s at 512 per commit; recovery of a 200 MB log
+//! in 80-100 ms (page cache warm); acknowledging 1M records (14 segments of 8 MiB deleted)
+//! in about 40 ms. See the crate README.
 
 mod buffer;
 mod cursor;
