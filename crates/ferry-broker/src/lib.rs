@@ -22,8 +22,10 @@ pub mod config;
 pub mod hook;
 pub mod message;
 pub mod metrics;
+mod persist;
 mod retained;
 pub mod session;
+pub mod store;
 pub use ferry_mqtt::trie;
 
 use std::collections::HashMap;
@@ -45,7 +47,9 @@ use ferry_mqtt::trie::Trie;
 pub use hook::{ClientInfo, DropReason, DurableAck, Hook, NotDurable};
 pub use message::{Completion, Delivery, Expiry, Message, SharedVia, Ticket};
 pub use metrics::{BrokerMetric, Metrics};
-pub use session::{Kick, Outgoing, Session, SessionState, Subscription};
+pub use persist::{PersistStats, Restored};
+pub use session::{Kick, Outgoing, Session, SessionGuard, SessionState, Subscription};
+pub use store::{Change, Loaded, NoStore, SessionRecord, Store, StoreError};
 
 /// Session expiry interval meaning "never expires".
 pub const NEVER_EXPIRE: u32 = u32::MAX;
@@ -136,6 +140,8 @@ pub struct Broker {
     registry: Arc<Registry>,
     next_conn_id: AtomicU64,
     hooks: Hooks,
+    /// The store and dirty list, if sessions and retained messages persist.
+    persist: Option<persist::Persist>,
 }
 
 #[derive(Default)]
@@ -152,16 +158,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Broker {
+    /// A broker that keeps its state in memory only (see [`Broker::with_store`]).
     pub fn new(config: MqttConfig) -> Arc<Broker> {
-        Arc::new(Broker {
+        Arc::new(Broker::build(config, None))
+    }
+
+    fn build(config: MqttConfig, persist: Option<persist::Persist>) -> Broker {
+        Broker {
             config,
             sessions: Mutex::default(),
             subs: RwLock::default(),
-            retained: Mutex::default(),
+            retained: Mutex::new(retained::Retained::new(persist.is_some())),
             registry: Registry::new(),
             next_conn_id: AtomicU64::new(1),
             hooks: Hooks::default(),
-        })
+            persist,
+        }
     }
 
     /// Installs the in-process observers (once, at startup). Returns them back if hooks
@@ -227,12 +239,12 @@ impl Broker {
             Some(s) if !clean_start => (s, true),
             Some(old) => {
                 self.discard_locked(&mut sessions, &old, Kick::TakenOver);
-                let s = Arc::new(Session::new(client.clone()));
+                let s = Arc::new(Session::new(client.clone(), self.tracker()));
                 sessions.insert(client_id, s.clone());
                 (s, false)
             }
             None => {
-                let s = Arc::new(Session::new(client.clone()));
+                let s = Arc::new(Session::new(client.clone(), self.tracker()));
                 sessions.insert(client_id, s.clone());
                 (s, false)
             }
@@ -251,6 +263,7 @@ impl Broker {
             st.expiry_interval = expiry_interval;
             st.client = client;
             st.disconnected_at = 0;
+            st.changes += 1;
             session.set_connected(true);
         }
         drop(sessions);
@@ -285,6 +298,7 @@ impl Broker {
             }
             s.set_connected(false);
             st.generation += 1;
+            st.changes += 1;
             st.subscriptions.drain().map(|(f, _)| f).collect()
         };
         let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
@@ -320,6 +334,7 @@ impl Broker {
                 st.disconnected_at = hook::now_ms();
                 session.set_connected(false);
                 st.generation += 1;
+                st.changes += 1;
                 (true, st.expiry_interval, st.generation)
             } else {
                 (false, 0, 0)
@@ -369,20 +384,26 @@ impl Broker {
             }
         }
         if expiry != NEVER_EXPIRE {
-            let broker = Arc::downgrade(self);
-            let s = session.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
-                let Some(broker) = broker.upgrade() else {
-                    return;
-                };
-                let mut sessions = lock(&broker.sessions);
-                if s.lock().generation == generation {
-                    tracing::debug!(client_id = %s.client_id, "session expired");
-                    broker.discard_locked(&mut sessions, &s, Kick::TakenOver);
-                }
-            });
+            self.arm_expiry(session, generation, Duration::from_secs(u64::from(expiry)));
         }
+    }
+
+    /// Discards `session` after `after` unless it was attached or detached again since
+    /// `generation`.
+    fn arm_expiry(self: &Arc<Self>, session: &Arc<Session>, generation: u64, after: Duration) {
+        let broker = Arc::downgrade(self);
+        let s = session.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let Some(broker) = broker.upgrade() else {
+                return;
+            };
+            let mut sessions = lock(&broker.sessions);
+            if s.lock().generation == generation {
+                tracing::debug!(client_id = %s.client_id, "session expired");
+                broker.discard_locked(&mut sessions, &s, Kick::TakenOver);
+            }
+        });
     }
 
     /// Gives deliveries taken from a departed shared-group member to other members.
@@ -433,8 +454,13 @@ impl Broker {
         for h in self.hooks() {
             h.message_published(&msg, acks);
         }
+        let strict_before = match msg.qos {
+            QoS::AtMostOnce => None,
+            _ => self.strict_marks(),
+        };
         if msg.retain {
             lock(&self.retained).set(&msg);
+            self.retained_changed();
         }
         let mut normal: Vec<SubEntry> = Vec::new();
         let mut shared: Vec<(SubEntry, SharedVia)> = Vec::new();
@@ -481,6 +507,13 @@ impl Broker {
         if let Some(c) = &msg.completion {
             c.release();
         }
+        // Strict persistence: acknowledged once the durable state it changed is committed.
+        if let Some(before) = strict_before
+            && self.strict_marks() != Some(before)
+            && let Some(barrier) = self.commit_barrier()
+        {
+            acks.push(barrier);
+        }
         count
     }
 
@@ -526,6 +559,49 @@ impl Broker {
         opts: SubOptions,
         sub_id: Option<u32>,
     ) -> Result<Subscribed, SubscribeError> {
+        let existed = self.subscribe_quiet(session, raw_filter, opts, sub_id)?;
+        session.lock().changes += 1;
+        let parsed = parse_subscription(raw_filter)?;
+        let send_retained = parsed.group.is_none()
+            && match opts.retain_handling {
+                0 => true,
+                1 => !existed,
+                _ => false,
+            };
+        if send_retained {
+            let retained = lock(&self.retained).matching(parsed.filter);
+            let now = Instant::now();
+            for msg in retained {
+                if msg.expiry(now) == Expiry::Expired {
+                    continue;
+                }
+                let d = Delivery {
+                    qos: msg.qos.min(opts.qos),
+                    retain: true,
+                    sub_ids: sub_id.into_iter().collect(),
+                    msg,
+                    shared: None,
+                    // Retained copies are not part of the original publish's delivery.
+                    ticket: None,
+                };
+                self.enqueue(session, d);
+            }
+        }
+        Ok(Subscribed {
+            granted: opts.qos,
+            existed,
+        })
+    }
+
+    /// Adds or replaces one subscription in the session and the tries, without retained
+    /// messages and without recording a change; `true` if it existed.
+    fn subscribe_quiet(
+        &self,
+        session: &Arc<Session>,
+        raw_filter: &str,
+        opts: SubOptions,
+        sub_id: Option<u32>,
+    ) -> Result<bool, SubscribeError> {
         let parsed = parse_subscription(raw_filter)?;
         if parsed.group.is_some() && !self.config.shared_subscription {
             return Err(SubscribeError {
@@ -571,41 +647,17 @@ impl Broker {
                 }
             }
         }
-        let send_retained = parsed.group.is_none()
-            && match opts.retain_handling {
-                0 => true,
-                1 => !existed,
-                _ => false,
-            };
-        if send_retained {
-            let retained = lock(&self.retained).matching(parsed.filter);
-            let now = Instant::now();
-            for msg in retained {
-                if msg.expiry(now) == Expiry::Expired {
-                    continue;
-                }
-                let d = Delivery {
-                    qos: msg.qos.min(opts.qos),
-                    retain: true,
-                    sub_ids: sub_id.into_iter().collect(),
-                    msg,
-                    shared: None,
-                    // Retained copies are not part of the original publish's delivery.
-                    ticket: None,
-                };
-                self.enqueue(session, d);
-            }
-        }
-        Ok(Subscribed {
-            granted: opts.qos,
-            existed,
-        })
+        Ok(existed)
     }
 
     /// Removes one subscription; `false` if it did not exist.
     pub fn unsubscribe(&self, session: &Arc<Session>, raw_filter: &str) -> bool {
-        if session.lock().subscriptions.remove(raw_filter).is_none() {
-            return false;
+        {
+            let mut st = session.lock();
+            if st.subscriptions.remove(raw_filter).is_none() {
+                return false;
+            }
+            st.changes += 1;
         }
         let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
         Self::remove_sub(&mut subs, raw_filter, &session.client_id);

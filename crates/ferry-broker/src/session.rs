@@ -6,8 +6,16 @@
 //! `.await`. Routers push into the queue and `notify` the connection; the connection task
 //! drains the queue into its inflight window. One queue serves online and offline clients,
 //! so the bound `max_queued_messages` caps memory in both cases.
+//!
+//! Persistence: every change to the durable part of the state (see [`crate::store`]) bumps
+//! `SessionState::changes` under the lock. [`Session::lock`] returns a [`SessionGuard`] that,
+//! when a change happened while it was held and the session is durable (expiry > 0, or
+//! already in the store), puts the client id on the broker's dirty list once
+//! ([`crate::persist::Tracker`]); the background sync snapshots it later. A session that is
+//! not durable, or a broker without a store, costs one branch per guard.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -19,6 +27,7 @@ use crate::admin::ClientCounters;
 use crate::hook::ClientInfo;
 use crate::message::{Delivery, Expiry};
 use crate::metrics::{BrokerMetric, Metrics};
+use crate::persist::Tracker;
 
 /// A subscription as the session remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,19 +87,26 @@ pub struct SessionState {
     pub(crate) client: Arc<ClientInfo>,
     /// Milliseconds since the epoch of the last detach; 0 while attached or never detached.
     pub(crate) disconnected_at: i64,
-    pub subscriptions: HashMap<String, Subscription>,
+    pub(crate) subscriptions: HashMap<String, Subscription>,
     pub(crate) queue: VecDeque<Delivery>,
     pub(crate) inflight: VecDeque<Inflight>,
-    next_packet_id: u16,
+    pub(crate) next_packet_id: u16,
     /// The outbound inflight window of the last connection (0: not known yet).
     pub(crate) inflight_window: u16,
     /// Inbound QoS 2 packet ids received and PUBREC'd but not yet released.
-    pub awaiting_rel: HashSet<u16>,
+    pub(crate) awaiting_rel: HashSet<u16>,
     pub(crate) expiry_interval: u32,
     /// Bumped on every attach and detach; timers compare it to know if they are stale.
     pub(crate) generation: u64,
     /// `generation` as of the last attach.
     pub(crate) attached_generation: u64,
+    /// Bumped by every change to the durable part (subscriptions, queue, inflight,
+    /// awaiting PUBREL, expiry, connect/disconnect).
+    pub(crate) changes: u64,
+    /// The client id is on the broker's dirty list (cleared by the sync's snapshot).
+    pub(crate) enlisted: bool,
+    /// The store holds a record of this session (so a change to expiry 0 deletes it).
+    pub(crate) stored: bool,
 }
 
 /// A client session. Shared by the broker (routing) and at most one connection.
@@ -105,10 +121,55 @@ pub struct Session {
     counters: ClientCounters,
     state: Mutex<SessionState>,
     notify: Notify,
+    /// The broker's dirty list, if it persists state.
+    tracker: Option<Arc<Tracker>>,
+}
+
+/// The lock on a session's state. On drop, a durable session changed under it is put on
+/// the dirty list (see the module doc).
+pub struct SessionGuard<'a> {
+    guard: MutexGuard<'a, SessionState>,
+    session: &'a Session,
+    changes_at_lock: u64,
+}
+
+impl Deref for SessionGuard<'_> {
+    type Target = SessionState;
+    fn deref(&self) -> &SessionState {
+        &self.guard
+    }
+}
+
+impl DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SessionState {
+        &mut self.guard
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        let Some(tracker) = &self.session.tracker else {
+            return;
+        };
+        let st = &mut *self.guard;
+        if st.changes != self.changes_at_lock && (st.expiry_interval > 0 || st.stored) {
+            tracker.changed();
+            if !st.enlisted {
+                st.enlisted = true;
+                tracker.enlist(self.session.client_id.clone());
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.guard.fmt(f)
+    }
 }
 
 impl Session {
-    pub(crate) fn new(client: Arc<ClientInfo>) -> Session {
+    pub(crate) fn new(client: Arc<ClientInfo>, tracker: Option<Arc<Tracker>>) -> Session {
         Session {
             client_id: client.client_id.clone(),
             created_at: crate::hook::now_ms(),
@@ -127,8 +188,12 @@ impl Session {
                 expiry_interval: 0,
                 generation: 0,
                 attached_generation: 0,
+                changes: 0,
+                enlisted: false,
+                stored: false,
             }),
             notify: Notify::new(),
+            tracker,
         }
     }
 
@@ -147,8 +212,13 @@ impl Session {
 
     /// Locks the state. A poisoned lock is recovered: the state is plain data that every
     /// operation leaves consistent, and one panicking connection must not take others down.
-    pub fn lock(&self) -> MutexGuard<'_, SessionState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn lock(&self) -> SessionGuard<'_> {
+        let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        SessionGuard {
+            changes_at_lock: guard.changes,
+            guard,
+            session: self,
+        }
     }
 
     /// Resolves when deliveries were queued since the last call (no wake-up is lost).
@@ -180,6 +250,7 @@ impl Session {
                 }
             }
             st.queue.push_back(d);
+            st.changes += 1;
         }
         self.wake();
         dropped
@@ -195,6 +266,35 @@ impl SessionState {
     /// Changes the session expiry interval (MQTT 5 DISCONNECT may do so).
     pub fn set_expiry_interval(&mut self, secs: u32) {
         self.expiry_interval = secs;
+        self.changes += 1;
+    }
+
+    /// The session's subscriptions, by filter as subscribed.
+    pub fn subscriptions(&self) -> &HashMap<String, Subscription> {
+        &self.subscriptions
+    }
+
+    /// Is the inbound QoS 2 message `packet_id` received and not yet released?
+    pub fn awaits_rel(&self, packet_id: u16) -> bool {
+        self.awaiting_rel.contains(&packet_id)
+    }
+
+    /// Inbound QoS 2 messages received and not yet released.
+    pub fn awaiting_rel_len(&self) -> usize {
+        self.awaiting_rel.len()
+    }
+
+    /// Records an inbound QoS 2 message as received (PUBREC sent or pending).
+    pub fn await_rel(&mut self, packet_id: u16) {
+        self.awaiting_rel.insert(packet_id);
+        self.changes += 1;
+    }
+
+    /// PUBREL (or a refused QoS 2 publish): forgets `packet_id`; `false` if unknown.
+    pub fn release_rel(&mut self, packet_id: u16) -> bool {
+        let known = self.awaiting_rel.remove(&packet_id);
+        self.changes += u64::from(known);
+        known
     }
 
     pub fn expiry_interval(&self) -> u32 {
@@ -257,6 +357,7 @@ impl SessionState {
             let Some(d) = self.queue.pop_front() else {
                 break;
             };
+            self.changes += 1;
             if d.msg.expiry(now) == Expiry::Expired {
                 metrics.inc(BrokerMetric::DroppedExpired);
                 continue;
@@ -308,6 +409,7 @@ impl SessionState {
     /// with this id was inflight.
     pub fn puback(&mut self, packet_id: u16) -> Option<Delivery> {
         let i = self.position(packet_id, QoS::AtLeastOnce, InflightState::Published)?;
+        self.changes += 1;
         self.inflight.remove(i).map(|e| e.delivery)
     }
 
@@ -317,10 +419,12 @@ impl SessionState {
         match self.position(packet_id, QoS::ExactlyOnce, InflightState::Published) {
             Some(i) if success => {
                 self.inflight[i].state = InflightState::Released;
+                self.changes += 1;
                 true
             }
             Some(i) => {
                 self.inflight.remove(i);
+                self.changes += 1;
                 false
             }
             None => self
@@ -332,6 +436,7 @@ impl SessionState {
     /// PUBCOMP from the client: the completed message, if it was inflight.
     pub fn pubcomp(&mut self, packet_id: u16) -> Option<Delivery> {
         let i = self.position(packet_id, QoS::ExactlyOnce, InflightState::Released)?;
+        self.changes += 1;
         self.inflight.remove(i).map(|e| e.delivery)
     }
 
@@ -339,6 +444,7 @@ impl SessionState {
     /// client's Maximum Packet Size): it is treated as delivered, as MQTT 5 requires.
     pub fn forget(&mut self, packet_id: u16) {
         self.inflight.retain(|i| i.packet_id != packet_id);
+        self.changes += 1;
     }
 
     /// Takes the deliveries that came through a shared subscription and were not yet
@@ -361,6 +467,9 @@ impl SessionState {
                 true
             }
         });
+        if !out.is_empty() {
+            self.changes += 1;
+        }
         out
     }
 }

@@ -185,13 +185,15 @@ struct Traffic {
     send_msg: u64,
 }
 
-/// A PUBACK/PUBREC held back until every durable consumer of the message said "durable".
+/// A PUBACK/PUBREC held back until every durable consumer of the message said "durable",
+/// or (strict state persistence) a SUBACK held back until the subscription was committed.
 struct PendingAck {
     read_at: Instant,
     qos: QoS,
     packet_id: u16,
     code: u8,
     acks: Vec<DurableAck>,
+    suback: Option<SubAck>,
 }
 
 /// Waits for the first pending publish: `Ok(())` when all its consumers made it durable.
@@ -427,11 +429,16 @@ impl Conn {
     fn release_front(&mut self, r: Result<(), NotDurable>) -> Option<Close> {
         let p = self.pending.pop_front()?;
         match r {
-            Ok(()) => self.send_ack(p.qos, p.packet_id, p.code, p.read_at),
+            Ok(()) => self.send_pending(p),
+            Err(e) if p.suback.is_some() => {
+                // The subscription is in place; only its commit failed (and is retried).
+                tracing::warn!(client_id = %self.client_id, packet_id = p.packet_id, "subscription not committed: {}", e.why);
+                self.send_pending(p);
+            }
             Err(e) => {
                 tracing::warn!(client_id = %self.client_id, packet_id = p.packet_id, "publish not acknowledged: {}", e.why);
                 if p.qos == QoS::ExactlyOnce {
-                    self.session.lock().awaiting_rel.remove(&p.packet_id);
+                    self.session.lock().release_rel(p.packet_id);
                 }
                 if !self.version.is_v5() {
                     // 3.x cannot refuse a PUBLISH: close so the client sends it again.
@@ -445,10 +452,17 @@ impl Conn {
         }
         while self.pending.front().is_some_and(|p| p.acks.is_empty()) {
             if let Some(p) = self.pending.pop_front() {
-                self.send_ack(p.qos, p.packet_id, p.code, p.read_at);
+                self.send_pending(p);
             }
         }
         None
+    }
+
+    fn send_pending(&mut self, p: PendingAck) {
+        match p.suback {
+            Some(s) => self.send(&Packet::SubAck(s)),
+            None => self.send_ack(p.qos, p.packet_id, p.code, p.read_at),
+        }
     }
 
     /// Sends PUBACK/PUBREC and observes the PUBLISH-to-PUBACK delay (from the read that
@@ -546,7 +560,7 @@ impl Conn {
                 }
             }
             Packet::PubRel(a) => {
-                let known = self.session.lock().awaiting_rel.remove(&a.packet_id);
+                let known = self.session.lock().release_rel(a.packet_id);
                 let code = if known {
                     reason::SUCCESS
                 } else {
@@ -640,7 +654,7 @@ impl Conn {
         }
         if p.qos == QoS::ExactlyOnce {
             let mut st = self.session.lock();
-            if st.awaiting_rel.contains(&p.packet_id) {
+            if st.awaits_rel(p.packet_id) {
                 // A resend of a message already routed: acknowledge again (once it is
                 // durable, if it is still pending), do not route.
                 drop(st);
@@ -654,20 +668,20 @@ impl Conn {
                 .iter()
                 .filter(|p| p.qos == QoS::AtLeastOnce)
                 .count();
-            if st.awaiting_rel.len() + pending_qos1 >= usize::from(self.cfg.receive_maximum) {
+            if st.awaiting_rel_len() + pending_qos1 >= usize::from(self.cfg.receive_maximum) {
                 return Some(err(
                     reason::RECEIVE_MAXIMUM_EXCEEDED,
                     "receive maximum exceeded",
                 ));
             }
-            st.awaiting_rel.insert(p.packet_id);
+            st.await_rel(p.packet_id);
         } else if p.qos == QoS::AtLeastOnce && !self.pending.is_empty() {
             let pending_qos1 = self
                 .pending
                 .iter()
                 .filter(|p| p.qos == QoS::AtLeastOnce)
                 .count();
-            if pending_qos1 + self.session.lock().awaiting_rel.len()
+            if pending_qos1 + self.session.lock().awaiting_rel_len()
                 >= usize::from(self.cfg.receive_maximum)
             {
                 return Some(err(
@@ -691,6 +705,14 @@ impl Conn {
         let read_at = self.read_at;
         let mut acks = Vec::new();
         let routed = self.broker.publish_durable(msg, &mut acks);
+        // Strict state persistence: a QoS 2 id awaiting PUBREL is committed before PUBREC.
+        if qos == QoS::ExactlyOnce
+            && self.broker.is_strict()
+            && self.session.lock().expiry_interval() > 0
+            && let Some(barrier) = self.broker.commit_barrier()
+        {
+            acks.push(barrier);
+        }
         let code = if routed == 0 && self.version.is_v5() {
             reason::NO_MATCHING_SUBSCRIBERS
         } else {
@@ -706,6 +728,7 @@ impl Conn {
                     packet_id,
                     code,
                     acks,
+                    suback: None,
                 });
             }
         }
@@ -741,11 +764,28 @@ impl Conn {
                 }
             }
         }
-        self.send(&Packet::SubAck(SubAck {
+        let suback = SubAck {
             packet_id: s.packet_id,
             codes,
             properties: Properties::default(),
-        }));
+        };
+        // Strict state persistence: SUBACK once the subscription is committed.
+        let barrier = if self.broker.is_strict() && self.session.lock().expiry_interval() > 0 {
+            self.broker.commit_barrier()
+        } else {
+            None
+        };
+        match barrier {
+            Some(b) => self.pending.push_back(PendingAck {
+                read_at: self.read_at,
+                qos: QoS::AtMostOnce,
+                packet_id: s.packet_id,
+                code: reason::SUCCESS,
+                acks: vec![b],
+                suback: Some(suback),
+            }),
+            None => self.send(&Packet::SubAck(suback)),
+        }
         None
     }
 

@@ -71,8 +71,17 @@ impl Default for LogConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     pub name: String,
-    /// Everything Ferry persists (API users and keys, API changes to the config).
+    /// Everything Ferry persists (API users and keys, API changes to the config, MQTT
+    /// state in `state.redb`).
     pub data_dir: PathBuf,
+    /// Keep persistent sessions (with their subscriptions, queues and inflight messages)
+    /// and retained messages across restarts, in `data_dir/state.redb`. Off: in memory only.
+    pub persistence: bool,
+    /// How often changed MQTT state is committed to disk; a `kill -9` loses at most this
+    /// much. "0ms" is the strictest setting: QoS 1/2 PUBLISH packets that change persistent
+    /// state, QoS 2 PUBLISH and SUBSCRIBE packets of persistent sessions, and retained
+    /// messages are acknowledged only after their commit.
+    pub state_sync_interval: Dur,
 }
 
 impl Default for NodeConfig {
@@ -80,6 +89,8 @@ impl Default for NodeConfig {
         NodeConfig {
             name: "ferry@127.0.0.1".into(),
             data_dir: PathBuf::from("./data"),
+            persistence: true,
+            state_sync_interval: Dur(Duration::from_millis(100)),
         }
     }
 }
@@ -186,6 +197,9 @@ impl Config {
         if self.node.data_dir.as_os_str().is_empty() {
             problems.push("node.data_dir: must not be empty".into());
         }
+        if self.node.state_sync_interval.0 > Duration::from_secs(60) {
+            problems.push("node.state_sync_interval: must be at most 60s".into());
+        }
         if self.api.default_username.is_empty() {
             problems.push("api.default_username: must not be empty".into());
         }
@@ -288,6 +302,32 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("rules.bad.actions[1].args.topic"), "{e}");
+    }
+
+    #[test]
+    fn persistence_keys_parse_and_errors_name_them() {
+        let cfg = Config::parse(
+            "[node]\npersistence = false\nstate_sync_interval = \"0ms\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(!cfg.node.persistence);
+        assert_eq!(cfg.node.state_sync_interval.0, Duration::ZERO);
+        let e = Config::parse("[node]\nstate_sync_interval = \"soon\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("state_sync_interval"), "{e}");
+        let e = Config::parse("[node]\nstate_sync_interval = \"2m\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("node.state_sync_interval: must be at most 60s"),
+            "{e}"
+        );
+        let e = Config::parse("[node]\npersistence = \"yes\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("persistence"), "{e}");
     }
 
     #[test]

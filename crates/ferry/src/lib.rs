@@ -32,6 +32,9 @@ pub struct Gateway {
     pub api: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    /// The MQTT state sync task and its stop (it outlives the connections: their
+    /// disconnects are the last changes it writes).
+    state_sync: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl Gateway {
@@ -43,7 +46,27 @@ impl Gateway {
                 .with_context(|| format!("node.data_dir: cannot create {}", data_dir.display()))?;
         }
         let shutdown = CancellationToken::new();
-        let broker = Broker::new(cfg.mqtt.clone());
+        let broker = if cfg.node.persistence {
+            let (dir, mqtt) = (data_dir.clone(), cfg.mqtt.clone());
+            let interval = cfg.node.state_sync_interval.0;
+            let (broker, restored) = tokio::task::spawn_blocking(move || {
+                let store = ferry_store::RedbStore::open(&dir)?;
+                Broker::with_store(mqtt, Arc::new(store), interval)
+            })
+            .await
+            .context("opening the MQTT state")?
+            .map_err(|e| anyhow::anyhow!("node.data_dir: {e}"))?;
+            tracing::info!(
+                sessions = restored.sessions,
+                expired = restored.expired,
+                retained = restored.retained,
+                "MQTT state loaded from {}",
+                data_dir.join(ferry_store::FILE_NAME).display()
+            );
+            broker
+        } else {
+            Broker::new(cfg.mqtt.clone())
+        };
         let control = Control::new(cfg.clone(), broker.clone())?;
         let rules = control.rules.clone();
         let hook: Arc<dyn ferry_broker::Hook> = rules.clone();
@@ -104,6 +127,12 @@ impl Gateway {
                 }
             }
         });
+        let state_sync = cfg.node.persistence.then(|| {
+            let stop = CancellationToken::new();
+            let s = stop.clone();
+            let task = tokio::spawn(broker.clone().run_sync(async move { s.cancelled().await }));
+            (stop, task)
+        });
         control.set_running();
         Ok(Gateway {
             broker,
@@ -113,6 +142,7 @@ impl Gateway {
             api,
             shutdown,
             tasks,
+            state_sync,
         })
     }
 
@@ -124,6 +154,17 @@ impl Gateway {
         self.control.stop_sources().await;
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
+        // Connections are closed and their sessions detached: write the MQTT state.
+        if let Some((stop, task)) = self.state_sync.take() {
+            stop.cancel();
+            let _ = task.await;
+            let broker = self.broker.clone();
+            match tokio::task::spawn_blocking(move || broker.close_store()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("writing the MQTT state at stop failed: {e}"),
+                Err(e) => tracing::error!("writing the MQTT state at stop failed: {e}"),
+            }
+        }
         // Connections are closed: nothing new reaches Kafka; let in-flight records land.
         self.control
             .stop_kafka(std::time::Duration::from_secs(5))

@@ -10,10 +10,12 @@ pub(crate) fn config(text: &str, bootstrap: &str) -> Config {
         .replace("127.0.0.1:9092", bootstrap)
         .replace("0.0.0.0:1883", "127.0.0.1:0");
     let mut cfg = Config::parse(&text, "test").unwrap();
-    // These tests do not use the API; with it off and no API changes nothing is written to
-    // the data dir, so it need not exist.
+    // These tests do not use the API; with it off, no API changes and no MQTT persistence
+    // nothing is written to the data dir, so it need not exist.
     cfg.api.enable = false;
     cfg.node.data_dir = std::env::temp_dir().join("ferry-test-no-data-dir");
+    // Many of these gateways share that dir: MQTT state stays in memory.
+    cfg.node.persistence = false;
     cfg
 }
 

@@ -1,0 +1,396 @@
+//! Persistence of sessions and retained messages through a [`Store`]: cheap change
+//! recording on the routing path, batched commits on a background task, and the restore at
+//! start.
+//!
+//! Recording: a change to a durable session (expiry > 0, or already stored) puts its client
+//! id on the [`Tracker`]'s dirty list once per sync (the session's `enlisted` flag); a
+//! retained set or delete records its topic in `Retained`'s changed set. Both happen under
+//! locks the routing path already holds, plus one short leaf lock for the list. A session
+//! that is not durable records nothing (a clean-start session with expiry 0 never reaches
+//! the list), and a broker without a store has no tracker at all.
+//!
+//! Committing: [`Broker::sync`] takes the dirty ids and topics, snapshots each session (its
+//! current state, under its lock, one at a time) and each retained topic, and hands the batch
+//! to [`Store::apply`] (one transaction). [`Broker::run_sync`] calls it every
+//! `sync_interval`, and once more at stop, on a blocking thread. Lock order: the sync lock
+//! (one sync at a time) before everything else; then `sessions` (briefly, per id) and one
+//! session at a time, then `retained`; the tracker's list is a leaf.
+//!
+//! Strict mode (`sync_interval` 0): a QoS 1/2 PUBLISH that changed durable state, a QoS 2
+//! PUBLISH or a SUBSCRIBE of a durable session is acknowledged only after a commit that
+//! covers it ([`Broker::commit_barrier`]); the sync task then commits as soon as someone
+//! waits, grouping whatever accumulated while the previous commit ran.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_mqtt::reason;
+use tokio::sync::{Notify, oneshot};
+
+use crate::hook::{DurableAck, NotDurable, now_ms};
+use crate::session::{Session, SessionState};
+use crate::store::{Change, Loaded, NoStore, SessionRecord, Store, StoreError};
+use crate::{Broker, NEVER_EXPIRE, lock};
+
+type Waiter = oneshot::Sender<Result<(), NotDurable>>;
+
+/// The dirty list: client ids of durable sessions changed since the last sync, and the
+/// acknowledgements waiting for the next commit (strict mode).
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    pending: Mutex<Pending>,
+    /// Changes to durable state so far (strict mode compares it around a publish).
+    marks: AtomicU64,
+    /// Client ids put on the list so far.
+    enlisted: AtomicU64,
+    wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    ids: Vec<Arc<str>>,
+    waiters: Vec<Waiter>,
+}
+
+impl Tracker {
+    /// A durable session changed (called with its lock held).
+    pub(crate) fn changed(&self) {
+        self.marks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Puts a client id on the list (once per sync per session: see `enlisted`).
+    pub(crate) fn enlist(&self, id: Arc<str>) {
+        self.enlisted.fetch_add(1, Ordering::Relaxed);
+        lock(&self.pending).ids.push(id);
+    }
+
+    fn marks(&self) -> u64 {
+        self.marks.load(Ordering::Relaxed)
+    }
+}
+
+/// A broker's persistence: its store, dirty list and sync statistics.
+#[derive(Debug)]
+pub(crate) struct Persist {
+    /// Replaced by a [`NoStore`] on [`Broker::close_store`].
+    store: Mutex<Arc<dyn Store>>,
+    pub(crate) tracker: Arc<Tracker>,
+    interval: Duration,
+    /// One sync at a time, so batches reach the store in the order they were taken.
+    sync_lock: Mutex<()>,
+    syncs: AtomicU64,
+    written: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// What persistence did so far ([`Broker::persist_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PersistStats {
+    /// Commits handed to the store (batches with at least one change).
+    pub commits: u64,
+    /// Changes written (session puts and deletes, retained sets and deletes).
+    pub changes: u64,
+    /// Commits that failed (their changes are retried on the next sync).
+    pub failures: u64,
+    /// Times a session was put on the dirty list.
+    pub enlisted: u64,
+}
+
+/// What [`Broker::with_store`] found in the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restored {
+    pub sessions: usize,
+    /// Sessions that expired while Ferry was down (deleted on the first sync).
+    pub expired: usize,
+    pub retained: usize,
+}
+
+impl Broker {
+    /// A broker whose sessions and retained messages persist in `store`: loads what it
+    /// holds (sessions offline, with their queues, inflight windows and subscriptions;
+    /// session expiry timers restarted with the time already elapsed; expired sessions
+    /// dropped). `sync_interval` is how often [`Broker::run_sync`] commits; zero is the strict
+    /// mode (see the module doc). Needs a Tokio runtime (expiry timers); blocks on the store.
+    pub fn with_store(
+        config: crate::MqttConfig,
+        store: Arc<dyn Store>,
+        sync_interval: Duration,
+    ) -> Result<(Arc<Broker>, Restored), StoreError> {
+        let loaded = store.load()?;
+        let persist = Persist {
+            store: Mutex::new(store),
+            tracker: Arc::new(Tracker::default()),
+            interval: sync_interval,
+            sync_lock: Mutex::new(()),
+            syncs: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        };
+        let broker = Arc::new(Broker::build(config, Some(persist)));
+        let restored = broker.restore(loaded);
+        Ok((broker, restored))
+    }
+
+    pub(crate) fn tracker(&self) -> Option<Arc<Tracker>> {
+        self.persist.as_ref().map(|p| p.tracker.clone())
+    }
+
+    /// Is every QoS 1/2 PUBLISH and SUBSCRIBE that changes durable state acknowledged only
+    /// after it was committed (`sync_interval` 0)?
+    pub fn is_strict(&self) -> bool {
+        self.persist.as_ref().is_some_and(|p| p.interval.is_zero())
+    }
+
+    /// Strict mode: resolves after a commit that covers every change recorded so far. `None`
+    /// when the broker does not persist or is not strict.
+    pub fn commit_barrier(&self) -> Option<DurableAck> {
+        let p = self.persist.as_ref().filter(|p| p.interval.is_zero())?;
+        let (tx, rx) = oneshot::channel();
+        lock(&p.tracker.pending).waiters.push(tx);
+        p.tracker.wake.notify_one();
+        Some(rx)
+    }
+
+    /// Strict mode: the count of durable changes, to compare after routing a publish.
+    pub(crate) fn strict_marks(&self) -> Option<u64> {
+        let p = self.persist.as_ref().filter(|p| p.interval.is_zero())?;
+        Some(p.tracker.marks())
+    }
+
+    /// A retained message was set or cleared (strict mode waits for it).
+    pub(crate) fn retained_changed(&self) {
+        if let Some(p) = &self.persist {
+            p.tracker.changed();
+        }
+    }
+
+    pub fn persist_stats(&self) -> PersistStats {
+        let Some(p) = &self.persist else {
+            return PersistStats::default();
+        };
+        PersistStats {
+            commits: p.syncs.load(Ordering::Relaxed),
+            changes: p.written.load(Ordering::Relaxed),
+            failures: p.failures.load(Ordering::Relaxed),
+            enlisted: p.tracker.enlisted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Commits every change recorded since the last sync, in one store transaction; returns
+    /// how many changes it wrote. Blocks on the store: call it from a blocking thread (as
+    /// [`Broker::run_sync`] does) or at shutdown. A failed commit is retried by the next.
+    pub fn sync(&self) -> Result<usize, StoreError> {
+        let Some(p) = &self.persist else {
+            return Ok(0);
+        };
+        let _one = lock(&p.sync_lock);
+        let Pending { ids, waiters } = std::mem::take(&mut *lock(&p.tracker.pending));
+        let topics = lock(&self.retained).take_changed();
+        let mut changes = Vec::with_capacity(ids.len() + topics.len());
+        let mut seen = HashSet::with_capacity(ids.len());
+        for id in &ids {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let registered = lock(&self.sessions).get(id).cloned();
+            match registered {
+                Some(s) => {
+                    let mut st = s.lock();
+                    st.enlisted = false;
+                    if st.expiry_interval > 0 {
+                        st.stored = true;
+                        changes.push(Change::PutSession(Box::new(record(&s, &st))));
+                    } else {
+                        st.stored = false;
+                        changes.push(Change::DeleteSession(id.clone()));
+                    }
+                }
+                None => changes.push(Change::DeleteSession(id.clone())),
+            }
+        }
+        {
+            let r = lock(&self.retained);
+            for t in &topics {
+                changes.push(match r.get(t) {
+                    Some(m) => Change::PutRetained(m),
+                    None => Change::DeleteRetained(t.clone()),
+                });
+            }
+        }
+        let result = if changes.is_empty() {
+            Ok(())
+        } else {
+            let store = lock(&p.store).clone();
+            store.apply(&changes)
+        };
+        match &result {
+            Ok(()) => {
+                if !changes.is_empty() {
+                    p.syncs.fetch_add(1, Ordering::Relaxed);
+                    p.written.fetch_add(changes.len() as u64, Ordering::Relaxed);
+                }
+                for w in waiters {
+                    let _ = w.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let n = p.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::error!(failures = n, "state commit failed: {e}");
+                }
+                // Retry on the next sync: the sessions and topics are dirty again.
+                for id in seen {
+                    if let Some(s) = lock(&self.sessions).get(&id).cloned() {
+                        s.lock().enlisted = true;
+                    }
+                    lock(&p.tracker.pending).ids.push(id);
+                }
+                lock(&self.retained).mark_changed(topics);
+                for w in waiters {
+                    let _ = w.send(Err(NotDurable {
+                        code: reason::UNSPECIFIED_ERROR,
+                        why: e.to_string(),
+                    }));
+                }
+            }
+        }
+        result.map(|()| changes.len())
+    }
+
+    /// Releases the store (e.g. so that a restart in the same process can open its file
+    /// again) after a last sync. Later changes are kept in memory only.
+    pub fn close_store(&self) -> Result<usize, StoreError> {
+        let Some(p) = &self.persist else {
+            return Ok(0);
+        };
+        let written = self.sync();
+        let _one = lock(&p.sync_lock);
+        *lock(&p.store) = Arc::new(NoStore::default());
+        written
+    }
+
+    /// The sync task: commits every `sync_interval` (strict mode: whenever an
+    /// acknowledgement waits) until `stop` resolves, then once more so that a graceful stop
+    /// writes everything. Returns at once, after that final sync, without a store.
+    pub async fn run_sync(self: Arc<Self>, stop: impl Future<Output = ()>) {
+        let Some(p) = &self.persist else {
+            stop.await;
+            return;
+        };
+        let strict = p.interval.is_zero();
+        let mut tick = tokio::time::interval(p.interval.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let tracker = p.tracker.clone();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tick.tick(), if !strict => {}
+                _ = tracker.wake.notified(), if strict => {}
+            }
+            self.sync_blocking().await;
+        }
+        self.sync_blocking().await;
+    }
+
+    async fn sync_blocking(self: &Arc<Self>) {
+        let b = self.clone();
+        // Errors are counted and logged by `sync`, and retried by the next one.
+        let _ = tokio::task::spawn_blocking(move || b.sync()).await;
+    }
+
+    /// Puts loaded state back: sessions offline with their subscriptions in the tries and
+    /// expiry timers restarted, retained messages (expired ones left out).
+    fn restore(self: &Arc<Self>, loaded: Loaded) -> Restored {
+        let mut out = Restored::default();
+        let now = now_ms();
+        let tracker = self.tracker();
+        for r in loaded.sessions {
+            let elapsed = u64::try_from(now.saturating_sub(r.expiry_from())).unwrap_or(0);
+            let expiry_ms = u64::from(r.expiry_interval) * 1000;
+            if r.expiry_interval == 0 || (r.expiry_interval != NEVER_EXPIRE && elapsed >= expiry_ms)
+            {
+                tracing::debug!(client_id = %r.client_id, "stored session expired while stopped");
+                if let Some(t) = &tracker {
+                    t.enlist(r.client_id.clone());
+                }
+                out.expired += 1;
+                continue;
+            }
+            let mut session = Session::new(r.client.clone(), tracker.clone());
+            session.created_at = r.created_at;
+            let session = Arc::new(session);
+            let generation = {
+                let mut st = session.lock();
+                st.expiry_interval = r.expiry_interval;
+                st.disconnected_at = r.expiry_from();
+                st.queue = r.queue.into();
+                st.inflight = r.inflight.into();
+                st.awaiting_rel = r.awaiting_rel.into_iter().collect();
+                st.next_packet_id = r.next_packet_id;
+                st.stored = true;
+                st.generation = 1;
+                st.generation
+            };
+            lock(&self.sessions).insert(r.client_id.clone(), session.clone());
+            for (filter, sub) in r.subscriptions {
+                if let Err(e) = self.subscribe_quiet(&session, &filter, sub.opts, sub.sub_id) {
+                    tracing::warn!(client_id = %r.client_id, filter, "stored subscription dropped: {}", e.what);
+                }
+            }
+            if r.expiry_interval != NEVER_EXPIRE {
+                let left = Duration::from_millis(expiry_ms - elapsed);
+                self.arm_expiry(&session, generation, left);
+            }
+            out.sessions += 1;
+        }
+        let at = tokio::time::Instant::now();
+        let mut retained = lock(&self.retained);
+        for m in loaded.retained {
+            if m.expiry(at) != crate::Expiry::Expired {
+                retained.restore(m);
+                out.retained += 1;
+            }
+        }
+        out
+    }
+}
+
+/// The durable part of a session, taken under its lock. Tickets are left out: a delivery
+/// ticket belongs to this process's publisher.
+fn record(s: &Session, st: &SessionState) -> SessionRecord {
+    let strip = |d: &crate::Delivery| crate::Delivery {
+        ticket: None,
+        ..d.clone()
+    };
+    SessionRecord {
+        client_id: s.client_id.clone(),
+        created_at: s.created_at,
+        expiry_interval: st.expiry_interval,
+        disconnected_at: st.disconnected_at,
+        saved_at: now_ms(),
+        client: st.client.clone(),
+        subscriptions: st
+            .subscriptions
+            .iter()
+            .map(|(f, sub)| (f.clone(), sub.clone()))
+            .collect(),
+        queue: st.queue.iter().map(strip).collect(),
+        inflight: st
+            .inflight
+            .iter()
+            .map(|i| crate::session::Inflight {
+                delivery: strip(&i.delivery),
+                ..i.clone()
+            })
+            .collect(),
+        awaiting_rel: st.awaiting_rel.iter().copied().collect(),
+        next_packet_id: st.next_packet_id,
+    }
+}
+
+#[cfg(test)]
+mod tests;
