@@ -76,6 +76,13 @@ pub enum Expr {
         whens: Vec<(Expr, Expr)>,
         otherwise: Option<Box<Expr>>,
     },
+    /// `expr IN (a, b, ...)` / `expr NOT IN (...)`: membership with exact equality
+    /// (Erlang's `lists:member`, so `1 IN (1.0)` is false).
+    In {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -209,6 +216,20 @@ impl fmt::Display for Expr {
                 }
                 f.write_str(" end")
             }
+            Expr::In {
+                expr,
+                list,
+                negated,
+            } => {
+                write!(f, "({expr} {}in (", if *negated { "not " } else { "" })?;
+                for (i, e) in list.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                f.write_str("))")
+            }
         }
     }
 }
@@ -318,6 +339,16 @@ mod tests {
                     Box::new(b)
                 )),
                 inner.clone().prop_map(|e| Expr::Not(Box::new(e))),
+                (
+                    inner.clone(),
+                    proptest::collection::vec(inner.clone(), 1..3),
+                    any::<bool>()
+                )
+                    .prop_map(|(e, list, negated)| Expr::In {
+                        expr: Box::new(e),
+                        list,
+                        negated
+                    }),
                 var_name().prop_map(|v| Expr::Get(Box::new(Expr::Var(v)), Seg::Key("k-1".into()))),
                 (var_name(), -5i64..5)
                     .prop_map(|(v, i)| Expr::Get(Box::new(Expr::Var(v)), Seg::Index(i))),

@@ -159,7 +159,10 @@ impl<'a> Env<'a> {
                 Ok(Value::Map(m))
             }
             Expr::Neg(e) => match self.eval(e)? {
-                Value::Int(i) => Ok(Value::Int(i.wrapping_neg())),
+                Value::Int(i) => i
+                    .checked_neg()
+                    .map(Value::Int)
+                    .ok_or_else(|| EvalError::new("integer overflow in '-'")),
                 Value::Float(f) => Ok(Value::Float(-f)),
                 other => Err(EvalError::new(format!(
                     "cannot negate {}",
@@ -184,6 +187,21 @@ impl<'a> Env<'a> {
                     .map(|a| self.eval(a))
                     .collect::<Result<Vec<_>, _>>()?;
                 (funcs::TABLE[*func].f)(&vals, self)
+            }
+            Expr::In {
+                expr,
+                list,
+                negated,
+            } => {
+                let v = self.eval(expr)?;
+                let mut found = false;
+                for item in list {
+                    if self.eval(item)? == v {
+                        found = true;
+                        break;
+                    }
+                }
+                Ok(Value::Bool(found != *negated))
             }
             Expr::Case {
                 operand,
@@ -305,6 +323,10 @@ fn ordering(a: &Value, b: &Value) -> Result<std::cmp::Ordering, EvalError> {
     }
 }
 
+/// Arithmetic as Erlang does it in EMQX: numbers only (a string operand is an error, never
+/// coerced), `/` always gives a float, `div` truncates toward zero and `mod` is `rem` (the
+/// sign follows the dividend). Erlang integers are unbounded; ours are 64-bit, so a result
+/// that does not fit is an error rather than a wrapped or rounded value.
 fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
     let bad = || {
         EvalError::new(format!(
@@ -314,37 +336,45 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
             b.type_name()
         ))
     };
+    let overflow = || EvalError::new(format!("integer overflow in '{}'", op.text()));
     if let (Value::Int(x), Value::Int(y)) = (a, b) {
         let (x, y) = (*x, *y);
-        return match op {
-            BinOp::Add => Ok(x
-                .checked_add(y)
-                .map_or(Value::Float(x as f64 + y as f64), Value::Int)),
-            BinOp::Sub => Ok(x
-                .checked_sub(y)
-                .map_or(Value::Float(x as f64 - y as f64), Value::Int)),
-            BinOp::Mul => Ok(x
-                .checked_mul(y)
-                .map_or(Value::Float(x as f64 * y as f64), Value::Int)),
-            BinOp::Div if y == 0 => Err(EvalError::new("division by zero")),
-            BinOp::Div => Ok(Value::Float(x as f64 / y as f64)),
-            BinOp::IntDiv | BinOp::Mod if y == 0 => Err(EvalError::new("division by zero")),
-            BinOp::IntDiv => Ok(Value::Int(x.wrapping_div(y))),
-            BinOp::Mod => Ok(Value::Int(x.wrapping_rem(y))),
-            _ => Err(bad()),
+        let r = match op {
+            BinOp::Add => x.checked_add(y),
+            BinOp::Sub => x.checked_sub(y),
+            BinOp::Mul => x.checked_mul(y),
+            BinOp::Div if y == 0 => return Err(EvalError::new("division by zero")),
+            BinOp::Div => return Ok(Value::Float(x as f64 / y as f64)),
+            BinOp::IntDiv | BinOp::Mod if y == 0 => {
+                return Err(EvalError::new("division by zero"));
+            }
+            BinOp::IntDiv => x.checked_div(y),
+            BinOp::Mod => x.checked_rem(y),
+            _ => return Err(bad()),
         };
+        return r.map(Value::Int).ok_or_else(overflow);
     }
-    let (x, y) = num_pair(a, b).ok_or_else(bad)?;
-    match op {
-        BinOp::Add => Ok(Value::Float(x + y)),
-        BinOp::Sub => Ok(Value::Float(x - y)),
-        BinOp::Mul => Ok(Value::Float(x * y)),
-        BinOp::Div if y == 0.0 => Err(EvalError::new("division by zero")),
-        BinOp::Div => Ok(Value::Float(x / y)),
-        BinOp::IntDiv | BinOp::Mod => {
-            Err(EvalError::new(format!("'{}' needs integers", op.text())))
+    let (x, y) = match (a, b) {
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            (a.as_f64().ok_or_else(bad)?, b.as_f64().ok_or_else(bad)?)
         }
-        _ => Err(bad()),
+        _ => return Err(bad()),
+    };
+    let r = match op {
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        BinOp::Div if y == 0.0 => return Err(EvalError::new("division by zero")),
+        BinOp::Div => x / y,
+        BinOp::IntDiv | BinOp::Mod => {
+            return Err(EvalError::new(format!("'{}' needs integers", op.text())));
+        }
+        _ => return Err(bad()),
+    };
+    if r.is_finite() {
+        Ok(Value::Float(r))
+    } else {
+        Err(EvalError::new(format!("'{}' overflowed", op.text())))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Pratt parser for EMQX rule SQL. Precedence, lowest first:
-//! OR < AND < NOT < comparison (incl. `=~`) < `+ -` < `* / div mod` < unary minus < `.`/`[]`.
+//! OR < AND < NOT < comparison (incl. `=~`, `IN`, `NOT IN`) < `+ -` < `* / div mod` < unary
+//! minus < `.`/`[]`. `div` and `mod` are also functions (`mod(7, 2)`), as in EMQX.
 //! Function names and arities are checked here, so a bad rule fails when it is loaded.
 
 use crate::ast::*;
@@ -10,7 +11,7 @@ use crate::value::Value;
 
 const KEYWORDS: &[&str] = &[
     "select", "from", "where", "as", "foreach", "do", "incase", "case", "when", "then", "else",
-    "end", "and", "or", "not", "div", "mod", "true", "false", "null",
+    "end", "and", "or", "not", "in", "div", "mod", "true", "false", "null",
 ];
 
 pub(crate) fn is_keyword(s: &str) -> bool {
@@ -237,9 +238,52 @@ impl Parser {
         Some((op, bp))
     }
 
+    /// `IN (...)` or `NOT IN (...)` after an operand, if that is what comes next.
+    fn in_list(&mut self, lhs: Expr) -> PResult<Result<Expr, Expr>> {
+        let negated = if self.is_kw("in") {
+            false
+        } else if self.is_kw("not")
+            && matches!(&self.toks.get(self.pos + 1).map(|t| &t.tok), Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("in"))
+        {
+            self.next();
+            true
+        } else {
+            return Ok(Err(lhs));
+        };
+        self.next();
+        self.expect(&Tok::LParen)?;
+        let mut list = Vec::new();
+        if !self.eat(&Tok::RParen) {
+            loop {
+                list.push(self.expr(0)?);
+                if self.eat(&Tok::RParen) {
+                    break;
+                }
+                self.expect(&Tok::Comma)?;
+            }
+        }
+        Ok(Ok(Expr::In {
+            expr: Box::new(lhs),
+            list,
+            negated,
+        }))
+    }
+
     fn expr(&mut self, min_bp: u8) -> PResult<Expr> {
         let mut lhs = self.prefix()?;
-        while let Some((op, bp)) = self.infix() {
+        loop {
+            if min_bp <= BP_CMP {
+                match self.in_list(lhs)? {
+                    Ok(e) => {
+                        lhs = e;
+                        continue;
+                    }
+                    Err(e) => lhs = e,
+                }
+            }
+            let Some((op, bp)) = self.infix() else {
+                break;
+            };
             if bp < min_bp {
                 break;
             }
@@ -306,43 +350,17 @@ impl Parser {
                     "null" => Expr::Lit(Value::Null),
                     "not" => Expr::Not(Box::new(self.expr(BP_NOT)?)),
                     "case" => self.case()?,
+                    "div" | "mod" if self.peek().tok == Tok::LParen => {
+                        self.next();
+                        self.call(&name, t.line, t.col)?
+                    }
                     _ if is_keyword(&lower) => {
                         self.pos -= 1;
                         return Err(self.err("an expression"));
                     }
                     _ if self.peek().tok == Tok::LParen => {
                         self.next();
-                        let mut args = Vec::new();
-                        if !self.eat(&Tok::RParen) {
-                            loop {
-                                args.push(self.expr(0)?);
-                                if self.eat(&Tok::RParen) {
-                                    break;
-                                }
-                                self.expect(&Tok::Comma)?;
-                            }
-                        }
-                        let func = funcs::lookup(&lower).ok_or(CompileError::UnknownFunction {
-                            name: name.clone(),
-                            line: t.line,
-                            column: t.col,
-                        })?;
-                        let f = &funcs::TABLE[func];
-                        if args.len() < f.min || args.len() > f.max {
-                            let expected = match (f.min, f.max) {
-                                (a, b) if a == b => a.to_string(),
-                                (a, usize::MAX) => format!("at least {a}"),
-                                (a, b) => format!("{a} to {b}"),
-                            };
-                            return Err(CompileError::Arity {
-                                name: f.name.to_owned(),
-                                expected,
-                                got: args.len(),
-                                line: t.line,
-                                column: t.col,
-                            });
-                        }
-                        Expr::Call { func, args }
+                        self.call(&name, t.line, t.col)?
                     }
                     _ => Expr::Var(name),
                 }
@@ -353,6 +371,42 @@ impl Parser {
             }
         };
         self.postfix(e)
+    }
+
+    /// A call's arguments, after its `(`; the name and arity are checked here.
+    fn call(&mut self, name: &str, line: usize, column: usize) -> PResult<Expr> {
+        let lower = name.to_ascii_lowercase();
+        let mut args = Vec::new();
+        if !self.eat(&Tok::RParen) {
+            loop {
+                args.push(self.expr(0)?);
+                if self.eat(&Tok::RParen) {
+                    break;
+                }
+                self.expect(&Tok::Comma)?;
+            }
+        }
+        let func = funcs::lookup(&lower).ok_or(CompileError::UnknownFunction {
+            name: name.to_owned(),
+            line,
+            column,
+        })?;
+        let f = &funcs::TABLE[func];
+        if args.len() < f.min || args.len() > f.max {
+            let expected = match (f.min, f.max) {
+                (a, b) if a == b => a.to_string(),
+                (a, usize::MAX) => format!("at least {a}"),
+                (a, b) => format!("{a} to {b}"),
+            };
+            return Err(CompileError::Arity {
+                name: f.name.to_owned(),
+                expected,
+                got: args.len(),
+                line,
+                column,
+            });
+        }
+        Ok(Expr::Call { func, args })
     }
 
     fn postfix(&mut self, mut e: Expr) -> PResult<Expr> {

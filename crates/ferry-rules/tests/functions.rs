@@ -259,6 +259,9 @@ fn examples() -> Vec<(&'static str, J)> {
             json!(true),
         ),
         ("topic(2)", json!("a")),
+        // the function forms of `div` and `mod` (EMQX t_sqlselect_002)
+        ("div(7, 2)", json!(3)),
+        ("mod(3, 2)", json!(1)),
     ]
 }
 

@@ -119,3 +119,13 @@ pub(super) fn subbits(a: &[Value], _: &mut Env<'_>) -> R {
     }
     Ok(Value::Int(v as i64))
 }
+
+/// `div(a, b)`: the function form of the `div` operator.
+pub(super) fn int_div(a: &[Value], _: &mut Env<'_>) -> R {
+    crate::eval::binary(crate::ast::BinOp::IntDiv, a[0].clone(), a[1].clone())
+}
+
+/// `mod(a, b)`: the function form of the `mod` operator.
+pub(super) fn modulo(a: &[Value], _: &mut Env<'_>) -> R {
+    crate::eval::binary(crate::ast::BinOp::Mod, a[0].clone(), a[1].clone())
+}

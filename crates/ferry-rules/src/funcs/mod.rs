@@ -37,7 +37,7 @@ table! {
     "asin" 1..1 => math::asin, "asinh" 1..1 => math::asinh, "atan" 1..1 => math::atan,
     "atanh" 1..1 => math::atanh, "ceil" 1..1 => math::ceil, "cos" 1..1 => math::cos,
     "cosh" 1..1 => math::cosh, "exp" 1..1 => math::exp, "floor" 1..1 => math::floor,
-    "fmod" 2..2 => math::fmod, "log" 1..1 => math::log, "log10" 1..1 => math::log10,
+    "div" 2..2 => math::int_div, "mod" 2..2 => math::modulo, "fmod" 2..2 => math::fmod, "log" 1..1 => math::log, "log10" 1..1 => math::log10,
     "log2" 1..1 => math::log2, "power" 2..2 => math::power, "random" 0..0 => math::random,
     "round" 1..1 => math::round, "sin" 1..1 => math::sin, "sinh" 1..1 => math::sinh,
     "sqrt" 1..1 => math::sqrt, "tan" 1..1 => math::tan, "tanh" 1..1 => math::tanh,
