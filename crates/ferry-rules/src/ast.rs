@@ -144,7 +144,7 @@ pub(crate) fn key_text(k: &str) -> String {
 
 fn lit_text(v: &Value) -> String {
     match v {
-        Value::Null => "null".into(),
+        Value::Null | Value::JsonNull => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => format_float(*f),

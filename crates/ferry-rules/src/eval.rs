@@ -7,6 +7,8 @@
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use std::cmp::Ordering;
+
 use crate::ast::{BinOp, Expr, Seg};
 use crate::error::EvalError;
 use crate::funcs;
@@ -169,7 +171,8 @@ impl<'a> Env<'a> {
                     other.type_name()
                 ))),
             },
-            Expr::Not(e) => Ok(Value::Bool(!self.eval(e)?.is_true())),
+            // EMQX: NOT of anything but a boolean is false.
+            Expr::Not(e) => Ok(Value::Bool(matches!(self.eval(e)?, Value::Bool(false)))),
             Expr::Bin(BinOp::And, a, b) => Ok(Value::Bool(
                 self.eval(a)?.is_true() && self.eval(b)?.is_true(),
             )),
@@ -214,7 +217,8 @@ impl<'a> Env<'a> {
                 };
                 for (w, t) in whens {
                     let hit = match &subject {
-                        Some(s) => compare_eq(s, &self.eval(w)?),
+                        // EMQX matches the operand exactly (`1` is not `1.0`).
+                        Some(s) => *s == self.eval(w)?,
                         None => self.eval(w)?.is_true(),
                     };
                     if hit {
@@ -284,43 +288,101 @@ pub(crate) fn walk(v: &Value, segs: &[&Seg]) -> Value {
     }
 }
 
-fn num_pair(a: &Value, b: &Value) -> Option<(f64, f64)> {
-    match (a, b) {
-        (Value::Int(_) | Value::Float(_), _) | (_, Value::Int(_) | Value::Float(_)) => {
-            Some((a.as_f64()?, b.as_f64()?))
-        }
-        _ => None,
+/// A string compared with a number is read as a number, as EMQX's `number/1` does
+/// (`binary_to_integer`, else `binary_to_float`); a string that is not one is an error.
+fn str_number(s: &str) -> Result<Value, EvalError> {
+    if let Ok(i) = s.parse::<i64>() {
+        return Ok(Value::Int(i));
     }
-}
-
-/// `=`: numbers by value (a numeric string equals its number), otherwise structurally.
-pub(crate) fn compare_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Int(x), Value::Int(y)) => x == y,
-        _ => match num_pair(a, b) {
-            Some((x, y)) => x == y,
-            None => a == b,
-        },
-    }
-}
-
-fn ordering(a: &Value, b: &Value) -> Result<std::cmp::Ordering, EvalError> {
-    if let (Value::Int(x), Value::Int(y)) = (a, b) {
-        return Ok(x.cmp(y));
-    }
-    if let Some((x, y)) = num_pair(a, b) {
-        return x
-            .partial_cmp(&y)
-            .ok_or_else(|| EvalError::new("cannot compare NaN"));
-    }
-    match (a, b) {
-        (Value::Str(x), Value::Str(y)) => Ok(x.cmp(y)),
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && s.contains('.') => Ok(Value::Float(f)),
         _ => Err(EvalError::new(format!(
-            "cannot compare {} with {}",
-            a.type_name(),
-            b.type_name()
+            "cannot compare a number with the string {s:?}"
         ))),
     }
+}
+
+/// Erlang's order of types: number < atom < map < list < binary. JSON `true`, `false`
+/// and `null` are atoms, ordered by name.
+fn type_rank(v: &Value) -> u8 {
+    match v {
+        Value::Int(_) | Value::Float(_) => 0,
+        Value::Bool(_) | Value::JsonNull | Value::Null => 1,
+        Value::Map(_) => 2,
+        Value::Array(_) => 3,
+        Value::Str(_) | Value::Bin(_) => 4,
+    }
+}
+
+fn atom_name(v: &Value) -> &'static str {
+    match v {
+        Value::Bool(true) => "true",
+        Value::Bool(false) => "false",
+        Value::JsonNull => "null",
+        _ => "undefined",
+    }
+}
+
+/// Erlang's term order (`==` for equality: `1 == 1.0`).
+fn term_cmp(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x.cmp(y),
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+            x.partial_cmp(&y).unwrap_or(Ordering::Equal)
+        }
+        (Value::Str(_) | Value::Bin(_), Value::Str(_) | Value::Bin(_)) => {
+            a.as_bytes().cmp(&b.as_bytes())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for (p, q) in x.iter().zip(y) {
+                match term_cmp(p, q) {
+                    Ordering::Equal => {}
+                    o => return o,
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            // Erlang: by size, then by sorted keys, then by the values in key order.
+            if x.len() != y.len() {
+                return x.len().cmp(&y.len());
+            }
+            let mut kx: Vec<&String> = x.keys().collect();
+            let mut ky: Vec<&String> = y.keys().collect();
+            kx.sort();
+            ky.sort();
+            match kx.cmp(&ky) {
+                Ordering::Equal => {}
+                o => return o,
+            }
+            for k in kx {
+                match term_cmp(&x[k], &y[k]) {
+                    Ordering::Equal => {}
+                    o => return o,
+                }
+            }
+            Ordering::Equal
+        }
+        _ if type_rank(a) == 1 && type_rank(b) == 1 => atom_name(a).cmp(atom_name(b)),
+        _ => type_rank(a).cmp(&type_rank(b)),
+    }
+}
+
+/// EMQX's `compare/3`: a missing value compares true only with another missing value (for
+/// `=`, `<=`, `>=`) and false with anything else, whatever the operator; a number and a
+/// string compare as numbers; an atom (`true`, `false`, JSON `null`) and a string compare
+/// as strings; everything else in Erlang's term order.
+fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>, EvalError> {
+    Ok(match (a, b) {
+        (Value::Null, Value::Null) => Some(Ordering::Equal),
+        (Value::Null, _) | (_, Value::Null) => None,
+        (Value::Int(_) | Value::Float(_), Value::Str(s)) => Some(term_cmp(a, &str_number(s)?)),
+        (Value::Str(s), Value::Int(_) | Value::Float(_)) => Some(term_cmp(&str_number(s)?, b)),
+        (Value::Bool(_) | Value::JsonNull, Value::Str(s)) => Some(atom_name(a).cmp(s.as_str())),
+        (Value::Str(s), Value::Bool(_) | Value::JsonNull) => Some(s.as_str().cmp(atom_name(b))),
+        _ => Some(term_cmp(a, b)),
+    })
 }
 
 /// Arithmetic as Erlang does it in EMQX: numbers only (a string operand is an error, never
@@ -379,30 +441,34 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
 }
 
 pub(crate) fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, EvalError> {
-    use std::cmp::Ordering::*;
-    // Like SQL: an ordering comparison with a missing value is not true (and not an error).
-    if matches!(op, BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le) && (a.is_null() || b.is_null()) {
-        return Ok(Value::Bool(false));
-    }
-    Ok(match op {
-        BinOp::Eq => Value::Bool(compare_eq(&a, &b)),
-        BinOp::Ne => Value::Bool(!compare_eq(&a, &b)),
-        BinOp::Gt => Value::Bool(ordering(&a, &b)? == Greater),
-        BinOp::Lt => Value::Bool(ordering(&a, &b)? == Less),
-        BinOp::Ge => Value::Bool(ordering(&a, &b)? != Less),
-        BinOp::Le => Value::Bool(ordering(&a, &b)? != Greater),
+    let cmp = |test: fn(Ordering) -> bool| -> Result<Value, EvalError> {
+        Ok(Value::Bool(compare(&a, &b)?.is_some_and(test)))
+    };
+    match op {
+        BinOp::Eq => cmp(Ordering::is_eq),
+        // A missing value is neither equal nor unequal to a present one (EMQX).
+        BinOp::Ne => cmp(Ordering::is_ne),
+        BinOp::Gt => cmp(Ordering::is_gt),
+        BinOp::Lt => cmp(Ordering::is_lt),
+        BinOp::Ge => cmp(Ordering::is_ge),
+        BinOp::Le => cmp(Ordering::is_le),
         BinOp::Match => match (&a, &b) {
             (Value::Str(topic), Value::Str(filter)) => {
-                Value::Bool(ferry_mqtt::topic::matches(filter, topic))
+                Ok(Value::Bool(ferry_mqtt::topic::matches(filter, topic)))
             }
-            _ => return Err(EvalError::new("'=~' needs a topic and a topic filter")),
+            (Value::Null, _) | (_, Value::Null) => Ok(Value::Bool(false)),
+            _ => Err(EvalError::new("'=~' needs a topic and a topic filter")),
         },
-        BinOp::Add if matches!(a, Value::Str(_)) || matches!(b, Value::Str(_)) => {
-            Value::Str(a.to_text() + &b.to_text())
+        // `+` with a string operand concatenates (EMQX's `'+'/2`).
+        BinOp::Add
+            if matches!(a, Value::Str(_) | Value::Bin(_))
+                || matches!(b, Value::Str(_) | Value::Bin(_)) =>
+        {
+            Ok(Value::Str(a.to_text() + &b.to_text()))
         }
-        BinOp::And | BinOp::Or => unreachable_logic(),
-        _ => arith(op, &a, &b)?,
-    })
+        BinOp::And | BinOp::Or => Ok(unreachable_logic()),
+        _ => arith(op, &a, &b),
+    }
 }
 
 fn unreachable_logic() -> Value {

@@ -8,10 +8,15 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 pub type Map = IndexMap<String, Value>;
 
+/// `Null` is a missing value (EMQX's `undefined`: an absent column or field, the SQL literal
+/// `null`); `JsonNull` is a `null` that was in JSON data (EMQX's atom `null`). EMQX tells them
+/// apart: `is_null` is true only for a missing value, `is_null_var` for both, and a JSON
+/// `null` equals the string `'null'` while a missing value equals nothing but another one.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
     #[default]
     Null,
+    JsonNull,
     Bool(bool),
     Int(i64),
     Float(f64),
@@ -26,6 +31,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Null => "null",
+            Value::JsonNull => "null",
             Value::Bool(_) => "bool",
             Value::Int(_) => "integer",
             Value::Float(_) => "float",
@@ -36,8 +42,14 @@ impl Value {
         }
     }
 
+    /// A missing value (not a JSON `null`).
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
+    }
+
+    /// A missing value or a JSON `null`.
+    pub fn is_null_or_json_null(&self) -> bool {
+        matches!(self, Value::Null | Value::JsonNull)
     }
 
     /// Truthiness for WHERE / INCASE / CASE WHEN: only `true` (or the string "true") passes.
@@ -74,7 +86,7 @@ impl Value {
         match self {
             Value::Str(s) => s.clone(),
             Value::Bin(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::Null => "null".into(),
+            Value::Null | Value::JsonNull => "null".into(),
             Value::Float(f) => format_float(*f),
             other => other.to_json(),
         }
@@ -144,7 +156,7 @@ impl fmt::Display for Value {
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Value::Null => s.serialize_unit(),
+            Value::Null | Value::JsonNull => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Int(i) => s.serialize_i64(*i),
             Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
@@ -178,10 +190,10 @@ impl<'de> Deserialize<'de> for Value {
                 f.write_str("a JSON value")
             }
             fn visit_unit<E>(self) -> Result<Value, E> {
-                Ok(Value::Null)
+                Ok(Value::JsonNull)
             }
             fn visit_none<E>(self) -> Result<Value, E> {
-                Ok(Value::Null)
+                Ok(Value::JsonNull)
             }
             fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
                 Ok(Value::Bool(v))

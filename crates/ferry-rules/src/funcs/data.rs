@@ -7,7 +7,7 @@ use md5::Digest as _;
 
 use super::{array, bytes, err, int, num, text};
 use crate::error::EvalError;
-use crate::eval::{Env, compare_eq};
+use crate::eval::Env;
 use crate::value::{Map, Value};
 
 type R = Result<Value, EvalError>;
@@ -95,6 +95,13 @@ pub(super) fn is_null(a: &[Value], _: &mut Env<'_>) -> R {
 }
 pub(super) fn is_not_null(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Bool(!a[0].is_null()))
+}
+/// `is_null_var`: also true for a JSON `null`.
+pub(super) fn is_null_var(a: &[Value], _: &mut Env<'_>) -> R {
+    Ok(Value::Bool(a[0].is_null_or_json_null()))
+}
+pub(super) fn is_not_null_var(a: &[Value], _: &mut Env<'_>) -> R {
+    Ok(Value::Bool(!a[0].is_null_or_json_null()))
 }
 pub(super) fn is_str(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Bool(matches!(a[0], Value::Str(_) | Value::Bin(_))))
@@ -248,9 +255,7 @@ pub(super) fn last(a: &[Value], _: &mut Env<'_>) -> R {
 }
 pub(super) fn contains(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Bool(
-        array(&a[1], "contains")?
-            .iter()
-            .any(|x| compare_eq(x, &a[0])),
+        array(&a[1], "contains")?.iter().any(|x| *x == a[0]),
     ))
 }
 

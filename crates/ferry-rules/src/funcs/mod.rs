@@ -51,7 +51,7 @@ table! {
     "float2str" 2..2 => data::float2str, "map" 1..1 => data::map,
     // type checks
     "is_null" 1..1 => data::is_null, "is_not_null" 1..1 => data::is_not_null,
-    "is_null_var" 1..1 => data::is_null, "is_not_null_var" 1..1 => data::is_not_null,
+    "is_null_var" 1..1 => data::is_null_var, "is_not_null_var" 1..1 => data::is_not_null_var,
     "is_str" 1..1 => data::is_str, "is_bool" 1..1 => data::is_bool, "is_int" 1..1 => data::is_int,
     "is_float" 1..1 => data::is_float, "is_num" 1..1 => data::is_num, "is_map" 1..1 => data::is_map,
     "is_array" 1..1 => data::is_array,
