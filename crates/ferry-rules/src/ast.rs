@@ -97,7 +97,11 @@ pub enum Field {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     Select(Vec<Field>),
+    /// `FOREACH a AS x, b AS y, list AS name DO ... INCASE ... `: the items before the last
+    /// (`lets`) are evaluated in order, each visible to the ones after it, to WHERE, DO and
+    /// INCASE; the last one is the list iterated over.
     Foreach {
+        lets: Vec<Field>,
         list: Expr,
         alias: Option<String>,
         fields: Vec<Field>,
@@ -261,12 +265,18 @@ impl fmt::Display for Statement {
                 write_fields(f, fields)?;
             }
             Kind::Foreach {
+                lets,
                 list,
                 alias,
                 fields,
                 incase,
             } => {
-                write!(f, "FOREACH {list}")?;
+                f.write_str("FOREACH ")?;
+                if !lets.is_empty() {
+                    write_fields(f, lets)?;
+                    f.write_str(", ")?;
+                }
+                write!(f, "{list}")?;
                 if let Some(a) = alias {
                     write!(f, " as {}", key_text(a))?;
                 }

@@ -66,6 +66,8 @@ pub(crate) struct Env<'a> {
     pub(crate) item: Option<(&'a str, Value)>,
     /// Fields selected so far (aliases are visible to later fields and WHERE).
     pub(crate) selected: Map,
+    /// Names bound by a FOREACH's leading items, visible to its DO and INCASE.
+    pub(crate) scope: Option<&'a Map>,
     /// Set when a `payload.…` path met a payload that is not JSON.
     pub non_json_payload: bool,
 }
@@ -77,6 +79,7 @@ impl<'a> Env<'a> {
             payload: PayloadCache::Unparsed,
             item: None,
             selected: Map::new(),
+            scope: None,
             non_json_payload: false,
         }
     }
@@ -136,6 +139,9 @@ impl<'a> Env<'a> {
             return v.clone();
         }
         if let Some(v) = self.selected.get(name) {
+            return v.clone();
+        }
+        if let Some(v) = self.scope.and_then(|s| s.get(name)) {
             return v.clone();
         }
         self.input.column(name).unwrap_or(Value::Null)
@@ -246,6 +252,7 @@ impl<'a> Env<'a> {
             && name == "payload"
             && self.item.as_ref().is_none_or(|(n, _)| *n != "payload")
             && !self.selected.contains_key("payload")
+            && self.scope.is_none_or(|s| !s.contains_key("payload"))
         {
             return Ok(self.payload_path(&segs));
         }

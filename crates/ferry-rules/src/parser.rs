@@ -115,11 +115,14 @@ impl Parser {
         let kind = if self.eat_kw("select") {
             Kind::Select(self.fields(true)?)
         } else if self.eat_kw("foreach") {
-            let list = self.expr(0)?;
-            let alias = if self.eat_kw("as") {
-                Some(self.ident("a name for each element")?)
-            } else {
-                None
+            let mut lets = self.fields(false)?;
+            let Some(Field::Expr { expr: list, alias }) = lets.pop() else {
+                return Err(self.err("an expression to iterate over"));
+            };
+            let alias = match alias {
+                None => None,
+                Some(mut parts) if parts.len() == 1 => parts.pop(),
+                Some(_) => return Err(self.err("a plain name for each element")),
             };
             let fields = if self.eat_kw("do") {
                 self.fields(false)?
@@ -132,6 +135,7 @@ impl Parser {
                 None
             };
             Kind::Foreach {
+                lets,
                 list,
                 alias,
                 fields,

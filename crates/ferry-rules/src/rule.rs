@@ -100,36 +100,40 @@ impl Rule {
                 Ok(vec![std::mem::take(&mut env.selected)])
             }
             Kind::Foreach {
+                lets,
                 list,
                 alias,
                 fields,
                 incase,
             } => {
+                // EMQX's select_and_collect: the items in order, then the list; WHERE
+                // sees every name they bound.
+                select(env, lets)?;
+                let listv = env.eval(list)?;
+                if let Some(a) = alias {
+                    env.selected.insert(a.clone(), listv.clone());
+                }
                 if let Some(c) = &self.statement.condition
                     && !env.eval(c)?.is_true()
                 {
                     return Err(RuleError::NoResult);
                 }
-                let items = match env.eval(list)? {
+                // Anything but an array (or a JSON array in a string) yields no output.
+                let items = match listv {
                     Value::Array(a) => a,
                     Value::Str(s) => match Value::from_json(s.as_bytes()) {
                         Some(Value::Array(a)) => a,
-                        _ => return Err(EvalError::new("FOREACH needs an array").into()),
+                        _ => Vec::new(),
                     },
-                    Value::Null => Vec::new(),
-                    other => {
-                        return Err(EvalError::new(format!(
-                            "FOREACH needs an array, got {}",
-                            other.type_name()
-                        ))
-                        .into());
-                    }
+                    _ => Vec::new(),
                 };
+                let scope = std::mem::take(&mut env.selected);
                 let name = alias.as_deref().unwrap_or("item");
                 let mut outs = Vec::new();
                 for item in items {
                     let mut env = Env::new(input);
                     env.item = Some((name, item));
+                    env.scope = Some(&scope);
                     let env = &mut env;
                     if let Some(c) = incase
                         && !env.eval(c)?.is_true()
