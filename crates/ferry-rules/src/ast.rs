@@ -85,12 +85,26 @@ pub enum Expr {
     },
 }
 
+/// One step of an alias path (`AS a.b[2]`, `AS c[0]`, `AS c[-0]`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AliasSeg {
+    Key(String),
+    /// `[N]`: sets the Nth element (1-based; negative counts from the end); out of range
+    /// leaves the list as it is.
+    Nth(i64),
+    /// `[0]`: prepends.
+    Head,
+    /// `[-0]`: appends.
+    Tail,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field {
     Star,
     Expr {
         expr: Expr,
-        alias: Option<Vec<String>>,
+        /// Starts with a key.
+        alias: Option<Vec<AliasSeg>>,
     },
 }
 
@@ -248,8 +262,16 @@ fn write_fields(f: &mut fmt::Formatter<'_>, fields: &[Field]) -> fmt::Result {
             Field::Expr { expr, alias } => {
                 write!(f, "{expr}")?;
                 if let Some(a) = alias {
-                    let parts: Vec<String> = a.iter().map(|p| key_text(p)).collect();
-                    write!(f, " as {}", parts.join("."))?;
+                    f.write_str(" as ")?;
+                    for (i, seg) in a.iter().enumerate() {
+                        match seg {
+                            AliasSeg::Key(k) if i == 0 => f.write_str(&key_text(k))?,
+                            AliasSeg::Key(k) => write!(f, ".{}", key_text(k))?,
+                            AliasSeg::Nth(n) => write!(f, "[{n}]")?,
+                            AliasSeg::Head => f.write_str("[0]")?,
+                            AliasSeg::Tail => f.write_str("[-0]")?,
+                        }
+                    }
                 }
             }
         }
@@ -389,7 +411,7 @@ mod tests {
         #[test]
         fn printing_and_reparsing_is_stable(e in expr(), alias in proptest::option::of("[a-z]{1,4}"), cond in proptest::option::of(expr())) {
             let stmt = Statement {
-                kind: Kind::Select(vec![Field::Expr { expr: e, alias: alias.map(|a| vec![a]) }]),
+                kind: Kind::Select(vec![Field::Expr { expr: e, alias: alias.map(|a| vec![AliasSeg::Key(a)]) }]),
                 from: vec!["t/#".into()],
                 condition: cond,
             };

@@ -119,9 +119,9 @@ impl Parser {
             let Some(Field::Expr { expr: list, alias }) = lets.pop() else {
                 return Err(self.err("an expression to iterate over"));
             };
-            let alias = match alias {
+            let alias = match alias.as_deref() {
                 None => None,
-                Some(mut parts) if parts.len() == 1 => parts.pop(),
+                Some([AliasSeg::Key(k)]) => Some(k.clone()),
                 Some(_) => return Err(self.err("a plain name for each element")),
             };
             let fields = if self.eat_kw("do") {
@@ -194,9 +194,23 @@ impl Parser {
             } else {
                 let expr = self.expr(0)?;
                 let alias = if self.eat_kw("as") {
-                    let mut parts = vec![self.ident("an alias")?];
-                    while self.eat(&Tok::Dot) {
-                        parts.push(self.ident("an alias part")?);
+                    let mut parts = vec![AliasSeg::Key(self.ident("an alias")?)];
+                    loop {
+                        if self.eat(&Tok::Dot) {
+                            parts.push(AliasSeg::Key(self.ident("an alias part")?));
+                        } else if self.eat(&Tok::LBracket) {
+                            let neg = self.eat(&Tok::Minus);
+                            let n = self.int("an index")?;
+                            parts.push(match (neg, n) {
+                                (false, 0) => AliasSeg::Head,
+                                (true, 0) => AliasSeg::Tail,
+                                (true, n) => AliasSeg::Nth(-n),
+                                (false, n) => AliasSeg::Nth(n),
+                            });
+                            self.expect(&Tok::RBracket)?;
+                        } else {
+                            break;
+                        }
                     }
                     Some(parts)
                 } else {

@@ -1,7 +1,7 @@
 //! A compiled rule: which topics or events it listens to, and how one input becomes zero or
 //! more outputs.
 
-use crate::ast::{Expr, Field, Kind, Statement};
+use crate::ast::{AliasSeg, Expr, Field, Kind, Seg, Statement};
 use crate::error::{CompileError, EvalError};
 use crate::eval::{Columns, Env};
 use crate::events::Event;
@@ -175,12 +175,9 @@ fn select(env: &mut Env<'_>, fields: &[Field]) -> Result<(), EvalError> {
             Field::Expr { expr, alias } => {
                 let v = env.eval(expr)?;
                 match alias {
-                    Some(parts) => {
-                        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-                        put_path(&mut env.selected, &parts, v);
-                    }
-                    None => match path_keys(expr) {
-                        Some(keys) => put_path(&mut env.selected, &keys, v),
+                    Some(segs) => put_alias(&mut env.selected, segs, v),
+                    None => match path_segs(expr) {
+                        Some(segs) => put_alias(&mut env.selected, &segs, v),
                         None => {
                             env.selected.insert(expr.to_string(), v);
                         }
@@ -192,16 +189,100 @@ fn select(env: &mut Env<'_>, fields: &[Field]) -> Result<(), EvalError> {
     Ok(())
 }
 
-/// `payload.a.b` selected without alias lands at `{"payload": {"a": {"b": …}}}` (EMQX).
-fn path_keys(e: &Expr) -> Option<Vec<&str>> {
+/// `payload.a.b` (or `payload.x[2].y`) selected without alias lands at
+/// `{"payload": {"a": {"b": …}}}` (`{"payload": {"x": [{"y": …}]}}`), as in EMQX.
+fn path_segs(e: &Expr) -> Option<Vec<AliasSeg>> {
     match e {
-        Expr::Var(n) => Some(vec![n.as_str()]),
-        Expr::Get(base, crate::ast::Seg::Key(k)) => {
-            let mut v = path_keys(base)?;
-            v.push(k.as_str());
+        Expr::Var(n) => Some(vec![AliasSeg::Key(n.clone())]),
+        Expr::Get(base, seg) => {
+            let mut v = path_segs(base)?;
+            v.push(match seg {
+                Seg::Key(k) => AliasSeg::Key(k.clone()),
+                Seg::Index(0) => AliasSeg::Head,
+                Seg::Index(i) => AliasSeg::Nth(*i),
+                Seg::Range(..) => return None,
+            });
             Some(v)
         }
         _ => None,
+    }
+}
+
+/// EMQX's `emqx_rule_maps:nested_put` on the selected fields: keys go into maps (a string
+/// holding a JSON object, such as a selected raw payload, is decoded first; anything else
+/// is replaced by a new map), indexes into lists (`[0]` prepends, `[-0]` appends, `[N]`
+/// sets an existing element; a value that is not a list becomes a one-element list).
+fn put_alias(m: &mut Map, segs: &[AliasSeg], v: Value) {
+    match segs {
+        [AliasSeg::Key(k)] => {
+            m.insert(k.clone(), v);
+        }
+        [AliasSeg::Key(k), rest @ ..] => {
+            let slot = m.entry(k.clone()).or_insert(Value::Null);
+            put_value(slot, rest, v);
+        }
+        // Parsed aliases and selected paths start with a key.
+        _ => {}
+    }
+}
+
+fn decoded(slot: &Value) -> Option<Value> {
+    match slot {
+        Value::Str(_) | Value::Bin(_) => Value::from_json(slot.as_bytes()?),
+        _ => None,
+    }
+}
+
+fn put_value(slot: &mut Value, segs: &[AliasSeg], v: Value) {
+    let Some((first, rest)) = segs.split_first() else {
+        *slot = v;
+        return;
+    };
+    if let Some(d) = decoded(slot) {
+        let fits = matches!(
+            (first, &d),
+            (AliasSeg::Key(_), Value::Map(_))
+                | (
+                    AliasSeg::Nth(_) | AliasSeg::Head | AliasSeg::Tail,
+                    Value::Array(_)
+                )
+        );
+        if fits {
+            *slot = d;
+        }
+    }
+    let build = |v| {
+        let mut x = Value::Null;
+        put_value(&mut x, rest, v);
+        x
+    };
+    match first {
+        AliasSeg::Key(k) => {
+            if !matches!(slot, Value::Map(_)) {
+                *slot = Value::Map(Map::new());
+            }
+            if let Value::Map(m) = slot {
+                put_value(m.entry(k.clone()).or_insert(Value::Null), rest, v);
+            }
+        }
+        idx => {
+            let Value::Array(list) = slot else {
+                *slot = Value::Array(vec![build(v)]);
+                return;
+            };
+            let len = list.len() as i64;
+            match idx {
+                AliasSeg::Head => list.insert(0, build(v)),
+                AliasSeg::Tail => list.push(build(v)),
+                AliasSeg::Nth(n) => {
+                    let pos = if *n > 0 { n - 1 } else { len + n };
+                    if (0..len).contains(&pos) {
+                        put_value(&mut list[pos as usize], rest, v);
+                    }
+                }
+                AliasSeg::Key(_) => {}
+            }
+        }
     }
 }
 
