@@ -365,10 +365,10 @@ impl Parser {
                 match lower.as_str() {
                     "true" => Expr::Lit(Value::Bool(true)),
                     "false" => Expr::Lit(Value::Bool(false)),
-                    "null" => Expr::Lit(Value::Null),
+                    "null" if self.peek().tok != Tok::LParen => Expr::Lit(Value::Null),
                     "not" => Expr::Not(Box::new(self.expr(BP_NOT)?)),
                     "case" => self.case()?,
-                    "div" | "mod" if self.peek().tok == Tok::LParen => {
+                    "div" | "mod" | "null" if self.peek().tok == Tok::LParen => {
                         self.next();
                         self.call(&name, t.line, t.col)?
                     }

@@ -87,10 +87,28 @@ impl Value {
             Value::Str(s) => s.clone(),
             Value::Bin(b) => String::from_utf8_lossy(b).into_owned(),
             Value::Null | Value::JsonNull => "null".into(),
-            Value::Float(f) => format_float(*f),
+            Value::Float(f) => float_text(*f),
             other => other.to_json(),
         }
     }
+}
+
+/// A float as text, as EMQX's `emqx_utils_conv:bin/1` writes it
+/// (`float_to_binary(F, [{decimals, 10}, compact])`): at most 10 decimals, trailing zeros
+/// dropped but one kept, so `0.1 + 0.2` is `"0.3"` and `1.0` is `"1.0"`.
+pub(crate) fn float_text(f: f64) -> String {
+    if !f.is_finite() {
+        return format!("{f}");
+    }
+    let mut s = format!("{f:.10}");
+    while s.ends_with('0') && !s.ends_with(".0") {
+        s.pop();
+    }
+    if s == "-0.0" && f > -5e-11 {
+        // -0.00000000001 rounds to "-0.0" in Erlang too; keep the sign it prints.
+        return s;
+    }
+    s
 }
 
 /// Floats print like EMQX: shortest round-trip form, integral values with ".0".

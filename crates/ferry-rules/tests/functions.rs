@@ -228,7 +228,7 @@ fn examples() -> Vec<(&'static str, J)> {
         ),
         (
             "format_date('millisecond', 'Z', '%Y-%m-%dT%H:%M:%S.%N%z', 1626400000123)",
-            json!("2021-07-16T01:46:40.123000000+00:00"),
+            json!("2021-07-16T01:46:40.123000000+0000"),
         ),
         (
             "date_to_unix_ts('second', '%Y-%m-%d %H:%M:%S', '2021-07-16 01:46:40')",
@@ -259,6 +259,27 @@ fn examples() -> Vec<(&'static str, J)> {
             json!(true),
         ),
         ("topic(2)", json!("a")),
+        // functions added from EMQX's list (emqx_rule_funcs_SUITE / emqx_variform_bif)
+        ("bytesize('abc')", json!(3)),
+        ("rm_prefix('abc', 'ab')", json!("c")),
+        ("rm_prefix('abc', 'x')", json!("abc")),
+        ("map_new()", json!({})),
+        ("map_size(map_put('a', 1, map_new()))", json!(1)),
+        ("map_size('{\"a\": 1, \"b\": 2}')", json!(2)),
+        (
+            "[is_empty([]), is_empty(''), is_empty(map_new()), is_empty([1]), is_empty('{\"a\":1}')]",
+            json!([true, true, true, false, false]),
+        ),
+        (
+            "hash('md5', 'emqx')",
+            json!("ab0c1e4a885172552a002f8de9b526d1"),
+        ),
+        (
+            "hash('sha256', 'abc')",
+            json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ),
+        ("sqlserver_bin2hexstr('ab')", json!("0x6162")),
+        ("timezone_to_second('+00:01:42')", json!(102)),
         // the function forms of `div` and `mod` (EMQX t_sqlselect_002)
         ("div(7, 2)", json!(3)),
         ("mod(3, 2)", json!(1)),

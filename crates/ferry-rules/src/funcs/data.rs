@@ -37,12 +37,13 @@ pub(super) fn bool(a: &[Value], _: &mut Env<'_>) -> R {
 pub(super) fn int_conv(a: &[Value], _: &mut Env<'_>) -> R {
     match &a[0] {
         Value::Int(i) => Ok(Value::Int(*i)),
-        Value::Float(f) if f.is_finite() => Ok(Value::Int(f.trunc() as i64)),
+        // EMQX's emqx_utils_conv:int/1 floors a float: int(-1.5) = -2.
+        Value::Float(f) if f.is_finite() && f.abs() < 9.2e18 => Ok(Value::Int(f.floor() as i64)),
         Value::Bool(b) => Ok(Value::Int(i64::from(*b))),
         Value::Str(s) => match s.trim().parse::<i64>() {
             Ok(i) => Ok(Value::Int(i)),
             Err(_) => match s.trim().parse::<f64>() {
-                Ok(f) if f.is_finite() => Ok(Value::Int(f.trunc() as i64)),
+                Ok(f) if f.is_finite() && f.abs() < 9.2e18 => Ok(Value::Int(f.floor() as i64)),
                 _ => err(format!("int: cannot convert {s:?}")),
             },
         },
@@ -52,8 +53,12 @@ pub(super) fn int_conv(a: &[Value], _: &mut Env<'_>) -> R {
 
 /// `float(X)`, or `float(X, Decimals)` rounded to that many decimals.
 pub(super) fn float(a: &[Value], _: &mut Env<'_>) -> R {
+    // emqx_utils_conv:float/1: numbers and numeric strings.
     let x = match &a[0] {
-        Value::Bool(b) => f64::from(u8::from(*b)),
+        Value::Str(s) => match s.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() => x,
+            _ => return err(format!("float: cannot convert {s:?}")),
+        },
         v => num(v, "float")?,
     };
     match a.get(1) {
@@ -162,6 +167,75 @@ pub(super) fn mget(a: &[Value], _: &mut Env<'_>) -> R {
         (None, Some(d)) => d.clone(),
         (None, None) => Value::Null,
     })
+}
+
+/// `mput(Key, Value, Map)`: a flat key, never a path (`'a.b'` is one key).
+pub(super) fn mput(a: &[Value], _: &mut Env<'_>) -> R {
+    let key = text(&a[0], "mput")?;
+    let mut m = as_map(&a[2], "mput")?;
+    m.insert(key, a[1].clone());
+    Ok(Value::Map(m))
+}
+
+/// `map_new()`.
+pub(super) fn map_new(_: &[Value], _: &mut Env<'_>) -> R {
+    Ok(Value::Map(Map::new()))
+}
+
+/// `map_size(Map)`: a map or a string holding a JSON object.
+pub(super) fn map_size(a: &[Value], _: &mut Env<'_>) -> R {
+    match &a[0] {
+        Value::Null | Value::JsonNull => err("map_size: expected a map, got null"),
+        v => Ok(Value::Int(as_map(v, "map_size")?.len() as i64)),
+    }
+}
+
+/// `is_empty(X)`: an empty list, an empty string, or a map without keys.
+pub(super) fn is_empty(a: &[Value], _: &mut Env<'_>) -> R {
+    match &a[0] {
+        Value::Array(l) => Ok(Value::Bool(l.is_empty())),
+        Value::Str(s) if s.is_empty() => Ok(Value::Bool(true)),
+        Value::Bin(b) if b.is_empty() => Ok(Value::Bool(true)),
+        Value::Null | Value::JsonNull => err("is_empty: expected a map, list or string, got null"),
+        v => Ok(Value::Bool(as_map(v, "is_empty")?.is_empty())),
+    }
+}
+
+/// `bytesize(Bin)`: the size in bytes.
+pub(super) fn bytesize(a: &[Value], _: &mut Env<'_>) -> R {
+    match &a[0] {
+        Value::Str(s) => Ok(Value::Int(s.len() as i64)),
+        Value::Bin(b) => Ok(Value::Int(b.len() as i64)),
+        other => err(format!(
+            "bytesize: expected a string, got {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// `null()`: a missing value.
+pub(super) fn null(_: &[Value], _: &mut Env<'_>) -> R {
+    Ok(Value::Null)
+}
+
+/// `hash(Algorithm, Data)`: lower-case hex digest; md5, sha (sha1), sha224, sha256,
+/// sha384, sha512.
+pub(super) fn hash(a: &[Value], _: &mut Env<'_>) -> R {
+    let alg = text(&a[0], "hash")?;
+    let data = match &a[1] {
+        Value::Null | Value::JsonNull => return err("hash: no data"),
+        v => bytes(v, "hash")?,
+    };
+    let digest: Vec<u8> = match alg.as_str() {
+        "md5" => md5::Md5::digest(&data).to_vec(),
+        "sha" | "sha1" => sha1::Sha1::digest(&data).to_vec(),
+        "sha224" => sha2::Sha224::digest(&data).to_vec(),
+        "sha256" => sha2::Sha256::digest(&data).to_vec(),
+        "sha384" => sha2::Sha384::digest(&data).to_vec(),
+        "sha512" => sha2::Sha512::digest(&data).to_vec(),
+        other => return err(format!("hash: unknown hash algorithm {other:?}")),
+    };
+    Ok(Value::Str(hex(&digest, false)))
 }
 
 /// `map_put(Key, Value, Map)`; Key may be a path `'a.b'`.
@@ -292,13 +366,42 @@ pub(super) fn sha256(a: &[Value], _: &mut Env<'_>) -> R {
     )))
 }
 
-pub(super) fn base64_encode(a: &[Value], _: &mut Env<'_>) -> R {
-    Ok(Value::Str(
-        base64::engine::general_purpose::STANDARD.encode(bytes(&a[0], "base64_encode")?),
-    ))
+/// The engine for base64 options `no_padding` and `urlsafe` (EMQX's base64_opts).
+fn b64_engine(opts: &[Value], f: &str) -> Result<base64::engine::GeneralPurpose, EvalError> {
+    use base64::engine::general_purpose as gp;
+    let (mut pad, mut url) = (true, false);
+    for o in opts {
+        match text(o, f)?.as_str() {
+            "no_padding" => pad = false,
+            "urlsafe" => url = true,
+            other => return err(format!("{f}: unknown option {other:?}")),
+        }
+    }
+    Ok(match (url, pad) {
+        (false, true) => gp::STANDARD,
+        (false, false) => gp::STANDARD_NO_PAD,
+        (true, true) => gp::URL_SAFE,
+        (true, false) => gp::URL_SAFE_NO_PAD,
+    })
 }
+
+fn binary_arg(v: &Value, f: &str) -> Result<Vec<u8>, EvalError> {
+    match v {
+        Value::Str(s) => Ok(s.as_bytes().to_vec()),
+        Value::Bin(b) => Ok(b.clone()),
+        other => err(format!("{f}: expected a string, got {}", other.type_name())),
+    }
+}
+
+/// `base64_encode(Data[, Opt1[, Opt2]])`.
+pub(super) fn base64_encode(a: &[Value], _: &mut Env<'_>) -> R {
+    let e = b64_engine(&a[1..], "base64_encode")?;
+    Ok(Value::Str(e.encode(binary_arg(&a[0], "base64_encode")?)))
+}
+/// `base64_decode(Data[, Opt1[, Opt2]])`.
 pub(super) fn base64_decode(a: &[Value], _: &mut Env<'_>) -> R {
-    match base64::engine::general_purpose::STANDARD.decode(bytes(&a[0], "base64_decode")?) {
+    let e = b64_engine(&a[1..], "base64_decode")?;
+    match e.decode(binary_arg(&a[0], "base64_decode")?) {
         Ok(b) => Ok(Value::from_bytes(b)),
         Err(e) => err(format!("base64_decode: {e}")),
     }
@@ -310,13 +413,41 @@ pub(super) fn json_decode(a: &[Value], _: &mut Env<'_>) -> R {
     let b = bytes(&a[0], "json_decode")?;
     Value::from_json(&b).ok_or_else(|| EvalError::new("json_decode: not valid JSON"))
 }
+/// `bin2hexstr(Bin[, Prefix])`: upper-case hex, after Prefix.
 pub(super) fn bin2hexstr(a: &[Value], _: &mut Env<'_>) -> R {
-    Ok(Value::Str(hex(&bytes(&a[0], "bin2hexstr")?, true)))
+    let h = hex(&binary_arg(&a[0], "bin2hexstr")?, true);
+    match a.get(1) {
+        None | Some(Value::Null) => Ok(Value::Str(h)),
+        Some(Value::Str(p)) => Ok(Value::Str(format!("{p}{h}"))),
+        Some(other) => err(format!("bin2hexstr: bad prefix {}", other.type_name())),
+    }
 }
+/// `sqlserver_bin2hexstr(Bin)`: `bin2hexstr(Bin, '0x')`.
+pub(super) fn sqlserver_bin2hexstr(a: &[Value], env: &mut Env<'_>) -> R {
+    bin2hexstr(&[a[0].clone(), Value::from("0x")], env)
+}
+/// `hexstr2bin(Str[, Prefix])`: an odd number of digits reads as if a `0` led; a Prefix
+/// must be there.
 pub(super) fn hexstr2bin(a: &[Value], _: &mut Env<'_>) -> R {
-    let t = text(&a[0], "hexstr2bin")?;
+    let mut t = match &a[0] {
+        Value::Str(s) => s.clone(),
+        other => {
+            return err(format!(
+                "hexstr2bin: expected a string, got {}",
+                other.type_name()
+            ));
+        }
+    };
+    match a.get(1) {
+        None | Some(Value::Null) => {}
+        Some(Value::Str(p)) => match t.strip_prefix(p.as_str()) {
+            Some(rest) => t = rest.to_owned(),
+            None => return err("hexstr2bin: binary_prefix_unmatch"),
+        },
+        Some(other) => return err(format!("hexstr2bin: bad prefix {}", other.type_name())),
+    }
     if t.len() % 2 != 0 {
-        return err("hexstr2bin: odd number of hex digits");
+        t.insert(0, '0');
     }
     let out: Option<Vec<u8>> = (0..t.len())
         .step_by(2)

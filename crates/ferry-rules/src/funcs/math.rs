@@ -96,28 +96,103 @@ pub(super) fn bitsize(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Int(bytes(&a[0], "bitsize")?.len() as i64 * 8))
 }
 
-/// `subbits(Bin, Len)` or `subbits(Bin, Start, Len)`: the bits from Start (1-based) as an
-/// unsigned big-endian integer.
+/// `subbits(Bin, Len)`, `subbits(Bin, Start, Len[, Type[, Signedness[, Endianness]]])`:
+/// the bits from Start (1-based), as EMQX reads them: Type `integer` (default), `float`
+/// (16, 32 or 64 bits) or `bits`; `unsigned` (default) or `signed`; `big` (default) or
+/// `little` (whole bytes). Fewer bits than Len left: the rest is read; none left: null.
 pub(super) fn subbits(a: &[Value], _: &mut Env<'_>) -> R {
-    let data = bytes(&a[0], "subbits")?;
-    let (start, len) = if a.len() == 2 {
-        (1, int(&a[1], "subbits")?)
-    } else {
-        (int(&a[1], "subbits")?, int(&a[2], "subbits")?)
+    let f = "subbits";
+    let data = match &a[0] {
+        Value::Str(s) => s.as_bytes().to_vec(),
+        Value::Bin(b) => b.clone(),
+        other => return err(format!("{f}: expected a binary, got {}", other.type_name())),
     };
-    if start < 1 || !(0..=64).contains(&len) {
-        return err("subbits: start must be >= 1 and length between 0 and 64");
+    let (start, len) = if a.len() == 2 {
+        (1, int(&a[1], f)?)
+    } else {
+        (int(&a[1], f)?, int(&a[2], f)?)
+    };
+    let opt = |i: usize, default: &str| -> Result<String, EvalError> {
+        a.get(i)
+            .map_or(Ok(default.to_owned()), |v| super::text(v, f))
+    };
+    let (ty, sign, endian) = (opt(3, "integer")?, opt(4, "unsigned")?, opt(5, "big")?);
+    if start < 1 || len < 0 {
+        return err(format!("{f}: start must be >= 1 and length >= 0"));
     }
     let total = data.len() as i64 * 8;
     let first = start - 1;
-    let end = (first + len).min(total);
-    let mut v: u64 = 0;
-    for bit in first..end {
-        let byte = data[(bit / 8) as usize];
-        let b = (byte >> (7 - (bit % 8))) & 1;
-        v = (v << 1) | u64::from(b);
+    if first >= total {
+        return Ok(Value::Null);
     }
-    Ok(Value::Int(v as i64))
+    let len = len.min(total - first);
+    let bit = |i: i64| (data[(i / 8) as usize] >> (7 - (i % 8))) & 1;
+    let mut bits: Vec<u8> = (first..first + len).map(bit).collect();
+    let little = match endian.as_str() {
+        "big" => false,
+        "little" => true,
+        other => return err(format!("{f}: unknown endianness {other:?}")),
+    };
+    if little && len % 8 == 0 {
+        let bytes: Vec<Vec<u8>> = bits.chunks(8).rev().map(<[u8]>::to_vec).collect();
+        bits = bytes.concat();
+    }
+    let signed = match sign.as_str() {
+        "unsigned" => false,
+        "signed" => true,
+        other => return err(format!("{f}: unknown signedness {other:?}")),
+    };
+    match ty.as_str() {
+        "integer" => {
+            if len > 64 || (len == 64 && !signed && bits.first() == Some(&1)) {
+                return err(format!("{f}: {len} bits do not fit a 64-bit integer"));
+            }
+            let mut v: i64 = 0;
+            for b in &bits {
+                v = (v << 1) | i64::from(*b);
+            }
+            if signed && len > 0 && len < 64 && bits[0] == 1 {
+                v -= 1i64 << len;
+            }
+            Ok(Value::Int(v))
+        }
+        "float" => {
+            let mut v: u64 = 0;
+            for b in &bits {
+                v = (v << 1) | u64::from(*b);
+            }
+            let x = match len {
+                64 => f64::from_bits(v),
+                32 => f64::from(f32::from_bits(v as u32)),
+                16 => half_to_f64(v as u16),
+                _ => return err(format!("{f}: a float has 16, 32 or 64 bits, not {len}")),
+            };
+            Ok(Value::Float(x))
+        }
+        "bits" => {
+            if len % 8 != 0 {
+                return err(format!("{f}: {len} bits are not whole bytes"));
+            }
+            let bytes = bits
+                .chunks(8)
+                .map(|c| c.iter().fold(0u8, |acc, b| (acc << 1) | b))
+                .collect();
+            Ok(Value::from_bytes(bytes))
+        }
+        other => err(format!("{f}: unknown type {other:?}")),
+    }
+}
+
+fn half_to_f64(h: u16) -> f64 {
+    let sign = if h >> 15 == 1 { -1.0 } else { 1.0 };
+    let exp = i32::from((h >> 10) & 0x1f);
+    let frac = f64::from(h & 0x3ff);
+    sign * match exp {
+        0 => frac * 2f64.powi(-24),
+        31 if frac == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        e => (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
+    }
 }
 
 /// `div(a, b)`: the function form of the `div` operator.

@@ -44,7 +44,7 @@ table! {
     // bits
     "bitnot" 1..1 => math::bitnot, "bitand" 2..2 => math::bitand, "bitor" 2..2 => math::bitor,
     "bitxor" 2..2 => math::bitxor, "bitsl" 2..2 => math::bitsl, "bitsr" 2..2 => math::bitsr,
-    "bitsize" 1..1 => math::bitsize, "subbits" 2..3 => math::subbits,
+    "bitsize" 1..1 => math::bitsize, "bytesize" 1..1 => data::bytesize, "subbits" 2..6 => math::subbits,
     // type conversion
     "str" 1..1 => data::str, "str_utf8" 1..1 => data::str, "str_utf16_le" 1..1 => data::str_utf16_le,
     "bool" 1..1 => data::bool, "int" 1..1 => data::int_conv, "float" 1..2 => data::float,
@@ -57,7 +57,7 @@ table! {
     "is_array" 1..1 => data::is_array,
     // strings
     "lower" 1..1 => string::lower, "upper" 1..1 => string::upper, "trim" 1..1 => string::trim,
-    "ltrim" 1..1 => string::ltrim, "rtrim" 1..1 => string::rtrim, "reverse" 1..1 => string::reverse,
+    "ltrim" 1..1 => string::ltrim, "rtrim" 1..2 => string::rtrim, "rm_prefix" 2..2 => string::rm_prefix, "reverse" 1..1 => string::reverse,
     "strlen" 1..1 => string::strlen, "substr" 2..3 => string::substr, "split" 2..3 => string::split,
     "concat" 1..N => string::concat, "tokens" 2..3 => string::tokens, "sprintf" 1..N => string::sprintf,
     "pad" 2..4 => string::pad, "replace" 3..4 => string::replace, "regex_match" 2..2 => string::regex_match,
@@ -67,16 +67,18 @@ table! {
     // maps
     "map_get" 2..3 => data::map_get, "map_put" 3..3 => data::map_put, "map_keys" 1..1 => data::map_keys,
     "map_values" 1..1 => data::map_values, "map_to_entries" 1..1 => data::map_to_entries,
-    "mget" 2..3 => data::mget, "mput" 3..3 => data::map_put,
+    "mget" 2..3 => data::mget, "mput" 3..3 => data::mput,
+    "map_new" 0..0 => data::map_new, "map_size" 1..1 => data::map_size, "is_empty" 1..1 => data::is_empty,
     // arrays
     "nth" 2..2 => data::nth, "length" 1..1 => data::length, "sublist" 2..3 => data::sublist,
     "first" 1..1 => data::first, "last" 1..1 => data::last, "contains" 2..2 => data::contains,
     // hashes
-    "md5" 1..1 => data::md5, "sha" 1..1 => data::sha, "sha256" 1..1 => data::sha256,
+    "md5" 1..1 => data::md5, "sha" 1..1 => data::sha, "sha256" 1..1 => data::sha256, "hash" 2..2 => data::hash,
     // encoding
-    "base64_encode" 1..1 => data::base64_encode, "base64_decode" 1..1 => data::base64_decode,
+    "base64_encode" 1..3 => data::base64_encode, "base64_decode" 1..3 => data::base64_decode,
     "json_encode" 1..1 => data::json_encode, "json_decode" 1..1 => data::json_decode,
-    "bin2hexstr" 1..1 => data::bin2hexstr, "hexstr2bin" 1..1 => data::hexstr2bin,
+    "bin2hexstr" 1..2 => data::bin2hexstr, "hexstr2bin" 1..2 => data::hexstr2bin,
+    "sqlserver_bin2hexstr" 1..1 => data::sqlserver_bin2hexstr,
     // compression
     "gzip" 1..1 => data::gzip, "gunzip" 1..1 => data::gunzip, "zip" 1..1 => data::zip,
     "unzip" 1..1 => data::unzip, "zip_compress" 1..1 => data::zip_compress,
@@ -86,11 +88,12 @@ table! {
     "unix_ts_to_rfc3339" 1..2 => time::unix_ts_to_rfc3339, "rfc3339_to_unix_ts" 1..2 => time::rfc3339_to_unix_ts,
     "format_date" 3..4 => time::format_date, "date_to_unix_ts" 3..4 => time::date_to_unix_ts,
     "timezone_to_offset_seconds" 1..1 => time::timezone_to_offset_seconds,
+    "timezone_to_second" 1..1 => time::timezone_to_offset_seconds,
     // misc
     "uuid_v4" 0..0 => data::uuid_v4, "uuid_v4_no_hyphen" 0..0 => data::uuid_v4_no_hyphen,
     "coalesce" 1..N => data::coalesce, "coalesce_ne" 1..N => data::coalesce_ne,
     "contains_topic" 2..3 => data::contains_topic, "contains_topic_match" 2..3 => data::contains_topic_match,
-    "topic" 1..1 => data::topic,
+    "topic" 1..1 => data::topic, "null" 0..0 => data::null,
 }
 
 /// Index of a function in `TABLE` (names are case-insensitive).
@@ -107,26 +110,19 @@ pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, EvalError> {
     Err(EvalError::new(msg))
 }
 
+/// A number argument: EMQX's functions guard with `is_number`, so a string is an error.
 pub(crate) fn num(v: &Value, f: &str) -> Result<f64, EvalError> {
     match v {
         Value::Int(i) => Ok(*i as f64),
         Value::Float(x) => Ok(*x),
-        Value::Str(s) => s
-            .trim()
-            .parse()
-            .or_else(|_| err(format!("{f}: not a number: {s:?}"))),
         other => err(format!("{f}: expected a number, got {}", other.type_name())),
     }
 }
 
+/// An integer argument: EMQX's functions guard with `is_integer` (`1.0` and `'1'` are not).
 pub(crate) fn int(v: &Value, f: &str) -> Result<i64, EvalError> {
     match v {
         Value::Int(i) => Ok(*i),
-        Value::Float(x) if x.fract() == 0.0 => Ok(*x as i64),
-        Value::Str(s) => s
-            .trim()
-            .parse()
-            .or_else(|_| err(format!("{f}: not an integer: {s:?}"))),
         other => err(format!(
             "{f}: expected an integer, got {}",
             other.type_name()

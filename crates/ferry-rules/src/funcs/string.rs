@@ -29,8 +29,26 @@ pub(super) fn trim(a: &[Value], _: &mut Env<'_>) -> R {
 pub(super) fn ltrim(a: &[Value], _: &mut Env<'_>) -> R {
     s(text(&a[0], "ltrim")?.trim_start().to_owned())
 }
+/// `rtrim(Str[, Chars])`: trailing whitespace, or trailing characters from Chars.
 pub(super) fn rtrim(a: &[Value], _: &mut Env<'_>) -> R {
-    s(text(&a[0], "rtrim")?.trim_end().to_owned())
+    let st = text(&a[0], "rtrim")?;
+    match a.get(1) {
+        None => s(st.trim_end().to_owned()),
+        Some(c) => {
+            let set: Vec<char> = text(c, "rtrim")?.chars().collect();
+            s(st.trim_end_matches(|ch| set.contains(&ch)).to_owned())
+        }
+    }
+}
+/// `rm_prefix(Str, Prefix)`: Str without Prefix, or Str as it is.
+pub(super) fn rm_prefix(a: &[Value], _: &mut Env<'_>) -> R {
+    if a[0].is_null_or_json_null() {
+        return err("rm_prefix: no string");
+    }
+    let st = text(&a[0], "rm_prefix")?;
+    let p = text(&a[1], "rm_prefix")?;
+    s(st.strip_prefix(p.as_str())
+        .map_or(st.clone(), str::to_owned))
 }
 pub(super) fn reverse(a: &[Value], _: &mut Env<'_>) -> R {
     s(text(&a[0], "reverse")?.chars().rev().collect())
@@ -86,9 +104,21 @@ pub(super) fn split(a: &[Value], _: &mut Env<'_>) -> R {
         "notrim" => return strings(st.split(sep.as_str()).map(str::to_owned)),
         "leading" => st.split_once(sep.as_str()),
         "trailing" => st.rsplit_once(sep.as_str()),
+        // string:split/3 without dropping empty parts
+        "leading_notrim" | "trailing_notrim" => {
+            let once = if mode == "leading_notrim" {
+                st.split_once(sep.as_str())
+            } else {
+                st.rsplit_once(sep.as_str())
+            };
+            return match once {
+                Some((x, y)) => strings([x.to_owned(), y.to_owned()].into_iter()),
+                None => strings(std::iter::once(st)),
+            };
+        }
         other => {
             return err(format!(
-                "split: unknown option {other:?} (notrim, leading or trailing)"
+                "split: unknown option {other:?} (notrim, leading, trailing, leading_notrim or trailing_notrim)"
             ));
         }
     };
@@ -152,38 +182,185 @@ pub(super) fn sprintf(a: &[Value], _: &mut Env<'_>) -> R {
     let mut args = a[1..].iter();
     let mut out = String::new();
     let mut chars = fmt.chars().peekable();
-    let mut next = |d: char| {
-        args.next()
-            .ok_or_else(|| EvalError::new(format!("sprintf: no argument for ~{d}")))
-    };
     while let Some(c) = chars.next() {
         if c != '~' {
             out.push(c);
             continue;
         }
+        // Erlang's control sequence: ~[-]F.P.PadModC
+        let num = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+            let mut n = String::new();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit() || **d == '-') {
+                n.push(*d);
+                chars.next();
+            }
+            n.parse::<i64>().ok()
+        };
+        let width = num(&mut chars);
+        let mut precision = None;
+        let mut pad = ' ';
+        if chars.peek() == Some(&'.') {
+            chars.next();
+            precision = num(&mut chars);
+            if chars.peek() == Some(&'.') {
+                chars.next();
+                pad = chars
+                    .next()
+                    .ok_or_else(|| EvalError::new("sprintf: format ends in ~"))?;
+            }
+        }
+        while matches!(chars.peek(), Some('t' | 'l')) {
+            chars.next();
+        }
         let Some(d) = chars.next() else {
             return err("sprintf: format ends with ~");
         };
-        match d {
-            '~' => out.push('~'),
-            'n' => out.push('\n'),
-            's' => out.push_str(&next(d)?.to_text()),
-            'p' | 'w' => out.push_str(&erlang_term(next(d)?)),
-            'd' => out.push_str(&int(next(d)?, "sprintf ~d")?.to_string()),
-            'f' => out.push_str(&format!("{:.6}", super::num(next(d)?, "sprintf ~f")?)),
-            'e' => out.push_str(&format!("{:.5e}", super::num(next(d)?, "sprintf ~e")?)),
-            'g' => out.push_str(&format_float(super::num(next(d)?, "sprintf ~g")?)),
+        let mut next = || {
+            args.next()
+                .ok_or_else(|| EvalError::new(format!("sprintf: no argument for ~{d}")))
+        };
+        let body = match d {
+            '~' => "~".to_owned(),
+            'n' => "\n".to_owned(),
+            's' => {
+                let t = match next()? {
+                    v @ (Value::Str(_) | Value::Bin(_)) => v.to_text(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::JsonNull => "null".into(),
+                    Value::Null => "undefined".into(),
+                    other => {
+                        return err(format!(
+                            "sprintf: ~s needs a string, got {}",
+                            other.type_name()
+                        ));
+                    }
+                };
+                match precision {
+                    Some(p) if p >= 0 => t.chars().take(p as usize).collect(),
+                    _ => t,
+                }
+            }
+            'p' | 'w' => erlang_term(next()?),
+            'd' => match next()? {
+                Value::Int(i) => i.to_string(),
+                other => {
+                    return err(format!(
+                        "sprintf: ~d needs an integer, got {}",
+                        other.type_name()
+                    ));
+                }
+            },
+            'B' | 'b' | 'X' | 'x' | '#' => {
+                let base = precision.unwrap_or(10);
+                if !(2..=36).contains(&base) {
+                    return err(format!("sprintf: base {base} out of range"));
+                }
+                let i = match next()? {
+                    Value::Int(i) => *i,
+                    other => {
+                        return err(format!(
+                            "sprintf: ~{d} needs an integer, got {}",
+                            other.type_name()
+                        ));
+                    }
+                };
+                let mut t = radix(i.unsigned_abs(), base as u32);
+                if d == 'b' || d == 'x' {
+                    t = t.to_lowercase();
+                }
+                if i < 0 {
+                    t.insert(0, '-');
+                }
+                t
+            }
+            'f' | 'e' | 'g' => {
+                let x = match next()? {
+                    Value::Float(x) => *x,
+                    other => {
+                        return err(format!(
+                            "sprintf: ~{d} needs a float, got {}",
+                            other.type_name()
+                        ));
+                    }
+                };
+                let p = precision.unwrap_or(6).max(if d == 'f' { 0 } else { 2 }) as usize;
+                match d {
+                    'f' => format!("{x:.p$}"),
+                    'e' => erlang_exp(x, p),
+                    _ if x != 0.0 && (x.abs() < 0.1 || x.abs() >= 10f64.powi(p as i32)) => {
+                        erlang_exp(x, p)
+                    }
+                    _ => {
+                        let int_digits = if x == 0.0 {
+                            1
+                        } else {
+                            (x.abs().log10().floor() as i64 + 1).max(1)
+                        };
+                        let dec = (p as i64 - int_digits).max(0) as usize;
+                        format!("{x:.dec$}")
+                    }
+                }
+            }
             'c' => {
-                let code = int(next(d)?, "sprintf ~c")?;
-                out.push(char::from_u32(code as u32).unwrap_or('\u{fffd}'));
+                let code = int(next()?, "sprintf ~c")?;
+                let ch = char::from_u32(code as u32).unwrap_or('\u{fffd}');
+                let n = width.map_or(1, |w| w.unsigned_abs() as usize);
+                out.push_str(&ch.to_string().repeat(n));
+                continue;
+            }
+            'i' => {
+                next()?;
+                continue;
             }
             other => return err(format!("sprintf: unsupported directive ~{other}")),
+        };
+        // Field width: right-justified, left-justified when negative.
+        match width {
+            Some(w) => {
+                let wn = w.unsigned_abs() as usize;
+                let have = body.chars().count();
+                if have > wn && matches!(d, 'f' | 'e' | 'g' | 'd' | 'B' | 'b' | 'X' | 'x') {
+                    out.push_str(&"*".repeat(wn));
+                } else if have >= wn {
+                    out.extend(body.chars().take(wn));
+                } else if w < 0 {
+                    out.push_str(&body);
+                    out.extend(std::iter::repeat_n(pad, wn - have));
+                } else {
+                    out.extend(std::iter::repeat_n(pad, wn - have));
+                    out.push_str(&body);
+                }
+            }
+            None => out.push_str(&body),
         }
     }
     if args.next().is_some() {
         return err("sprintf: more arguments than directives");
     }
     s(out)
+}
+
+fn radix(mut n: u64, base: u32) -> String {
+    if n == 0 {
+        return "0".into();
+    }
+    let mut d = Vec::new();
+    while n > 0 {
+        d.push(std::char::from_digit((n % u64::from(base)) as u32, base).unwrap_or('?'));
+        n /= u64::from(base);
+    }
+    d.iter().rev().collect::<String>().to_uppercase()
+}
+
+/// Erlang's `~e`: P significant digits, exponent with a sign and no padding (`1.00000e+0`).
+fn erlang_exp(x: f64, p: usize) -> String {
+    let prec = p.saturating_sub(1);
+    let t = format!("{x:.prec$e}");
+    match t.split_once('e') {
+        Some((m, e)) if e.starts_with('-') => format!("{m}e{e}"),
+        Some((m, e)) => format!("{m}e+{e}"),
+        None => t,
+    }
 }
 
 /// `pad(Str, Len[, trailing|leading|both[, Char]])`.
@@ -194,16 +371,17 @@ pub(super) fn pad(a: &[Value], _: &mut Env<'_>) -> R {
         Some(v) => text(v, "pad")?,
         None => "trailing".into(),
     };
+    // EMQX pads with the whole pad string, once per missing character.
     let ch = match a.get(3) {
-        Some(v) => text(v, "pad")?.chars().next().unwrap_or(' '),
-        None => ' ',
+        Some(v) => text(v, "pad")?,
+        None => " ".into(),
     };
     let have = st.chars().count();
     if have >= len {
         return s(st);
     }
     let fill = len - have;
-    let rep = |n: usize| std::iter::repeat_n(ch, n).collect::<String>();
+    let rep = |n: usize| ch.repeat(n);
     match how.as_str() {
         "trailing" => s(st + &rep(fill)),
         "leading" => s(rep(fill) + &st),

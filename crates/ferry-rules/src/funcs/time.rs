@@ -1,6 +1,7 @@
 //! Date and time. Units are `second` (default), `millisecond`, `microsecond`, `nanosecond`.
 //! RFC 3339 output uses UTC (`+00:00`) unless an offset is given. Format strings use
-//! `%Y %m %d %H %M %S %N` (nanoseconds) `%z` (+hh:mm) `%%`.
+//! EMQX's directives: `%Y %m %d %H %M %S`, `%N` (nanoseconds), `%3N` `%6N` (and any width
+//! 1-9), `%z` (+hhmm), `%:z` (+hh:mm), `%::z` (+hh:mm:ss); any other text is literal.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Offset, TimeZone, Utc};
 
@@ -95,27 +96,37 @@ pub(super) fn rfc3339_to_unix_ts(a: &[Value], _: &mut Env<'_>) -> R {
     }
 }
 
-/// Parses an offset: `Z`, `+08:00`, `-0530`, `local` (UTC here), or seconds.
+/// Parses an offset as EMQX's `emqx_utils_calendar:offset_second/1`: `Z`, `+08:00`,
+/// `-0530`, `+05:30:15`, `local` (UTC here), or seconds.
 fn offset(v: &Value, f: &str) -> Result<FixedOffset, EvalError> {
     let secs = match v {
         Value::Int(i) => *i,
+        Value::Null => 0,
         other => {
             let s = text(other, f)?;
             match s.as_str() {
-                "Z" | "z" | "local" | "" => 0,
+                "Z" | "z" | "local" => 0,
                 _ => {
+                    let bad = || EvalError::new(format!("{f}: bad time offset {s:?}"));
                     let (sign, rest) = match s.as_bytes().first() {
                         Some(b'+') => (1, &s[1..]),
                         Some(b'-') => (-1, &s[1..]),
-                        _ => return err(format!("{f}: bad offset {s:?}")),
+                        _ => return Err(bad()),
                     };
-                    let digits: String = rest.chars().filter(|c| *c != ':').collect();
-                    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
-                        return err(format!("{f}: bad offset {s:?}"));
+                    let parts: Vec<&str> = rest.split(':').filter(|p| !p.is_empty()).collect();
+                    let (h, m, sec) = match parts.as_slice() {
+                        [h, m] => (*h, *m, "0"),
+                        [h, m, s] => (*h, *m, *s),
+                        [hm] if hm.len() == 4 => (&hm[..2], &hm[2..], "0"),
+                        _ => return Err(bad()),
+                    };
+                    let n = |x: &str| x.parse::<i64>().map_err(|_| bad());
+                    let (h, m, sec) = (n(h)?, n(m)?, n(sec)?);
+                    if !(0..=23).contains(&h) || !(0..=59).contains(&m) || !(0..=59).contains(&sec)
+                    {
+                        return Err(bad());
                     }
-                    let h: i64 = digits[..2].parse().unwrap_or(0);
-                    let m: i64 = digits[2..].parse().unwrap_or(0);
-                    sign * (h * 3600 + m * 60)
+                    sign * (h * 3600 + m * 60 + sec)
                 }
             }
         }
@@ -124,6 +135,71 @@ fn offset(v: &Value, f: &str) -> Result<FixedOffset, EvalError> {
         .ok()
         .and_then(FixedOffset::east_opt)
         .ok_or_else(|| EvalError::new(format!("{f}: offset out of range")))
+}
+
+/// `%z` (`+hhmm`), `%:z` (`+hh:mm`), `%::z` (`+hh:mm:ss`); the sign is the offset's.
+fn zone_text(off: FixedOffset, colons: usize) -> String {
+    let secs = off.local_minus_utc();
+    let sign = if secs < 0 { '-' } else { '+' };
+    let a = secs.unsigned_abs();
+    let (h, m, s) = (a / 3600, a % 3600 / 60, a % 60);
+    match colons {
+        0 => format!("{sign}{h:02}{m:02}"),
+        1 => format!("{sign}{h:02}:{m:02}"),
+        _ => format!("{sign}{h:02}:{m:02}:{s:02}"),
+    }
+}
+
+/// One directive of a date format: EMQX's `%Y %m %d %H %M %S`, `%N` (nanoseconds, 9
+/// digits), `%3N` / `%6N` (any width 1 to 9 here), `%z`, `%:z`, `%::z`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Directive {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    /// Fraction of a second with this many digits.
+    Frac(usize),
+    Zone(usize),
+}
+
+/// Splits a format into literal text and directives; anything else after `%` is text.
+fn directives(fmt: &str) -> Vec<Result<Directive, char>> {
+    let chars: Vec<char> = fmt.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '%' {
+            let rest: String = chars[i + 1..chars.len().min(i + 4)].iter().collect();
+            let (d, used) = match chars.get(i + 1) {
+                Some('Y') => (Some(Directive::Year), 1),
+                Some('m') => (Some(Directive::Month), 1),
+                Some('d') => (Some(Directive::Day), 1),
+                Some('H') => (Some(Directive::Hour), 1),
+                Some('M') => (Some(Directive::Minute), 1),
+                Some('S') => (Some(Directive::Second), 1),
+                Some('N') => (Some(Directive::Frac(9)), 1),
+                Some('z') => (Some(Directive::Zone(0)), 1),
+                Some(d @ '1'..='9') if chars.get(i + 2) == Some(&'N') => {
+                    (Some(Directive::Frac(*d as usize - '0' as usize)), 2)
+                }
+                _ if rest.starts_with(":z") => (Some(Directive::Zone(1)), 2),
+                _ if rest.starts_with("::z") => (Some(Directive::Zone(2)), 3),
+                _ => (None, 0),
+            };
+            if let Some(d) = d {
+                out.push(Ok(d));
+                i += 1 + used;
+                continue;
+            }
+        }
+        out.push(Err(c));
+        i += 1;
+    }
+    out
 }
 
 pub(super) fn timezone_to_offset_seconds(a: &[Value], _: &mut Env<'_>) -> R {
@@ -144,24 +220,20 @@ pub(super) fn format_date(a: &[Value], _: &mut Env<'_>) -> R {
     };
     let t = to_datetime(ts, per, off, f)?;
     let mut out = String::new();
-    let mut chars = fmt.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('Y') => out.push_str(&t.format("%Y").to_string()),
-            Some('m') => out.push_str(&t.format("%m").to_string()),
-            Some('d') => out.push_str(&t.format("%d").to_string()),
-            Some('H') => out.push_str(&t.format("%H").to_string()),
-            Some('M') => out.push_str(&t.format("%M").to_string()),
-            Some('S') => out.push_str(&t.format("%S").to_string()),
-            Some('N') => out.push_str(&format!("{:09}", t.timestamp_subsec_nanos())),
-            Some('z') => out.push_str(&t.format("%:z").to_string()),
-            Some('%') => out.push('%'),
-            Some(other) => return err(format!("{f}: unsupported directive %{other}")),
-            None => return err(format!("{f}: format ends with %")),
+    for d in directives(&fmt) {
+        match d {
+            Err(c) => out.push(c),
+            Ok(Directive::Year) => out.push_str(&t.format("%Y").to_string()),
+            Ok(Directive::Month) => out.push_str(&t.format("%m").to_string()),
+            Ok(Directive::Day) => out.push_str(&t.format("%d").to_string()),
+            Ok(Directive::Hour) => out.push_str(&t.format("%H").to_string()),
+            Ok(Directive::Minute) => out.push_str(&t.format("%M").to_string()),
+            Ok(Directive::Second) => out.push_str(&t.format("%S").to_string()),
+            Ok(Directive::Frac(w)) => {
+                let n = format!("{:09}", t.timestamp_subsec_nanos());
+                out.push_str(&n[..w]);
+            }
+            Ok(Directive::Zone(c)) => out.push_str(&zone_text(off, c)),
         }
     }
     Ok(Value::Str(out))
@@ -179,8 +251,8 @@ pub(super) fn date_to_unix_ts(a: &[Value], _: &mut Env<'_>) -> R {
     let (mut y, mut mo, mut d, mut h, mut mi, mut s, mut ns) =
         (1970i64, 1i64, 1i64, 0i64, 0i64, 0i64, 0i64);
     let mut off = off;
+    let mut have = 0u8;
     let mut input = date.as_str();
-    let mut fc = fmt.chars();
     let bad = || EvalError::new(format!("{f}: {date:?} does not match {fmt:?}"));
     let take_num = |input: &mut &str, max: usize| -> Result<i64, EvalError> {
         let n = input
@@ -195,30 +267,48 @@ pub(super) fn date_to_unix_ts(a: &[Value], _: &mut Env<'_>) -> R {
         *input = &input[n..];
         Ok(v)
     };
-    while let Some(c) = fc.next() {
-        if c != '%' {
-            input = input.strip_prefix(c).ok_or_else(bad)?;
-            continue;
-        }
-        match fc.next() {
-            Some('Y') => y = take_num(&mut input, 4)?,
-            Some('m') => mo = take_num(&mut input, 2)?,
-            Some('d') => d = take_num(&mut input, 2)?,
-            Some('H') => h = take_num(&mut input, 2)?,
-            Some('M') => mi = take_num(&mut input, 2)?,
-            Some('S') => s = take_num(&mut input, 2)?,
-            Some('N') => ns = take_num(&mut input, 9)?,
-            Some('z') => {
+    for dir in directives(&fmt) {
+        match dir {
+            // EMQX skips one input character per literal one, whatever it is
+            // (`%H-%M-%S` reads `10:40:12`).
+            Err(_) => {
+                let mut it = input.chars();
+                it.next().ok_or_else(bad)?;
+                input = it.as_str();
+            }
+            Ok(Directive::Year) => {
+                y = take_num(&mut input, 4)?;
+                have |= 1;
+            }
+            Ok(Directive::Month) => {
+                mo = take_num(&mut input, 2)?;
+                have |= 2;
+            }
+            Ok(Directive::Day) => {
+                d = take_num(&mut input, 2)?;
+                have |= 4;
+            }
+            Ok(Directive::Hour) => h = take_num(&mut input, 2)?,
+            Ok(Directive::Minute) => mi = take_num(&mut input, 2)?,
+            Ok(Directive::Second) => s = take_num(&mut input, 2)?,
+            Ok(Directive::Frac(w)) => {
+                let before = input.len();
+                let v = take_num(&mut input, w)?;
+                let digits = (before - input.len()) as u32;
+                ns = v * 10i64.pow(9 - digits);
+            }
+            Ok(Directive::Zone(_)) => {
                 let n = input
                     .chars()
-                    .take_while(|c| matches!(c, '+' | '-' | ':' | 'Z') || c.is_ascii_digit())
+                    .take_while(|c| matches!(c, '+' | '-' | ':' | 'Z' | 'z') || c.is_ascii_digit())
                     .count();
                 off = offset(&Value::Str(input[..n].to_owned()), f)?;
                 input = &input[n..];
             }
-            Some('%') => input = input.strip_prefix('%').ok_or_else(bad)?,
-            _ => return Err(bad()),
         }
+    }
+    if have != 7 {
+        return err(format!("{f}: the format needs %Y, %m and %d"));
     }
     if !input.is_empty() {
         return Err(bad());
