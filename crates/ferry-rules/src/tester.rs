@@ -64,19 +64,41 @@ pub fn test_rule(sql: &str, context: &str) -> Result<Vec<Map>, TestError> {
             ));
         }
     };
-    let event_type = get_str(&ctx, "event_type", "message_publish");
+    // Which topic the input arrives on, as EMQX's sqltester infers it: `event_topic`, else
+    // the `event` (or Ferry's `event_type`) unless it is a publish, else `topic`.
+    let event_type = match (
+        ctx.get("event_topic"),
+        ctx.get("event"),
+        ctx.get("event_type"),
+    ) {
+        (Some(Value::Str(t)), _, _) => t.trim_start_matches("$events/").to_owned(),
+        (_, Some(Value::Str(e)), _) | (_, _, Some(Value::Str(e))) => e.clone(),
+        _ => "message_publish".to_owned(),
+    };
     let event_type = event_type.trim_start_matches("$events/").replace('.', "_");
-    let result = if event_type == "message_publish" {
-        let topic = get_str(&ctx, "topic", "t/a");
-        let matched = rule.sources.iter().any(|s| match s {
-            Source::Topic(f) => ferry_mqtt::topic::matches(f, &topic),
-            _ => false,
-        });
-        if !matched {
-            return Err(TestError::NotMatched(format!(
-                "topic {topic:?} does not match the rule's FROM"
-            )));
+    let topic = get_str(&ctx, "topic", "t/a");
+    let in_topic = if event_type == "message_publish" {
+        topic.clone()
+    } else if event_type.starts_with("$bridges/") {
+        event_type.clone()
+    } else {
+        format!("$events/{event_type}")
+    };
+    // An input the rule does not listen to is "no match", like a false WHERE; only then
+    // is the rest of the context checked.
+    let matched = rule.sources.iter().any(|s| match s {
+        Source::Topic(f) => {
+            event_type == "message_publish" && ferry_mqtt::topic::matches(f, &in_topic)
         }
+        Source::Event(e) => format!("$events/{}", e.name()) == in_topic,
+        Source::Bridge(b) => *b == in_topic,
+    });
+    if !matched {
+        return Err(TestError::NotMatched(format!(
+            "{in_topic:?} does not match the rule's FROM"
+        )));
+    }
+    let result = if event_type == "message_publish" {
         let payload = get_str(&ctx, "payload", "{\"msg\": \"hello\"}");
         let pub_props = match ctx.get("pub_props") {
             Some(Value::Map(m)) => m.clone(),
@@ -104,14 +126,9 @@ pub fn test_rule(sql: &str, context: &str) -> Result<Vec<Map>, TestError> {
     } else {
         let ev = Event::from_name(&event_type)
             .ok_or_else(|| TestError::Context(format!("unknown event_type {event_type:?}")))?;
-        if !rule.sources.contains(&Source::Event(ev)) {
-            return Err(TestError::NotMatched(format!(
-                "the rule's FROM does not include $events/{}",
-                ev.name()
-            )));
-        }
         let mut columns = ctx.clone();
         columns.shift_remove("event_type");
+        columns.shift_remove("event_topic");
         columns.insert("event".into(), Value::from(ev.event_field()));
         for (k, v) in [
             ("clientid", "c_emqx"),
