@@ -376,6 +376,11 @@ fn term_cmp(a: &Value, b: &Value) -> Ordering {
     }
 }
 
+/// Erlang's `==`: term equality, with `1 == 1.0`.
+pub(crate) fn erlang_eq(a: &Value, b: &Value) -> bool {
+    term_cmp(a, b) == Ordering::Equal
+}
+
 /// EMQX's `compare/3`: a missing value compares true only with another missing value (for
 /// `=`, `<=`, `>=`) and false with anything else, whatever the operator; a number and a
 /// string compare as numbers; an atom (`true`, `false`, JSON `null`) and a string compare

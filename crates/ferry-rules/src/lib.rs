@@ -25,6 +25,7 @@ mod value;
 pub use error::{CompileError, EvalError, ParseError};
 pub use eval::Columns;
 pub use events::Event;
+pub use funcs::arity as function_arity;
 pub use funcs::names as function_names;
 pub use funcs::time::rfc3339_ms;
 pub use input::{MapInput, MessageInput};

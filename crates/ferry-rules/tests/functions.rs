@@ -280,6 +280,24 @@ fn examples() -> Vec<(&'static str, J)> {
         ),
         ("sqlserver_bin2hexstr('ab')", json!("0x6162")),
         ("timezone_to_second('+00:01:42')", json!(102)),
+        // EMQX's IoT functions: the message's columns
+        ("msgid()", json!("0005F8F84FFFAFB9F44200000D810002")),
+        ("qos()", json!(1)),
+        ("clientid()", json!("c1")),
+        (
+            "[clientip(), peerhost(), username()]",
+            json!(["127.0.0.1", "127.0.0.1", "u_emqx"]),
+        ),
+        ("flags()", json!({"retain": false, "dup": false})),
+        ("flag('dup')", json!(false)),
+        ("payload('arr')", json!([1, 2, 3])),
+        ("payload()", json!("{\"a\": 1, \"arr\": [1, 2, 3]}")),
+        ("topic()", json!("t/a")),
+        (
+            "[eq(1, 1.0), eq('1', 1), 1 = '1']",
+            json!([true, false, true]),
+        ),
+        ("sprintf_s('~p-~ts', [1, 'x'])", json!("1-x")),
         // the function forms of `div` and `mod` (EMQX t_sqlselect_002)
         ("div(7, 2)", json!(3)),
         ("mod(3, 2)", json!(1)),

@@ -600,11 +600,15 @@ pub(super) fn contains_topic_match(a: &[Value], _: &mut Env<'_>) -> R {
 }
 
 /// `topic(N)`: level N (1-based) of the message's topic, or null.
+/// `topic()` or `topic(N)`: the whole topic, or its Nth level (1-based).
 pub(super) fn topic(a: &[Value], env: &mut Env<'_>) -> R {
-    let n = int(&a[0], "topic")?;
     let Some(t) = env.input.topic() else {
         return Ok(Value::Null);
     };
+    let Some(n) = a.first() else {
+        return Ok(Value::from(t));
+    };
+    let n = int(n, "topic")?;
     Ok(match usize::try_from(n) {
         Ok(n) if n >= 1 => t
             .split('/')
@@ -612,4 +616,61 @@ pub(super) fn topic(a: &[Value], env: &mut Env<'_>) -> R {
             .map_or(Value::Null, |l| Value::Str(l.to_owned())),
         _ => Value::Null,
     })
+}
+
+/// The message's own columns as zero-argument functions (EMQX's IoT functions).
+fn column(env: &Env<'_>, name: &str) -> Value {
+    env.input.column(name).unwrap_or(Value::Null)
+}
+pub(super) fn msgid(_: &[Value], env: &mut Env<'_>) -> R {
+    Ok(column(env, "id"))
+}
+pub(super) fn qos(_: &[Value], env: &mut Env<'_>) -> R {
+    Ok(column(env, "qos"))
+}
+pub(super) fn clientid(_: &[Value], env: &mut Env<'_>) -> R {
+    Ok(column(env, "clientid"))
+}
+pub(super) fn username(_: &[Value], env: &mut Env<'_>) -> R {
+    Ok(column(env, "username"))
+}
+pub(super) fn peerhost(_: &[Value], env: &mut Env<'_>) -> R {
+    Ok(column(env, "peerhost"))
+}
+/// `flags()`: the flags map (empty when the input has none).
+pub(super) fn flags(_: &[Value], env: &mut Env<'_>) -> R {
+    Ok(match column(env, "flags") {
+        Value::Null => Value::Map(Map::new()),
+        v => v,
+    })
+}
+/// `flag(Name)`: one flag.
+pub(super) fn flag(a: &[Value], env: &mut Env<'_>) -> R {
+    let name = text(&a[0], "flag")?;
+    Ok(match column(env, "flags") {
+        Value::Map(m) => m.get(&name).cloned().unwrap_or(Value::Null),
+        _ => Value::Null,
+    })
+}
+/// `payload()` or `payload('a.b')`: the payload, or a path into it decoded as JSON.
+pub(super) fn payload(a: &[Value], env: &mut Env<'_>) -> R {
+    let p = column(env, "payload");
+    let Some(path) = a.first() else {
+        return Ok(p);
+    };
+    let path = text(path, "payload")?;
+    let Some(mut cur) = p.as_bytes().and_then(Value::from_json) else {
+        return Ok(Value::Null);
+    };
+    for part in path.split('.') {
+        cur = match cur {
+            Value::Map(mut m) => m.swap_remove(part).unwrap_or(Value::Null),
+            _ => return Ok(Value::Null),
+        };
+    }
+    Ok(cur)
+}
+/// `eq(A, B)`: Erlang's `==` (no string-to-number reading, unlike `=`).
+pub(super) fn eq(a: &[Value], _: &mut Env<'_>) -> R {
+    Ok(Value::Bool(crate::eval::erlang_eq(&a[0], &a[1])))
 }

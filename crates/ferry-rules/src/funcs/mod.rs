@@ -59,7 +59,7 @@ table! {
     "lower" 1..1 => string::lower, "upper" 1..1 => string::upper, "trim" 1..1 => string::trim,
     "ltrim" 1..1 => string::ltrim, "rtrim" 1..2 => string::rtrim, "rm_prefix" 2..2 => string::rm_prefix, "reverse" 1..1 => string::reverse,
     "strlen" 1..1 => string::strlen, "substr" 2..3 => string::substr, "split" 2..3 => string::split,
-    "concat" 1..N => string::concat, "tokens" 2..3 => string::tokens, "sprintf" 1..N => string::sprintf,
+    "concat" 1..N => string::concat, "tokens" 2..3 => string::tokens, "sprintf" 1..N => string::sprintf, "sprintf_s" 2..2 => string::sprintf_s,
     "pad" 2..4 => string::pad, "replace" 3..4 => string::replace, "regex_match" 2..2 => string::regex_match,
     "regex_replace" 3..3 => string::regex_replace, "regex_extract" 2..2 => string::regex_extract,
     "ascii" 1..1 => string::ascii, "find" 2..3 => string::find, "join_to_string" 2..2 => string::join_to_string,
@@ -93,12 +93,22 @@ table! {
     "uuid_v4" 0..0 => data::uuid_v4, "uuid_v4_no_hyphen" 0..0 => data::uuid_v4_no_hyphen,
     "coalesce" 1..N => data::coalesce, "coalesce_ne" 1..N => data::coalesce_ne,
     "contains_topic" 2..3 => data::contains_topic, "contains_topic_match" 2..3 => data::contains_topic_match,
-    "topic" 1..1 => data::topic, "null" 0..0 => data::null,
+    "topic" 0..1 => data::topic, "null" 0..0 => data::null,
+    "msgid" 0..0 => data::msgid, "qos" 0..0 => data::qos, "clientid" 0..0 => data::clientid,
+    "clientip" 0..0 => data::peerhost, "peerhost" 0..0 => data::peerhost,
+    "username" 0..0 => data::username, "flags" 0..0 => data::flags, "flag" 1..1 => data::flag,
+    "payload" 0..1 => data::payload, "eq" 2..2 => data::eq,
 }
 
 /// Index of a function in `TABLE` (names are case-insensitive).
 pub(crate) fn lookup(name: &str) -> Option<usize> {
     TABLE.iter().position(|f| f.name.eq_ignore_ascii_case(name))
+}
+
+/// How many arguments a built-in function takes: `(min, max)`, `max` is `usize::MAX` for
+/// any number.
+pub fn arity(name: &str) -> Option<(usize, usize)> {
+    lookup(name).map(|i| (TABLE[i].min, TABLE[i].max))
 }
 
 /// Names of every built-in function.

@@ -363,6 +363,13 @@ fn erlang_exp(x: f64, p: usize) -> String {
     }
 }
 
+/// `sprintf_s(Format, Args)`: sprintf with the arguments in a list.
+pub(super) fn sprintf_s(a: &[Value], env: &mut Env<'_>) -> R {
+    let mut all = vec![a[0].clone()];
+    all.extend_from_slice(array(&a[1], "sprintf_s")?);
+    sprintf(&all, env)
+}
+
 /// `pad(Str, Len[, trailing|leading|both[, Char]])`.
 pub(super) fn pad(a: &[Value], _: &mut Env<'_>) -> R {
     let st = text(&a[0], "pad")?;
