@@ -11,10 +11,14 @@ pub enum Event {
     MessageDelivered,
     MessageAcked,
     MessageDropped,
+    ClientConnack,
+    ClientCheckAuthzComplete,
+    ClientCheckAuthnComplete,
+    DeliveryDropped,
 }
 
 impl Event {
-    pub const ALL: [Event; 7] = [
+    pub const ALL: [Event; 11] = [
         Event::ClientConnected,
         Event::ClientDisconnected,
         Event::SessionSubscribed,
@@ -22,6 +26,10 @@ impl Event {
         Event::MessageDelivered,
         Event::MessageAcked,
         Event::MessageDropped,
+        Event::ClientConnack,
+        Event::ClientCheckAuthzComplete,
+        Event::ClientCheckAuthnComplete,
+        Event::DeliveryDropped,
     ];
 
     /// The name after `$events/`.
@@ -34,11 +42,36 @@ impl Event {
             Event::MessageDelivered => "message_delivered",
             Event::MessageAcked => "message_acked",
             Event::MessageDropped => "message_dropped",
+            Event::ClientConnack => "client_connack",
+            Event::ClientCheckAuthzComplete => "client_check_authz_complete",
+            Event::ClientCheckAuthnComplete => "client_check_authn_complete",
+            Event::DeliveryDropped => "delivery_dropped",
         }
     }
 
+    /// The newer namespaced name after `$events/` (EMQX 5.x), next to the legacy one.
+    pub fn topic_name(self) -> &'static str {
+        match self {
+            Event::ClientConnected => "client/connected",
+            Event::ClientDisconnected => "client/disconnected",
+            Event::SessionSubscribed => "session/subscribed",
+            Event::SessionUnsubscribed => "session/unsubscribed",
+            Event::MessageDelivered => "message/delivered",
+            Event::MessageAcked => "message/acked",
+            Event::MessageDropped => "message/dropped",
+            Event::ClientConnack => "client/connack",
+            Event::ClientCheckAuthzComplete => "auth/check_authz_complete",
+            Event::ClientCheckAuthnComplete => "auth/check_authn_complete",
+            Event::DeliveryDropped => "message/delivery_dropped",
+        }
+    }
+
+    /// An event by its legacy name (`client_connected`), namespaced name
+    /// (`client/connected`) or `event` column value (`client.connected`).
     pub fn from_name(n: &str) -> Option<Event> {
-        Event::ALL.into_iter().find(|e| e.name() == n)
+        Event::ALL
+            .into_iter()
+            .find(|e| e.name() == n || e.topic_name() == n || e.event_field() == n)
     }
 
     /// The `event` column value, e.g. `client.connected`.
@@ -51,6 +84,10 @@ impl Event {
             Event::MessageDelivered => "message.delivered",
             Event::MessageAcked => "message.acked",
             Event::MessageDropped => "message.dropped",
+            Event::ClientConnack => "client.connack",
+            Event::ClientCheckAuthzComplete => "client.check_authz_complete",
+            Event::ClientCheckAuthnComplete => "client.check_authn_complete",
+            Event::DeliveryDropped => "delivery.dropped",
         }
     }
 
@@ -84,6 +121,7 @@ impl Event {
                 "sockname",
                 "proto_name",
                 "proto_ver",
+                "connected_at",
                 "disconnected_at",
                 "disconn_props",
                 "timestamp",
@@ -94,6 +132,7 @@ impl Event {
                 "clientid",
                 "username",
                 "peerhost",
+                "peername",
                 "topic",
                 "qos",
                 "sub_props",
@@ -105,6 +144,7 @@ impl Event {
                 "clientid",
                 "username",
                 "peerhost",
+                "peername",
                 "topic",
                 "qos",
                 "unsub_props",
@@ -120,6 +160,7 @@ impl Event {
                 "username",
                 "payload",
                 "peerhost",
+                "peername",
                 "topic",
                 "qos",
                 "flags",
@@ -137,12 +178,73 @@ impl Event {
                 "username",
                 "payload",
                 "peerhost",
+                "peername",
                 "topic",
                 "qos",
                 "flags",
                 "pub_props",
                 "timestamp",
                 "publish_received_at",
+                "node",
+            ],
+            Event::ClientConnack => &[
+                "event",
+                "reason_code",
+                "clientid",
+                "username",
+                "peername",
+                "sockname",
+                "proto_name",
+                "proto_ver",
+                "keepalive",
+                "clean_start",
+                "expiry_interval",
+                "connected_at",
+                "conn_props",
+                "timestamp",
+                "node",
+            ],
+            Event::ClientCheckAuthzComplete => &[
+                "event",
+                "clientid",
+                "username",
+                "peerhost",
+                "peername",
+                "topic",
+                "action",
+                "authz_source",
+                "result",
+                "timestamp",
+                "node",
+            ],
+            Event::ClientCheckAuthnComplete => &[
+                "event",
+                "clientid",
+                "username",
+                "peername",
+                "reason_code",
+                "is_superuser",
+                "is_anonymous",
+                "timestamp",
+                "node",
+            ],
+            Event::DeliveryDropped => &[
+                "event",
+                "id",
+                "reason",
+                "from_clientid",
+                "from_username",
+                "clientid",
+                "username",
+                "payload",
+                "peerhost",
+                "peername",
+                "topic",
+                "qos",
+                "flags",
+                "pub_props",
+                "publish_received_at",
+                "timestamp",
                 "node",
             ],
         }

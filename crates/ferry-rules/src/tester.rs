@@ -75,7 +75,11 @@ pub fn test_rule(sql: &str, context: &str) -> Result<Vec<Map>, TestError> {
         (_, Some(Value::Str(e)), _) | (_, _, Some(Value::Str(e))) => e.clone(),
         _ => "message_publish".to_owned(),
     };
-    let event_type = event_type.trim_start_matches("$events/").replace('.', "_");
+    let event_type = event_type.trim_start_matches("$events/").to_owned();
+    let event_type = match Event::from_name(&event_type) {
+        Some(e) => e.name().to_owned(),
+        None => event_type.replace('.', "_"),
+    };
     let topic = get_str(&ctx, "topic", "t/a");
     let in_topic = if event_type == "message_publish" {
         topic.clone()
@@ -90,7 +94,7 @@ pub fn test_rule(sql: &str, context: &str) -> Result<Vec<Map>, TestError> {
         Source::Topic(f) => {
             event_type == "message_publish" && ferry_mqtt::topic::matches(f, &in_topic)
         }
-        Source::Event(e) => format!("$events/{}", e.name()) == in_topic,
+        Source::Event(e) => Event::from_name(&event_type) == Some(*e),
         Source::Bridge(b) => *b == in_topic,
     });
     if !matched {

@@ -62,3 +62,99 @@ fn a_false_where_is_no_output_not_no_match() {
     .unwrap();
     assert!(outs.is_empty());
 }
+
+#[test]
+fn newer_events_and_namespaced_topics() {
+    // emqx_rule_events: event_topics_enum and expand_legacy_event_topics
+    for (from, event) in [
+        ("$events/client/disconnected", "client.disconnected"),
+        ("$events/client_connack", "client.connack"),
+        ("$events/client/connack", "client.connack"),
+        (
+            "$events/client_check_authz_complete",
+            "client.check_authz_complete",
+        ),
+        (
+            "$events/auth/check_authz_complete",
+            "client.check_authz_complete",
+        ),
+        (
+            "$events/client_check_authn_complete",
+            "client.check_authn_complete",
+        ),
+        (
+            "$events/auth/check_authn_complete",
+            "client.check_authn_complete",
+        ),
+        ("$events/delivery_dropped", "delivery.dropped"),
+        ("$events/message/delivery_dropped", "delivery.dropped"),
+        ("$events/session/subscribed", "session.subscribed"),
+    ] {
+        let sql = format!("SELECT event, clientid, reason FROM \"{from}\"");
+        // by the `event` column value, and by either topic
+        for ctx in [
+            json!({"event": event, "clientid": "c1", "reason": "queue_full"}),
+            json!({"event_topic": from, "clientid": "c1", "reason": "queue_full"}),
+        ] {
+            let outs = test_rule(&sql, &ctx.to_string()).unwrap_or_else(|e| panic!("{from}: {e}"));
+            let out = ferry_rules::Value::Map(outs[0].clone()).to_json();
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+                json!({"event": event, "clientid": "c1", "reason": "queue_full"}),
+                "{from}"
+            );
+        }
+    }
+    // legacy and namespaced topics name the same event
+    let legacy =
+        ferry_rules::Rule::compile("SELECT * FROM \"$events/client_disconnected\"").unwrap();
+    let new = ferry_rules::Rule::compile("SELECT * FROM \"$events/client/disconnected\"").unwrap();
+    assert_eq!(legacy.sources, new.sources);
+}
+
+#[test]
+fn event_columns_include_what_emqx_documents() {
+    use ferry_rules::Event;
+    for (e, cols) in [
+        (
+            Event::MessageDelivered,
+            &[
+                "flags",
+                "pub_props",
+                "node",
+                "peername",
+                "publish_received_at",
+            ][..],
+        ),
+        (
+            Event::ClientDisconnected,
+            &[
+                "reason",
+                "peername",
+                "sockname",
+                "connected_at",
+                "disconnected_at",
+            ][..],
+        ),
+        (
+            Event::DeliveryDropped,
+            &["reason", "from_clientid", "flags", "pub_props"][..],
+        ),
+        (
+            Event::ClientConnack,
+            &["reason_code", "conn_props", "sockname"][..],
+        ),
+        (
+            Event::ClientCheckAuthzComplete,
+            &["action", "authz_source", "result", "topic"][..],
+        ),
+        (
+            Event::ClientCheckAuthnComplete,
+            &["reason_code", "is_superuser", "is_anonymous"][..],
+        ),
+    ] {
+        for c in cols {
+            assert!(e.columns().contains(c), "{e:?} lacks {c}");
+        }
+    }
+}
