@@ -317,3 +317,27 @@ fn wrong_argument_types_raise_exceptions() {
         assert!(e.contains("exception"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn unescape_and_regex_extract_as_emqx() {
+    // t_unescape; regex_extract captures all_but_first
+    check(&[
+        ("unescape('\\\\n')", json!("\n")),
+        (
+            "unescape('Hello,\\\\t World\\\\n!')",
+            json!("Hello,\t World\n!"),
+        ),
+        ("unescape('\\\\\\\\')", json!("\\")),
+        ("unescape('\\\\?\\\\a')", json!("?\u{7}")),
+        ("unescape('hej\\\\x0Ahej')", json!("hej\nhej")),
+        ("unescape('\\\\x41\\\\x42\\\\x43')", json!("ABC")),
+        ("unescape('\\\\xFF')", json!("\u{ff}")),
+        ("regex_extract('abc123', '[0-9]+')", json!([])),
+        (
+            "regex_extract('abc123', '([a-z]+)([0-9]+)')",
+            json!(["abc", "123"]),
+        ),
+        ("regex_extract('abc', '(x)')", json!([])),
+    ]);
+    assert!(eval("unescape('\\\\L')").unwrap_err().contains("exception"));
+}

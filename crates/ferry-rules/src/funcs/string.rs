@@ -486,8 +486,8 @@ pub(super) fn regex_extract(a: &[Value], _: &mut Env<'_>) -> R {
     let st = text(&a[0], "regex_extract")?;
     with_regex(&text(&a[1], "regex_extract")?, |re| {
         match re.captures(&st) {
+            // EMQX captures all_but_first: without a group, a match gives [].
             None => Value::Array(Vec::new()),
-            Some(c) if c.len() == 1 => Value::Array(vec![Value::Str(c[0].to_owned())]),
             Some(c) => Value::Array(
                 c.iter()
                     .skip(1)
@@ -531,33 +531,47 @@ pub(super) fn join_to_string(a: &[Value], _: &mut Env<'_>) -> R {
 }
 
 /// Turns escape sequences (`\n`, `\t`, `\\`, `\"`, `\uXXXX`, ...) into the characters.
+/// `unescape(Str)`: EMQX's escapes `\\ \n \t \r \b \f \v \' \" \? \a` and `\xHH...`
+/// (as many hex digits as follow, one code point); any other escape is an error.
 pub(super) fn unescape(a: &[Value], _: &mut Env<'_>) -> R {
+    if a[0].is_null_or_json_null() {
+        return err("unescape: no string");
+    }
     let st = text(&a[0], "unescape")?;
     let mut out = String::with_capacity(st.len());
-    let mut chars = st.chars();
+    let mut chars = st.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '\\' {
             out.push(c);
             continue;
         }
         match chars.next() {
+            Some('\\') => out.push('\\'),
             Some('n') => out.push('\n'),
             Some('t') => out.push('\t'),
             Some('r') => out.push('\r'),
             Some('b') => out.push('\u{8}'),
             Some('f') => out.push('\u{c}'),
             Some('v') => out.push('\u{b}'),
-            Some('0') => out.push('\0'),
+            Some('\'') => out.push('\''),
+            Some('"') => out.push('"'),
+            Some('?') => out.push('?'),
             Some('a') => out.push('\u{7}'),
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
+            Some('x') if chars.peek().is_some_and(char::is_ascii_hexdigit) => {
+                let mut hex = String::new();
+                while let Some(h) = chars.peek().filter(|h| h.is_ascii_hexdigit()) {
+                    hex.push(*h);
+                    chars.next();
+                }
                 match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
                     Some(ch) => out.push(ch),
-                    None => return err(format!("unescape: invalid \\u{hex}")),
+                    None => return err(format!("unescape: invalid \\x{hex}")),
                 }
             }
-            Some(other) => out.push(other),
-            None => out.push('\\'),
+            Some(other) => {
+                return err(format!("unescape: unrecognized escape sequence \\{other}"));
+            }
+            None => return err("unescape: unrecognized escape sequence at the end"),
         }
     }
     s(out)
