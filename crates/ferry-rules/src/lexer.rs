@@ -166,13 +166,11 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
                         .map_err(|_| ParseError::new(tl, tc, &text, "a number"))?,
                 )
             } else {
-                match text.parse::<i64>() {
-                    Ok(v) => Tok::Int(v),
-                    Err(_) => Tok::Float(
-                        text.parse()
-                            .map_err(|_| ParseError::new(tl, tc, &text, "a number"))?,
-                    ),
-                }
+                // EMQX's integers are unbounded; ours are 64-bit, and a literal that does
+                // not fit is an error rather than a silently rounded float.
+                Tok::Int(text.parse::<i64>().map_err(|_| {
+                    ParseError::new(tl, tc, &text, "an integer that fits in 64 bits")
+                })?)
             };
             push(&mut out, tok);
             continue;

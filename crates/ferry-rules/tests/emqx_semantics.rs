@@ -180,3 +180,11 @@ fn is_null_is_for_missing_values_and_is_null_var_also_for_json_null() {
         json!(null)
     );
 }
+
+#[test]
+fn integer_literals_beyond_64_bits_are_rejected_when_loaded() {
+    let e =
+        ferry_rules::Rule::compile("SELECT 99999999999999999999 as x FROM \"t/#\"").unwrap_err();
+    assert!(e.to_string().contains("64 bits"), "{e}");
+    assert!(ferry_rules::Rule::compile("SELECT 9223372036854775807 as x FROM \"t/#\"").is_ok());
+}
