@@ -176,6 +176,11 @@ fn select(env: &mut Env<'_>, fields: &[Field]) -> Result<(), EvalError> {
                 let v = env.eval(expr)?;
                 match alias {
                     Some(segs) => put_alias(&mut env.selected, segs, v),
+                    None if matches!(expr, Expr::Var(_)) => {
+                        if let Expr::Var(name) = expr {
+                            env.selected.insert(name.clone(), v);
+                        }
+                    }
                     None => match path_segs(expr) {
                         Some(segs) => put_alias(&mut env.selected, &segs, v),
                         None => {

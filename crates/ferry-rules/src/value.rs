@@ -100,6 +100,14 @@ pub(crate) fn float_text(f: f64) -> String {
     if !f.is_finite() {
         return format!("{f}");
     }
+    // Fast path: below 2^16 a double is within 1e-11 of its shortest form, so when that
+    // form has at most 10 decimals it is also what rounding to 10 decimals gives.
+    if f.abs() < 65536.0 {
+        let short = format_float(f);
+        if short.split_once('.').is_some_and(|(_, d)| d.len() <= 10) {
+            return short;
+        }
+    }
     let mut s = format!("{f:.10}");
     while s.ends_with('0') && !s.ends_with(".0") {
         s.pop();
