@@ -341,3 +341,14 @@ fn unescape_and_regex_extract_as_emqx() {
     ]);
     assert!(eval("unescape('\\\\L')").unwrap_err().contains("exception"));
 }
+
+#[test]
+fn sprintf_p_prints_erlang_terms() {
+    check(&[
+        ("sprintf('~p', 'a')", json!("<<\"a\">>")),
+        ("sprintf('~p', payload.missing)", json!("undefined")),
+        ("sprintf('~p', payload.n)", json!("null")),
+        ("sprintf('~p', [1, 'a'])", json!("[1,<<\"a\">>]")),
+        ("sprintf('~p', {'k': 1})", json!("#{<<\"k\">> => 1}")),
+    ]);
+}

@@ -168,15 +168,37 @@ pub(super) fn tokens(a: &[Value], _: &mut Env<'_>) -> R {
     )
 }
 
+/// A value as Erlang's `~p` prints the term EMQX holds: strings as binaries, a missing
+/// value as `undefined`, maps as `#{K => V}`.
 fn erlang_term(v: &Value) -> String {
     match v {
         Value::Str(s) => format!("<<\"{s}\">>"),
+        Value::Bin(b) => format!(
+            "<<{}>>",
+            b.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
+        ),
         Value::Float(f) => format_float(*f),
+        Value::Null => "undefined".into(),
+        Value::JsonNull => "null".into(),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(erlang_term).collect::<Vec<_>>().join(",")
+        ),
+        Value::Map(m) => format!(
+            "#{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("<<\"{k}\">> => {}", erlang_term(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         other => other.to_text(),
     }
 }
 
-/// Erlang-style formatting: `~s ~p ~w ~d ~f ~e ~g ~c ~n ~~`.
+/// Erlang's `io_lib:format/2` (what EMQX's sprintf calls): `~s ~ts ~p ~w ~d ~B ~b ~f ~e ~g
+/// ~c ~i ~n ~~`, with a field width (negative: left-justified), a precision (decimals, a
+/// base for `~B`, a length for `~s`) and a pad character: `~8.3f`, `~5..0B`, `~.16B`.
+/// A value of the wrong type for its directive is an error, as in Erlang.
 pub(super) fn sprintf(a: &[Value], _: &mut Env<'_>) -> R {
     let fmt = text(&a[0], "sprintf")?;
     let mut args = a[1..].iter();
