@@ -175,8 +175,7 @@ impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Lit(v) => f.write_str(&lit_text(v)),
-            Expr::Var(name) if is_ident(name) => f.write_str(name),
-            Expr::Var(name) => f.write_str(&quote(name, '"')),
+            Expr::Var(name) => f.write_str(&key_text(name)),
             Expr::Get(base, seg) => {
                 write!(f, "{base}")?;
                 match seg {

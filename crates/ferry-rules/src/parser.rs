@@ -318,10 +318,9 @@ impl Parser {
         let e = match t.tok {
             Tok::Int(i) => Expr::Lit(Value::Int(i)),
             Tok::Float(f) => Expr::Lit(Value::Float(f)),
-            Tok::Str(s) => Expr::Lit(Value::Str(s)),
-            // In EMQX's rule SQL a double-quoted name is a variable (`"topic"` is the topic),
-            // as in standard SQL; strings are single-quoted.
-            Tok::DStr(s) => Expr::Var(s),
+            // EMQX's lexer reads a double-quoted token as a name (a variable); Ferry keeps it
+            // a string, as it always has, so existing rules (`t =~ "cmd/#"`) keep working.
+            Tok::Str(s) | Tok::DStr(s) => Expr::Lit(Value::Str(s)),
             Tok::Minus => {
                 let e = self.expr(BP_NEG)?;
                 match e {

@@ -138,17 +138,3 @@ fn index_aliases_print_and_reparse() {
     assert_eq!(stmt.to_string(), sql);
     assert_eq!(ferry_rules::parser::parse(&stmt.to_string()).unwrap(), stmt);
 }
-
-#[test]
-fn a_double_quoted_name_is_a_variable() {
-    // t_sqlparse_array_index_1: [payload.a, "topic", 'c']
-    assert_eq!(
-        one(
-            "select [payload.a, \"topic\", 'c'] as c, \"clientid\" from \"t/#\" ",
-            r#"{"a":11}"#
-        ),
-        json!({"c": [11, "t/a", "c"], "clientid": "c_emqx"})
-    );
-    let stmt = ferry_rules::parser::parse("SELECT \"a-b\".c as x FROM \"t/#\"").unwrap();
-    assert_eq!(ferry_rules::parser::parse(&stmt.to_string()).unwrap(), stmt);
-}
