@@ -178,6 +178,25 @@ fn rule_test_prints_one_json_line_per_output() {
         .unwrap();
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
+    // A topic outside FROM: no match, like a false WHERE (nothing printed, exit 0).
+    let out = ferry()
+        .args([
+            "rule",
+            "test",
+            "--sql",
+            "SELECT 1 as x FROM \"t/#\"",
+            "--context",
+            r#"{"topic": "other/1"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no match"));
 }
 
 #[test]
