@@ -85,10 +85,13 @@ impl Control {
                 problems.join("\n  ")
             );
         }
-        let kafka = Kafka::start(&effective.connectors, &effective.actions, broker.registry())
-            .map_err(|errs| {
-                anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
-            })?;
+        let kafka = Kafka::start_with_buffers(
+            &effective.connectors,
+            &effective.actions,
+            broker.registry(),
+            Some(base.node.data_dir.join("buffer")),
+        )
+        .map_err(|errs| anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  ")))?;
         let configured = configured_actions(&effective);
         let rules = RuleEngine::build(&effective.rules, &broker, &kafka.named_actions(), &|n| {
             configured.iter().any(|x| x == n)
