@@ -252,8 +252,9 @@ pub enum WhenFull {
     DropOldest,
     /// Do not store the new record (counted); the publisher still gets its PUBACK.
     DropNewest,
-    /// Refuse the PUBLISH with 0x97 (quota exceeded; MQTT 3.x: the connection is closed),
-    /// so the device keeps the message and sends it again. Nothing is dropped.
+    /// Hold the record, and its publisher's PUBACK, until acknowledgements from Kafka free
+    /// room (a publisher stops at its Receive Maximum); past 20,000 held records the PUBLISH
+    /// is refused with 0x97 (MQTT 3.x: the connection closes). Nothing is dropped.
     Backpressure,
 }
 

@@ -9,7 +9,10 @@
 //!   the device sends again);
 //! - applies `when_full` when the buffer is at `buffer_max_bytes`: drop the oldest records
 //!   (counted, the new record is stored), drop the new one (counted, the publisher still
-//!   gets a success), or refuse the PUBLISH with 0x97 (`backpressure`, counted);
+//!   gets a success), or hold it (`backpressure`): held records wait in memory, in order,
+//!   until acknowledgements free room, and their publishers' PUBACKs wait with them, so a
+//!   publisher stops at its Receive Maximum; past [`HELD`] held records a PUBLISH is
+//!   refused with 0x97 (counted). Nothing is dropped;
 //! - is the driver: reads durable records in id order, produces them with librdkafka (at
 //!   most [`WINDOW`] outstanding), takes delivery reports back through the same channel
 //!   and acknowledges the buffer's contiguous prefix of delivered ids (reports may come
@@ -43,6 +46,8 @@ use crate::producer::{Delivery, KafkaAction, Record};
 pub const WINDOW: usize = 10_000;
 /// Appends waiting for the buffer thread, at most; past it a PUBLISH is refused (0x97).
 pub const HANDOVER: usize = 20_000;
+/// `backpressure`: records held for room, at most; past it a PUBLISH is refused (0x97).
+pub const HELD: usize = 20_000;
 
 pub type AckTx = oneshot::Sender<Result<(), NotDurable>>;
 
@@ -322,6 +327,7 @@ fn run(
         unsent: VecDeque::new(),
         retries: VecDeque::new(),
         waiting: Vec::new(),
+        held: VecDeque::new(),
         recovered_to,
         paused_until: None,
         last_gauges: Instant::now() - Duration::from_secs(1),
@@ -347,6 +353,8 @@ struct Driver {
     retries: VecDeque<(Instant, Box<Delivery>)>,
     /// Acks of the appends since the last commit.
     waiting: Vec<Option<AckTx>>,
+    /// `backpressure`: records waiting for room, in arrival order, with their acks.
+    held: VecDeque<(Vec<u8>, Option<AckTx>)>,
     /// Ids up to this one were in the buffer at start: sending them counts as `resent`.
     recovered_to: u64,
     /// librdkafka's queue was full: do not send before this.
@@ -378,6 +386,9 @@ impl Driver {
             self.commit();
             self.pump();
             self.ack();
+            if self.release_held() {
+                self.commit();
+            }
             if self.last_gauges.elapsed() >= Duration::from_millis(200) {
                 self.gauges();
             }
@@ -403,6 +414,9 @@ impl Driver {
             }
         }
         self.ack();
+        for (_, ack) in self.held.drain(..) {
+            refuse(ack, reason::UNSPECIFIED_ERROR, "action stopped");
+        }
         self.gauges();
     }
 
@@ -410,7 +424,12 @@ impl Driver {
         match msg {
             Msg::Append { bytes, ack } => {
                 self.handle.queued.fetch_sub(1, Ordering::AcqRel);
-                self.append(&bytes, ack);
+                if self.held.is_empty() {
+                    self.append(bytes, ack);
+                } else {
+                    // Behind held records: keep the order.
+                    self.hold(bytes, ack);
+                }
             }
             Msg::Done(id) => {
                 self.outstanding.remove(&id);
@@ -421,10 +440,10 @@ impl Driver {
         }
     }
 
-    fn append(&mut self, bytes: &[u8], ack: Option<AckTx>) {
+    fn append(&mut self, bytes: Vec<u8>, ack: Option<AckTx>) {
         let m = self.a.metrics.clone();
         loop {
-            match self.buf.append(bytes) {
+            match self.buf.append(&bytes) {
                 Ok(_) => {
                     self.waiting.push(ack);
                     return;
@@ -438,12 +457,7 @@ impl Driver {
                         return;
                     }
                     WhenFull::Backpressure => {
-                        m.counters.inc(ActionMetric::RefusedBufferFull);
-                        refuse(
-                            ack,
-                            reason::QUOTA_EXCEEDED,
-                            "kafka action: disk buffer full",
-                        );
+                        self.hold(bytes, ack);
                         return;
                     }
                     WhenFull::DropOldest => {
@@ -481,6 +495,43 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// `backpressure`: keeps the record (and its publisher's PUBACK) until there is room.
+    fn hold(&mut self, bytes: Vec<u8>, ack: Option<AckTx>) {
+        if self.held.len() >= HELD {
+            self.a.metrics.counters.inc(ActionMetric::RefusedBufferFull);
+            refuse(
+                ack,
+                reason::QUOTA_EXCEEDED,
+                "kafka action: disk buffer full",
+            );
+            return;
+        }
+        self.held.push_back((bytes, ack));
+    }
+
+    /// Appends held records while they fit; true if any was appended.
+    fn release_held(&mut self) -> bool {
+        let mut any = false;
+        while let Some((bytes, _)) = self.held.front() {
+            match self.buf.append(bytes) {
+                Ok(_) => {
+                    any = true;
+                    if let Some((_, ack)) = self.held.pop_front() {
+                        self.waiting.push(ack);
+                    }
+                }
+                Err(e) if e.is_full() => break,
+                Err(e) => {
+                    self.a.metrics.counters.inc(ActionMetric::Failed);
+                    if let Some((_, ack)) = self.held.pop_front() {
+                        refuse(ack, reason::UNSPECIFIED_ERROR, &e.to_string());
+                    }
+                }
+            }
+        }
+        any
     }
 
     fn io_error(&mut self, e: &ferry_buffer::Error) {
@@ -630,6 +681,7 @@ impl Driver {
         c.set(ActionMetric::BufferBytes, s.bytes);
         c.set(ActionMetric::BufferRecords, s.records);
         c.set(ActionMetric::BufferSegments, s.segments);
+        c.set(ActionMetric::BufferHeld, self.held.len() as u64);
         c.set(
             ActionMetric::BufferOldestAgeMs,
             s.oldest_unacked_age

@@ -190,13 +190,15 @@ metric_set! {
     DroppedBufferOldest => ("action_dropped_total", [("reason", "buffer_full_oldest")], "dropped.buffer_full_oldest", Counter, "Records dropped, by reason."),
     /// Disk buffer: the new record not stored (when_full = "drop_newest").
     DroppedBufferNewest => ("action_dropped_total", [("reason", "buffer_full_newest")], "dropped.buffer_full_newest", Counter, "Records dropped, by reason."),
-    /// Disk buffer full with when_full = "backpressure": the PUBLISH was refused (0x97).
+    /// Disk buffer full with when_full = "backpressure" and too many records held: the
+    /// PUBLISH was refused (0x97).
     RefusedBufferFull => ("action_refused_total", [("reason", "buffer_full")], "refused.buffer_full", Counter, "Records refused to the publisher (reason code 0x97), by reason."),
     /// Disk buffer: the hand-over channel to the buffer thread was full: refused (0x97).
     RefusedBufferBusy => ("action_refused_total", [("reason", "buffer_busy")], "refused.buffer_busy", Counter, "Records refused to the publisher (reason code 0x97), by reason."),
     BufferBytes => ("action_buffer_bytes", [], "buffer.bytes", Gauge, "Disk buffer: bytes of unacknowledged records."),
     BufferRecords => ("action_buffer_records", [], "buffer.records", Gauge, "Disk buffer: unacknowledged records."),
     BufferSegments => ("action_buffer_segments", [], "buffer.segments", Gauge, "Disk buffer: segment files."),
+    BufferHeld => ("action_buffer_held", [], "buffer.held", Gauge, "Disk buffer full with when_full = \"backpressure\": records (and their publishers' PUBACKs) waiting for room."),
     BufferOldestAgeMs => ("action_buffer_oldest_age_milliseconds", [], "buffer.oldest_age_ms", Gauge, "Disk buffer: age of the oldest unacknowledged record (since this process read or wrote it)."),
     BufferCommits => ("action_buffer_commits_total", [], "buffer.commits", Counter, "Disk buffer: group commits (one write and one fdatasync each)."),
     BufferErrors => ("action_buffer_errors_total", [], "buffer.errors", Counter, "Disk buffer: I/O errors (the records of a failed commit are refused with 0x80)."),
