@@ -122,6 +122,70 @@ async fn disk_mode_delivers_templated_records_in_order_per_key() -> anyhow::Resu
     Ok(())
 }
 
+const RESTART: &str = r#"
+[listeners.tcp.default]
+bind = "0.0.0.0:1883"
+[connectors.kafka.k]
+bootstrap_hosts = "127.0.0.1:9092"
+connect_timeout = "1s"
+[actions.kafka.disk]
+connector = "k"
+buffer_mode = "disk"
+topic = "again"
+value = "${payload}"
+[rules.r]
+sql = 'SELECT payload FROM "again/#"'
+actions = ["kafka:disk"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_restart_resends_the_buffer_and_counts_it() -> anyhow::Result<()> {
+    let mut k = TestKafka::start();
+    k.stop();
+    let data = tempfile::tempdir()?;
+    let (g, addr) = gateway_in(RESTART, &k.bootstrap, data.path()).await;
+    let (mut c, _) = RawClient::connect(addr, Version::V5, "pub", true).await?;
+    let msgs: Vec<(String, String)> = (0..50)
+        .map(|i| ("again/1".to_owned(), format!("m{i:02}")))
+        .collect();
+    let codes = publish_all(&mut c, &msgs).await?;
+    assert!(codes.iter().all(|c| *c < 0x80), "{codes:?}");
+    wait_until("gauges", Duration::from_secs(5), || {
+        action(&g, "disk")["buffer.records"] == 50
+    })
+    .await;
+    drop(c);
+    g.stop().await;
+
+    k.restart();
+    k.create_topic("again", 1);
+    let (g, _) = gateway_in(RESTART, &k.bootstrap, data.path()).await;
+    let recs = read(&k.bootstrap, "again", 50).await;
+    let values: Vec<String> = recs
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone()).unwrap())
+        .collect();
+    let want: Vec<String> = (0..50).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(values, want, "all of them, in order");
+    wait_until("acknowledged", Duration::from_secs(10), || {
+        let m = action(&g, "disk");
+        m["success"] == 50 && m["buffer.records"] == 0
+    })
+    .await;
+    let m = action(&g, "disk");
+    assert_eq!(
+        (
+            m["buffer.recovered"],
+            m["resent"],
+            m["buffer.recovery_dropped"]
+        ),
+        (50, 50, 0),
+        "{m:?}"
+    );
+    g.stop().await;
+    Ok(())
+}
+
 const FULL: &str = r#"
 [listeners.tcp.default]
 bind = "0.0.0.0:1883"
