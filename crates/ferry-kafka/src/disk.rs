@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferry_broker::NotDurable;
-use ferry_buffer::{Buffer, Id, Options, StdIo, SyncMode};
+use ferry_buffer::{Buffer, Id, Io, Options, StdIo, SyncMode};
 use ferry_metrics::ActionMetric;
 use ferry_mqtt::reason;
 use rdkafka::error::RDKafkaErrorCode;
@@ -315,32 +315,39 @@ fn run(
             "disk buffer recovered; unacknowledged records are sent again"
         );
     }
-    let next = buf.acked().0 + 1;
-    let mut d = Driver {
-        a,
-        handle,
-        buf,
-        when_full: cfg.when_full,
-        backoff: cfg.retry_backoff.0,
-        next,
-        outstanding: BTreeSet::new(),
-        unsent: VecDeque::new(),
-        retries: VecDeque::new(),
-        waiting: Vec::new(),
-        held: VecDeque::new(),
-        recovered_to,
-        paused_until: None,
-        last_gauges: Instant::now() - Duration::from_secs(1),
-        errors: 0,
-    };
+    let mut d = Driver::new(a, handle, buf, recovered_to);
     d.gauges();
     d.serve(&rx, &stop);
 }
 
-struct Driver {
+impl<I: Io> Driver<I> {
+    fn new(a: Arc<KafkaAction>, handle: DiskHandle, buf: Buffer<I>, recovered_to: u64) -> Self {
+        let cfg = a.config();
+        let (when_full, backoff) = (cfg.when_full, cfg.retry_backoff.0);
+        Driver {
+            next: buf.acked().0 + 1,
+            a,
+            handle,
+            buf,
+            when_full,
+            backoff,
+            outstanding: BTreeSet::new(),
+            unsent: VecDeque::new(),
+            retries: VecDeque::new(),
+            waiting: Vec::new(),
+            held: VecDeque::new(),
+            recovered_to,
+            paused_until: None,
+            last_gauges: Instant::now() - Duration::from_secs(1),
+            errors: 0,
+        }
+    }
+}
+
+struct Driver<I: Io> {
     a: Arc<KafkaAction>,
     handle: DiskHandle,
-    buf: Buffer<StdIo>,
+    buf: Buffer<I>,
     when_full: WhenFull,
     backoff: Duration,
     /// The next id to read.
@@ -363,7 +370,7 @@ struct Driver {
     errors: u64,
 }
 
-impl Driver {
+impl<I: Io> Driver<I> {
     fn serve(&mut self, rx: &Receiver<Msg>, stop: &CancellationToken) {
         loop {
             let busy = !self.unsent.is_empty() || !self.retries.is_empty();
@@ -693,6 +700,68 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn test_options() -> Options {
+        Options {
+            segment_bytes: 1 << 16,
+            max_bytes: 1 << 20,
+            sync: SyncMode::Always,
+        }
+    }
+
+    /// A disk-buffered driver on `io`, for an action whose Kafka is unreachable.
+    fn driver_on<I: Io + Send + 'static>(
+        io: I,
+        dir: &Path,
+    ) -> (
+        DiskHandle,
+        CancellationToken,
+        Arc<KafkaAction>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let registry = ferry_metrics::Registry::new();
+        let conn = crate::Connector::new(
+            "c",
+            toml::from_str("bootstrap_hosts = \"127.0.0.1:1\"").unwrap(),
+        );
+        let cfg = toml::from_str("connector = \"c\"\ntopic = \"t\"").unwrap();
+        let stop = CancellationToken::new();
+        let a = KafkaAction::start("a", cfg, &conn, &registry, stop.clone(), None).unwrap();
+        let (buf, _) = Buffer::open(dir, test_options(), io).unwrap();
+        let (handle, rx) = DiskHandle::new();
+        let (h, s, a2) = (handle.clone(), stop.clone(), a.clone());
+        let t = std::thread::spawn(move || Driver::new(a2, h, buf, 0).serve(&rx, &s));
+        (handle, stop, a, t)
+    }
+
+    async fn append(h: &DiskHandle) -> Result<(), NotDurable> {
+        let (tx, rx) = oneshot::channel();
+        assert!(h.append(encode(&record(), 0), Some(tx)).is_ok());
+        rx.await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_answers_0x80_and_the_buffer_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (io, faults) = ferry_buffer::FaultyIo::new();
+        let (h, stop, a, t) = driver_on(io, dir.path());
+        append(&h).await.unwrap();
+        faults.set_disk_full(true);
+        let e = append(&h).await.unwrap_err();
+        assert_eq!(e.code, reason::UNSPECIFIED_ERROR, "{e:?}");
+        assert!(e.why.contains("disk buffer"), "{e:?}");
+        faults.set_disk_full(false);
+        append(&h).await.unwrap();
+        let m = a.metrics.counters.get(ActionMetric::BufferErrors);
+        assert!(m >= 1);
+        stop.cancel();
+        tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+        // Two records are durable; the refused one is not there.
+        let (b, _) = Buffer::open(dir.path(), test_options(), StdIo).unwrap();
+        assert_eq!(b.len_records(), 2);
+    }
 
     fn record() -> Record {
         Record {
