@@ -340,6 +340,7 @@ impl<I: Io> Driver<I> {
             paused_until: None,
             last_gauges: Instant::now() - Duration::from_secs(1),
             errors: 0,
+            failing: false,
         }
     }
 }
@@ -368,6 +369,8 @@ struct Driver<I: Io> {
     paused_until: Option<Instant>,
     last_gauges: Instant,
     errors: u64,
+    /// An I/O error was the last word (the action's status shows it).
+    failing: bool,
 }
 
 impl<I: Io> Driver<I> {
@@ -543,6 +546,8 @@ impl<I: Io> Driver<I> {
 
     fn io_error(&mut self, e: &ferry_buffer::Error) {
         self.errors += 1;
+        self.failing = true;
+        self.a.set_buffer_error(Some(e.to_string()));
         self.a.metrics.counters.inc(ActionMetric::BufferErrors);
         if self.errors.is_power_of_two() {
             tracing::error!(action = %self.a.short_name(), errors = self.errors, "{e}");
@@ -564,6 +569,11 @@ impl<I: Io> Driver<I> {
         m.counters.inc(ActionMetric::BufferCommits);
         match result {
             Ok(_) => {
+                if self.failing {
+                    self.failing = false;
+                    self.a.set_buffer_error(None);
+                    tracing::info!(action = %self.a.short_name(), "disk buffer writes again");
+                }
                 for ack in self.waiting.drain(..).flatten() {
                     let _ = ack.send(Ok(()));
                 }
@@ -750,8 +760,11 @@ mod tests {
         let e = append(&h).await.unwrap_err();
         assert_eq!(e.code, reason::UNSPECIFIED_ERROR, "{e:?}");
         assert!(e.why.contains("disk buffer"), "{e:?}");
+        let status = a.buffer_error().unwrap();
+        assert!(status.contains("disk buffer"), "{status}");
         faults.set_disk_full(false);
         append(&h).await.unwrap();
+        assert_eq!(a.buffer_error(), None, "cleared by a successful commit");
         let m = a.metrics.counters.get(ActionMetric::BufferErrors);
         assert!(m >= 1);
         stop.cancel();

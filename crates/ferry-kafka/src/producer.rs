@@ -323,6 +323,8 @@ pub struct KafkaAction {
     queue: Arc<Queue>,
     /// Disk mode: the hand-over to the buffer thread.
     disk: Option<DiskHandle>,
+    /// Disk mode: the last buffer I/O error, until a commit succeeds again.
+    buffer_error: Mutex<Option<String>>,
     pub metrics: Arc<ActionStats>,
 }
 
@@ -444,6 +446,7 @@ impl KafkaAction {
             round_robin: AtomicU64::new(0),
             queue,
             disk: disk.as_ref().map(|((h, _), _)| h.clone()),
+            buffer_error: Mutex::new(None),
             metrics,
             producer,
             client_config: cc,
@@ -466,6 +469,19 @@ impl KafkaAction {
 
     pub fn config(&self) -> &ProducerConfig {
         &self.cfg
+    }
+
+    /// Disk mode: the current disk buffer error (an I/O error not yet followed by a
+    /// successful commit), for the action's status.
+    pub fn buffer_error(&self) -> Option<String> {
+        self.buffer_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_buffer_error(&self, e: Option<String>) {
+        *self.buffer_error.lock().unwrap_or_else(|e| e.into_inner()) = e;
     }
 
     /// The configured name (without `kafka:`).

@@ -355,7 +355,15 @@ impl Control {
         match view.connectors.get(connector) {
             Some(c) if running => {
                 let s = c.status();
-                (format!("{:?}", s.state).to_ascii_lowercase(), s.last_error)
+                // A disk-buffered action whose buffer cannot write says so first.
+                let buffer_error = match kind {
+                    Kind::Action => view.actions.get(name).and_then(|a| a.buffer_error()),
+                    _ => None,
+                };
+                (
+                    format!("{:?}", s.state).to_ascii_lowercase(),
+                    buffer_error.or(s.last_error),
+                )
             }
             _ if !enable => ("stopped".into(), Some("disabled".into())),
             None => (
