@@ -598,14 +598,16 @@ impl<I: Io> Driver<I> {
         }
         self.paused_until = None;
         let now = Instant::now();
-        while self.retries.front().is_some_and(|(due, _)| *due <= now) {
+        // Due retries go first (lower ids), in the order they failed.
+        let mut due = Vec::new();
+        while self.retries.front().is_some_and(|(at, _)| *at <= now) {
             if let Some((_, d)) = self.retries.pop_front() {
                 self.a.metrics.counters.inc(ActionMetric::Retried);
-                self.unsent.push_front(d);
+                due.push(d);
             }
-            if !self.send_unsent() {
-                return;
-            }
+        }
+        for d in due.into_iter().rev() {
+            self.unsent.push_front(d);
         }
         loop {
             if !self.send_unsent() {
@@ -742,6 +744,43 @@ mod tests {
         let (h, s, a2) = (handle.clone(), stop.clone(), a.clone());
         let t = std::thread::spawn(move || Driver::new(a2, h, buf, 0).serve(&rx, &s));
         (handle, stop, a, t)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn out_of_order_reports_ack_only_the_contiguous_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, stop, a, t) = driver_on(StdIo, dir.path());
+        stop.cancel();
+        tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+        let (buf, _) = Buffer::open(dir.path(), test_options(), StdIo).unwrap();
+        let mut d = Driver::new(a, h, buf, 0);
+        for _ in 0..5 {
+            d.append(encode(&record(), 0), None);
+        }
+        d.commit();
+        d.pump(); // ids 1..=5 handed to librdkafka (Kafka is unreachable: no reports)
+        assert_eq!(d.outstanding.len(), 5);
+        for (done, acked) in [(3, 0), (5, 0), (1, 1), (2, 3), (4, 5)] {
+            d.handle_msg(Msg::Done(done));
+            d.ack();
+            assert_eq!(d.buf.acked().0, acked, "after report {done}");
+        }
+        // A retried record keeps the prefix from moving past it.
+        for _ in 0..2 {
+            d.append(encode(&record(), 0), None);
+        }
+        d.commit();
+        d.pump();
+        let retried = Box::new(Delivery::buffered(record(), 6));
+        d.handle_msg(Msg::Retry(retried));
+        d.handle_msg(Msg::Done(7));
+        d.ack();
+        assert_eq!(d.buf.acked().0, 5, "6 is waiting for its retry");
+        d.handle_msg(Msg::Done(6));
+        d.ack();
+        assert_eq!(d.buf.acked().0, 7);
     }
 
     async fn append(h: &DiskHandle) -> Result<(), NotDurable> {
