@@ -2,7 +2,8 @@
 //!
 //! Owns: connectors (`[connectors.kafka.NAME]`: client settings, TLS, SASL, health check and
 //! status), producer actions (`[actions.kafka.NAME]`: templates, partitioning, sync/async
-//! delivery, bounded queue, retries, metrics), Java-compatible murmur2 partitioning, and
+//! delivery, bounded queue, retries, metrics; the disk-buffered mode in [`disk`], whose
+//! buffer directory the binary passes in), Java-compatible murmur2 partitioning, and
 //! [`Kafka`], the set of them built from config.
 //!
 //! Must not: be named by any crate but the binary (only this crate uses rdkafka); block the

@@ -7,7 +7,9 @@
 //!   Kafka's (a full librdkafka queue answers 0x97 at once; a failure or timeout 0x80);
 //! - async mode: pushes it into a bounded in-memory queue (overflow policy counted as
 //!   `dropped.queue_full`); a worker task moves records into librdkafka, waiting while its
-//!   queue is full, and sends retryable failures again (up to `max_retries`).
+//!   queue is full, and sends retryable failures again (up to `max_retries`);
+//! - disk mode (`buffer_mode = "disk"`, [`crate::disk`]): hands the encoded record to the
+//!   action's buffer thread; the PUBACK waits for its group commit (fsync), not for Kafka.
 //!
 //! Every record ends in exactly one of: success, failed, dropped. Counters live in
 //! [`ActionStats`].
