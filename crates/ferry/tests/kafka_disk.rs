@@ -186,6 +186,50 @@ async fn a_graceful_restart_resends_the_buffer_and_counts_it() -> anyhow::Result
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_kafka_does_not_hold_pubacks_in_disk_mode() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("again", 1);
+    let data = tempfile::tempdir()?;
+    let (g, addr) = gateway_in(RESTART, &k.bootstrap, data.path()).await;
+    let (mut c, _) = RawClient::connect(addr, Version::V5, "pub", true).await?;
+    let batch = |from: usize, to: usize| -> Vec<(String, String)> {
+        (from..to)
+            .map(|i| ("again/1".to_owned(), format!("m{i:03}")))
+            .collect()
+    };
+    let codes = publish_all(&mut c, &batch(0, 20)).await?;
+    assert!(codes.iter().all(|c| *c < 0x80));
+    assert_eq!(read(&k.bootstrap, "again", 20).await.len(), 20);
+
+    k.pause(); // SIGSTOP: connections open, no answers
+    let t = std::time::Instant::now();
+    let codes = publish_all(&mut c, &batch(20, 220)).await?;
+    assert!(codes.iter().all(|c| *c < 0x80), "{codes:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "PUBACKs do not wait for Kafka: {:?}",
+        t.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(action(&g, "disk")["buffer.records"] > 0, "waiting on disk");
+    k.resume();
+    let recs = read(&k.bootstrap, "again", 220).await;
+    let mut values: Vec<String> = recs
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone()).unwrap())
+        .collect();
+    values.sort();
+    values.dedup();
+    assert_eq!(values.len(), 220, "every message after the hang");
+    wait_until("buffer drained", Duration::from_secs(30), || {
+        action(&g, "disk")["buffer.records"] == 0
+    })
+    .await;
+    g.stop().await;
+    Ok(())
+}
+
 const FULL: &str = r#"
 [listeners.tcp.default]
 bind = "0.0.0.0:1883"
