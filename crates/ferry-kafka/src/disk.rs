@@ -48,6 +48,8 @@ pub const WINDOW: usize = 10_000;
 pub const HANDOVER: usize = 20_000;
 /// `backpressure`: records held for room, at most; past it a PUBLISH is refused (0x97).
 pub const HELD: usize = 20_000;
+/// How often the ack cursor is stored (each store is an fdatasync).
+pub const ACK_EVERY: Duration = Duration::from_millis(100);
 
 pub type AckTx = oneshot::Sender<Result<(), NotDurable>>;
 
@@ -339,6 +341,7 @@ impl<I: Io> Driver<I> {
             recovered_to,
             paused_until: None,
             last_gauges: Instant::now() - Duration::from_secs(1),
+            last_ack: Instant::now(),
             errors: 0,
             failing: false,
         }
@@ -368,6 +371,7 @@ struct Driver<I: Io> {
     /// librdkafka's queue was full: do not send before this.
     paused_until: Option<Instant>,
     last_gauges: Instant,
+    last_ack: Instant,
     errors: u64,
     /// An I/O error was the last word (the action's status shows it).
     failing: bool,
@@ -395,7 +399,7 @@ impl<I: Io> Driver<I> {
             }
             self.commit();
             self.pump();
-            self.ack();
+            self.ack(false);
             if self.release_held() {
                 self.commit();
             }
@@ -423,7 +427,7 @@ impl<I: Io> Driver<I> {
                 other => self.handle_msg(other),
             }
         }
-        self.ack();
+        self.ack(true);
         for (_, ack) in self.held.drain(..) {
             refuse(ack, reason::UNSPECIFIED_ERROR, "action stopped");
         }
@@ -680,15 +684,25 @@ impl<I: Io> Driver<I> {
         true
     }
 
-    /// Acknowledges the contiguous prefix of delivered ids.
-    fn ack(&mut self) {
+    /// Acknowledges the contiguous prefix of delivered ids. Storing the cursor costs an
+    /// fdatasync, so it is done at most every [`ACK_EVERY`] unless `force`d or room is needed
+    /// (records held, or the buffer over three quarters full); a crash in between only
+    /// means those records are sent again.
+    fn ack(&mut self, force: bool) {
         let to = self
             .outstanding
             .first()
             .map_or(self.next.saturating_sub(1), |f| f - 1);
-        if to > self.buf.acked().0
-            && let Err(e) = self.buf.ack(Id(to))
-        {
+        if to <= self.buf.acked().0 {
+            return;
+        }
+        let tight =
+            !self.held.is_empty() || self.buf.len_bytes() >= self.buf.options().max_bytes / 4 * 3;
+        if !force && !tight && self.last_ack.elapsed() < ACK_EVERY {
+            return;
+        }
+        self.last_ack = Instant::now();
+        if let Err(e) = self.buf.ack(Id(to)) {
             self.io_error(&e);
         }
     }
@@ -762,10 +776,14 @@ mod tests {
         d.commit();
         d.pump(); // ids 1..=5 handed to librdkafka (Kafka is unreachable: no reports)
         assert_eq!(d.outstanding.len(), 5);
+        let mut before = 0;
         for (done, acked) in [(3, 0), (5, 0), (1, 1), (2, 3), (4, 5)] {
             d.handle_msg(Msg::Done(done));
-            d.ack();
+            d.ack(false);
+            assert_eq!(d.buf.acked().0, before, "the cursor is stored in batches");
+            d.ack(true);
             assert_eq!(d.buf.acked().0, acked, "after report {done}");
+            before = acked;
         }
         // A retried record keeps the prefix from moving past it.
         for _ in 0..2 {
@@ -776,10 +794,10 @@ mod tests {
         let retried = Box::new(Delivery::buffered(record(), 6));
         d.handle_msg(Msg::Retry(retried));
         d.handle_msg(Msg::Done(7));
-        d.ack();
+        d.ack(true);
         assert_eq!(d.buf.acked().0, 5, "6 is waiting for its retry");
         d.handle_msg(Msg::Done(6));
-        d.ack();
+        d.ack(true);
         assert_eq!(d.buf.acked().0, 7);
     }
 
