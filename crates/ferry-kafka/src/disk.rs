@@ -48,6 +48,8 @@ pub const WINDOW: usize = 10_000;
 pub const HANDOVER: usize = 20_000;
 /// `backpressure`: records held for room, at most; past it a PUBLISH is refused (0x97).
 pub const HELD: usize = 20_000;
+/// Records read and sent per turn of the buffer thread, at most.
+pub const PUMP_TURN: usize = 1024;
 /// How often the ack cursor is stored (each store is an fdatasync).
 pub const ACK_EVERY: Duration = Duration::from_millis(100);
 
@@ -613,14 +615,17 @@ impl<I: Io> Driver<I> {
         for d in due.into_iter().rev() {
             self.unsent.push_front(d);
         }
+        // A bounded turn: the next group commit (and its PUBACKs) waits for this one.
+        let mut budget = PUMP_TURN;
         loop {
             if !self.send_unsent() {
                 return;
             }
-            let room = WINDOW.saturating_sub(self.outstanding.len());
+            let room = WINDOW.saturating_sub(self.outstanding.len()).min(budget);
             if room == 0 {
                 return;
             }
+            budget -= room.min(512);
             let batch = match self.buf.read_from(Id(self.next), room.min(512)) {
                 Ok(b) => b,
                 Err(e) => {
