@@ -194,6 +194,68 @@ pub struct ProducerConfig {
     pub max_retries: u32,
     #[serde(default = "default_backoff")]
     pub retry_backoff: Dur,
+    /// Where records wait for Kafka: "memory" (the default: the sync/async behaviour above)
+    /// or "disk" (a crash-safe log in `[node] data_dir`/buffer/NAME; a QoS 1/2 PUBLISH is
+    /// acknowledged once its record is fsynced).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub buffer_mode: BufferMode,
+    /// Disk mode: bound on the bytes of records waiting for Kafka.
+    #[serde(
+        default = "default_buffer_max_bytes",
+        skip_serializing_if = "is_default_buffer_max_bytes"
+    )]
+    pub buffer_max_bytes: u64,
+    /// Disk mode: size of each segment file (also the largest record).
+    #[serde(
+        default = "default_segment_bytes",
+        skip_serializing_if = "is_default_segment_bytes"
+    )]
+    pub segment_bytes: u64,
+    /// Disk mode: what happens to a record when the buffer is full.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub when_full: WhenFull,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+pub(crate) const DEFAULT_BUFFER_MAX_BYTES: u64 = 256 << 20;
+pub(crate) const DEFAULT_SEGMENT_BYTES: u64 = 8 << 20;
+fn default_buffer_max_bytes() -> u64 {
+    DEFAULT_BUFFER_MAX_BYTES
+}
+fn is_default_buffer_max_bytes(v: &u64) -> bool {
+    *v == DEFAULT_BUFFER_MAX_BYTES
+}
+fn default_segment_bytes() -> u64 {
+    DEFAULT_SEGMENT_BYTES
+}
+fn is_default_segment_bytes(v: &u64) -> bool {
+    *v == DEFAULT_SEGMENT_BYTES
+}
+
+/// `buffer_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferMode {
+    #[default]
+    Memory,
+    Disk,
+}
+
+/// `when_full` (disk mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Make room by dropping the oldest records (counted); the new one is acknowledged.
+    #[default]
+    DropOldest,
+    /// Do not store the new record (counted); the publisher still gets its PUBACK.
+    DropNewest,
+    /// Hold the record, and its publisher's PUBACK, until acknowledgements from Kafka free
+    /// room (a publisher stops at its Receive Maximum); past 20,000 held records the PUBLISH
+    /// is refused with 0x97 (MQTT 3.x: the connection closes). Nothing is dropped.
+    Backpressure,
 }
 
 fn default_key() -> String {
@@ -372,6 +434,25 @@ pub fn validate(connectors: &KafkaConnectors, actions: &KafkaActions) -> Vec<Str
         if a.max_queue_messages == 0 {
             errs.push(format!("{key}.max_queue_messages: must be at least 1"));
         }
+        if a.buffer_mode == BufferMode::Disk {
+            if a.query_mode == QueryMode::Sync {
+                errs.push(format!(
+                    "{key}.buffer_mode: \"disk\" acknowledges once the record is on disk; it needs query_mode = \"async\" (sync waits for Kafka)"
+                ));
+            }
+            if !(4096..=1 << 30).contains(&a.segment_bytes) {
+                errs.push(format!(
+                    "{key}.segment_bytes: must be between 4096 and 1073741824 (got {})",
+                    a.segment_bytes
+                ));
+            }
+            if a.buffer_max_bytes < a.segment_bytes {
+                errs.push(format!(
+                    "{key}.buffer_max_bytes: must be at least segment_bytes ({}), got {}",
+                    a.segment_bytes, a.buffer_max_bytes
+                ));
+            }
+        }
         if a.partitions_limit == Some(0) {
             errs.push(format!("{key}.partitions_limit: must be at least 1"));
         }
@@ -406,6 +487,60 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    fn producer(extra: &str) -> Result<ProducerConfig, toml::de::Error> {
+        toml::from_str(&format!("connector = \"c\"\ntopic = \"t\"\n{extra}"))
+    }
+
+    #[test]
+    fn buffer_settings_default_to_memory_and_are_checked() {
+        let p = producer("").unwrap();
+        assert_eq!(p.buffer_mode, BufferMode::Memory);
+        assert_eq!(p.when_full, WhenFull::DropOldest);
+        assert_eq!((p.buffer_max_bytes, p.segment_bytes), (256 << 20, 8 << 20));
+        // Defaults are not printed, so existing configs print as before.
+        let printed = toml::to_string(&p).unwrap();
+        assert!(!printed.contains("buffer"), "{printed}");
+        let p = producer(
+            "buffer_mode = \"disk\"\nwhen_full = \"backpressure\"\nbuffer_max_bytes = 1048576\nsegment_bytes = 65536",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                p.buffer_mode,
+                p.when_full,
+                p.buffer_max_bytes,
+                p.segment_bytes
+            ),
+            (BufferMode::Disk, WhenFull::Backpressure, 1 << 20, 1 << 16)
+        );
+        let err = producer("buffer_mode = \"hybrid\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("buffer_mode"), "{err}");
+        let err = producer("when_full = \"block\"").unwrap_err().to_string();
+        assert!(err.contains("when_full"), "{err}");
+        let mut actions = KafkaActions::default();
+        let mut bad = producer(
+            "buffer_mode = \"disk\"\nquery_mode = \"sync\"\nbuffer_max_bytes = 100\nsegment_bytes = 1000",
+        )
+        .unwrap();
+        bad.enable = true;
+        actions.kafka.insert("a".into(), bad);
+        let mut conns = KafkaConnectors::default();
+        conns.kafka.insert(
+            "c".into(),
+            toml::from_str("bootstrap_hosts = \"h:9092\"").unwrap(),
+        );
+        let errs = validate(&conns, &actions).join("\n");
+        for key in [
+            "actions.kafka.a.buffer_mode",
+            "actions.kafka.a.segment_bytes",
+            "actions.kafka.a.buffer_max_bytes",
+        ] {
+            assert!(errs.contains(key), "{key} in {errs}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Owns: connectors (`[connectors.kafka.NAME]`: client settings, TLS, SASL, health check and
 //! status), producer actions (`[actions.kafka.NAME]`: templates, partitioning, sync/async
-//! delivery, bounded queue, retries, metrics), Java-compatible murmur2 partitioning, and
+//! delivery, bounded queue, retries, metrics; the disk-buffered mode in [`disk`], whose
+//! buffer directory the binary passes in), Java-compatible murmur2 partitioning, and
 //! [`Kafka`], the set of them built from config.
 //!
 //! Must not: be named by any crate but the binary (only this crate uses rdkafka); block the
@@ -10,6 +11,7 @@
 
 pub mod config;
 pub mod connector;
+pub mod disk;
 pub mod partition;
 pub mod producer;
 pub mod source;
@@ -39,6 +41,8 @@ pub struct Kafka {
     stop: CancellationToken,
     /// Where actions and sources count (`Registry::action(NAME)`, `Registry::source(NAME)`).
     registry: Arc<ferry_metrics::Registry>,
+    /// Disk-buffered actions keep their buffer in `ROOT/NAME` (`[node] data_dir`/buffer).
+    buffer_root: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,6 +76,7 @@ impl Kafka {
             tokens: HashMap::new(),
             stop: CancellationToken::new(),
             registry,
+            buffer_root: None,
         }
     }
 
@@ -83,7 +88,20 @@ impl Kafka {
         actions: &KafkaActions,
         registry: &Arc<ferry_metrics::Registry>,
     ) -> Result<Kafka, Vec<String>> {
+        Kafka::start_with_buffers(connectors, actions, registry, None)
+    }
+
+    /// [`Kafka::start`], with the directory under which actions with `buffer_mode = "disk"`
+    /// keep their buffers (`ROOT/NAME`; the binary passes `[node] data_dir`/buffer). Without
+    /// it such actions are refused.
+    pub fn start_with_buffers(
+        connectors: &KafkaConnectors,
+        actions: &KafkaActions,
+        registry: &Arc<ferry_metrics::Registry>,
+        buffer_root: Option<std::path::PathBuf>,
+    ) -> Result<Kafka, Vec<String>> {
         let mut k = Kafka::new(registry.clone());
+        k.buffer_root = buffer_root;
         let retired = k.reconcile_producers(connectors, actions)?;
         debug_assert!(retired.is_empty());
         Ok(k)
@@ -140,7 +158,15 @@ impl Kafka {
                 }
                 _ => {
                     let token = self.stop.child_token();
-                    match KafkaAction::start(name, a.clone(), conn, &self.registry, token.clone()) {
+                    let dir = self.buffer_root.as_ref().map(|r| r.join(name));
+                    match KafkaAction::start(
+                        name,
+                        a.clone(),
+                        conn,
+                        &self.registry,
+                        token.clone(),
+                        dir,
+                    ) {
                         Ok(action) => {
                             acts.insert(name.clone(), action);
                             tokens.insert(key, token);

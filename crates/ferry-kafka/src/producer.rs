@@ -7,7 +7,9 @@
 //!   Kafka's (a full librdkafka queue answers 0x97 at once; a failure or timeout 0x80);
 //! - async mode: pushes it into a bounded in-memory queue (overflow policy counted as
 //!   `dropped.queue_full`); a worker task moves records into librdkafka, waiting while its
-//!   queue is full, and sends retryable failures again (up to `max_retries`).
+//!   queue is full, and sends retryable failures again (up to `max_retries`);
+//! - disk mode (`buffer_mode = "disk"`, [`crate::disk`]): hands the encoded record to the
+//!   action's buffer thread; the PUBACK waits for its group commit (fsync), not for Kafka.
 //!
 //! Every record ends in exactly one of: success, failed, dropped. Counters live in
 //! [`ActionStats`].
@@ -29,9 +31,11 @@ use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    Compression, HeaderEncode, Overflow, PartitionStrategy, ProducerConfig, QueryMode, RequiredAcks,
+    BufferMode, Compression, HeaderEncode, Overflow, PartitionStrategy, ProducerConfig, QueryMode,
+    RequiredAcks,
 };
 use crate::connector::{Connector, client_config};
+use crate::disk::{DiskHandle, Msg};
 use crate::partition::java_partition;
 use ferry_metrics::{ActionMetric, ActionStats, Registry};
 
@@ -53,6 +57,24 @@ pub struct Delivery {
     record: Record,
     ack: Option<oneshot::Sender<Result<(), NotDurable>>>,
     attempt: u32,
+    /// Disk mode: the record's id in the action's buffer (its report goes back there).
+    buffer_id: Option<u64>,
+}
+
+impl Delivery {
+    /// A record read back from the disk buffer.
+    pub(crate) fn buffered(record: Record, id: u64) -> Delivery {
+        Delivery {
+            record,
+            ack: None,
+            attempt: 0,
+            buffer_id: Some(id),
+        }
+    }
+
+    pub(crate) fn buffer_id(&self) -> Option<u64> {
+        self.buffer_id
+    }
 }
 
 /// Receives delivery reports on librdkafka's thread.
@@ -67,6 +89,8 @@ pub struct Reports {
     max_retries: u32,
     async_mode: bool,
     name: String,
+    /// Disk mode: reports go back to the buffer thread.
+    disk: Option<std::sync::mpsc::Sender<Msg>>,
 }
 
 impl Reports {
@@ -76,6 +100,7 @@ impl Reports {
         metrics: &Arc<ActionStats>,
         retry: &Arc<Queue>,
         stalled: &Arc<std::sync::atomic::AtomicBool>,
+        disk: Option<&DiskHandle>,
     ) -> Reports {
         Reports {
             metrics: metrics.clone(),
@@ -85,6 +110,7 @@ impl Reports {
             max_retries: cfg.max_retries,
             async_mode: cfg.query_mode == QueryMode::Async,
             name: name.to_owned(),
+            disk: disk.map(|h| h.tx.clone()),
         }
     }
 }
@@ -118,6 +144,32 @@ impl ProducerContext for Reports {
     fn delivery(&self, result: &DeliveryResult<'_>, d: Box<Delivery>) {
         let m = &self.metrics;
         m.counters.inc(ActionMetric::InflightDone);
+        if let (Some(id), Some(tx)) = (d.buffer_id, &self.disk) {
+            match result {
+                Ok(_) => {
+                    m.counters.inc(ActionMetric::Success);
+                    m.latency.record(d.record.since.elapsed());
+                    let _ = tx.send(Msg::Done(id));
+                }
+                Err((e, _)) if fatal(e) => {
+                    let n = m.counters.inc(ActionMetric::Failed);
+                    if n.is_power_of_two() {
+                        tracing::warn!(action = %self.name, topic = %d.record.topic, failed_total = n, "buffered record not deliverable: {e}");
+                    }
+                    let _ = tx.send(Msg::Done(id));
+                }
+                Err((e, _)) => {
+                    if self.idempotent
+                        && e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
+                    {
+                        self.stalled.store(true, Ordering::Relaxed);
+                    }
+                    // Sent again from the buffer thread, without limit: it is on disk.
+                    let _ = tx.send(Msg::Retry(d));
+                }
+            }
+            return;
+        }
         match result {
             Ok(_) => {
                 m.counters.inc(ActionMetric::Success);
@@ -271,6 +323,10 @@ pub struct KafkaAction {
     counts: Arc<PartitionCounts>,
     round_robin: AtomicU64,
     queue: Arc<Queue>,
+    /// Disk mode: the hand-over to the buffer thread.
+    disk: Option<DiskHandle>,
+    /// Disk mode: the last buffer I/O error, until a commit succeeds again.
+    buffer_error: Mutex<Option<String>>,
     pub metrics: Arc<ActionStats>,
 }
 
@@ -291,6 +347,7 @@ impl KafkaAction {
         conn: &Connector,
         registry: &Arc<Registry>,
         stop: CancellationToken,
+        buffer_dir: Option<std::path::PathBuf>,
     ) -> Result<Arc<KafkaAction>, String> {
         let t = |field: &str, s: &str| {
             Template::parse(s).map_err(|e| format!("actions.kafka.{name}.{field}: {e}"))
@@ -339,7 +396,23 @@ impl KafkaAction {
         };
         cc.set("message.timeout.ms", timeout.max(1).to_string());
         let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let reports = Reports::new(&cfg, name, &metrics, &queue, &stalled);
+        let disk = match (cfg.buffer_mode, buffer_dir) {
+            (BufferMode::Memory, _) => None,
+            (BufferMode::Disk, Some(dir)) => Some((DiskHandle::new(), dir)),
+            (BufferMode::Disk, None) => {
+                return Err(format!(
+                    "actions.kafka.{name}.buffer_mode: \"disk\" needs a data directory ([node] data_dir)"
+                ));
+            }
+        };
+        let reports = Reports::new(
+            &cfg,
+            name,
+            &metrics,
+            &queue,
+            &stalled,
+            disk.as_ref().map(|((h, _), _)| h),
+        );
         let producer: ThreadedProducer<Reports> = cc
             .create_with_context(reports)
             .map_err(|e| format!("actions.kafka.{name}: cannot create the producer: {e}"))?;
@@ -374,13 +447,17 @@ impl KafkaAction {
             counts: Arc::default(),
             round_robin: AtomicU64::new(0),
             queue,
+            disk: disk.as_ref().map(|((h, _), _)| h.clone()),
+            buffer_error: Mutex::new(None),
             metrics,
             producer,
             client_config: cc,
             stalled,
             cfg,
         });
-        if action.cfg.query_mode == QueryMode::Async {
+        if let Some(((handle, rx), dir)) = disk {
+            crate::disk::spawn(action.clone(), handle, rx, dir, stop.clone());
+        } else if action.cfg.query_mode == QueryMode::Async {
             tokio::spawn(worker(action.clone(), stop.clone()));
         }
         let needs_counts = action.partition.is_none()
@@ -394,6 +471,24 @@ impl KafkaAction {
 
     pub fn config(&self) -> &ProducerConfig {
         &self.cfg
+    }
+
+    /// Disk mode: the current disk buffer error (an I/O error not yet followed by a
+    /// successful commit), for the action's status.
+    pub fn buffer_error(&self) -> Option<String> {
+        self.buffer_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_buffer_error(&self, e: Option<String>) {
+        *self.buffer_error.lock().unwrap_or_else(|e| e.into_inner()) = e;
+    }
+
+    /// The configured name (without `kafka:`).
+    pub fn short_name(&self) -> &str {
+        self.name.strip_prefix("kafka:").unwrap_or(&self.name)
     }
 
     /// Renders one rule output into a record.
@@ -529,6 +624,7 @@ impl KafkaAction {
             &self.metrics,
             &self.queue,
             &self.stalled,
+            self.disk.as_ref(),
         );
         match self
             .client_config
@@ -548,7 +644,7 @@ impl KafkaAction {
     }
 
     /// Hands a record to librdkafka. On a full local queue, gives the delivery back.
-    fn send(&self, d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
+    pub(crate) fn send(&self, d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
         let rec = &d.record;
         let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
         for (k, v) in &rec.headers {
@@ -604,12 +700,40 @@ impl Action for KafkaAction {
                 return Err(e);
             }
         };
+        if let Some(disk) = &self.disk {
+            let wants_ack = env.msg.is_some_and(|msg| msg.qos != QoS::AtMostOnce);
+            let received_ms = env
+                .msg
+                .map_or_else(ferry_broker::hook::now_ms, |msg| msg.timestamp);
+            let bytes = crate::disk::encode(&record, received_ms);
+            let (tx, rx) = oneshot::channel();
+            return match disk.append(bytes, wants_ack.then_some(tx)) {
+                Ok(()) => {
+                    if wants_ack {
+                        env.acks.push(rx);
+                    }
+                    Ok(())
+                }
+                Err(ack) => {
+                    m.counters.inc(ActionMetric::RefusedBufferBusy);
+                    if let Some(ack) = ack {
+                        let _ = ack.send(Err(NotDurable {
+                            code: reason::QUOTA_EXCEEDED,
+                            why: "kafka action: disk buffer busy".into(),
+                        }));
+                        env.acks.push(rx);
+                    }
+                    Err("disk buffer busy".into())
+                }
+            };
+        }
         match self.cfg.query_mode {
             QueryMode::Async => {
                 self.queue.push(Delivery {
                     record,
                     ack: None,
                     attempt: 0,
+                    buffer_id: None,
                 });
                 Ok(())
             }
@@ -620,6 +744,7 @@ impl Action for KafkaAction {
                     record,
                     ack: wants_ack.then_some(tx),
                     attempt: 0,
+                    buffer_id: None,
                 };
                 match self.send(d) {
                     Ok(()) => {

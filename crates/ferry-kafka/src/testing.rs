@@ -190,6 +190,28 @@ impl TestKafka {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open and nothing answers, like a
+    /// hanging Kafka. [`TestKafka::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Undoes [`TestKafka::pause`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        assert!(!self.external, "cannot signal an external Kafka");
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill {sig} {}", c.id());
+        }
+    }
+
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.stop();

@@ -223,6 +223,12 @@ impl Registry {
                 vec![("action".to_owned(), name.clone())],
                 &a.latency,
             );
+            e.histogram(
+                "action_buffer_commit_seconds",
+                "Disk buffer: duration of each group commit (write and fdatasync), per action.",
+                vec![("action".to_owned(), name.clone())],
+                &a.commit_latency,
+            );
         }
         for (name, s) in self.sources.all() {
             e.counters(&s.counters, Some(&name));

@@ -171,7 +171,11 @@ metric_set! {
             minus: &[ActionMetric::InflightDone],
         },
     ], totals = &[
-        Total { json: "dropped", of: &[ActionMetric::DroppedQueueFull] },
+        Total { json: "dropped", of: &[
+            ActionMetric::DroppedQueueFull,
+            ActionMetric::DroppedBufferOldest,
+            ActionMetric::DroppedBufferNewest,
+        ] },
     ];
     Matched => ("action_matched_total", [], "matched", Counter, "Records handed to the action."),
     Success => ("action_success_total", [], "success", Counter, "Records Kafka acknowledged."),
@@ -182,6 +186,25 @@ metric_set! {
     Dequeued => ("action_dequeued_total", [], "dequeued", Counter, "Records taken out of the action's queue."),
     InflightSent => ("action_sent_total", [], "sent", Counter, "Records handed to the Kafka producer."),
     InflightDone => ("action_completed_total", [], "completed", Counter, "Records the Kafka producer finished with (acknowledged or failed)."),
+    /// Disk buffer: the oldest records acknowledged without delivery to make room.
+    DroppedBufferOldest => ("action_dropped_total", [("reason", "buffer_full_oldest")], "dropped.buffer_full_oldest", Counter, "Records dropped, by reason."),
+    /// Disk buffer: the new record not stored (when_full = "drop_newest").
+    DroppedBufferNewest => ("action_dropped_total", [("reason", "buffer_full_newest")], "dropped.buffer_full_newest", Counter, "Records dropped, by reason."),
+    /// Disk buffer full with when_full = "backpressure" and too many records held: the
+    /// PUBLISH was refused (0x97).
+    RefusedBufferFull => ("action_refused_total", [("reason", "buffer_full")], "refused.buffer_full", Counter, "Records refused to the publisher (reason code 0x97), by reason."),
+    /// Disk buffer: the hand-over channel to the buffer thread was full: refused (0x97).
+    RefusedBufferBusy => ("action_refused_total", [("reason", "buffer_busy")], "refused.buffer_busy", Counter, "Records refused to the publisher (reason code 0x97), by reason."),
+    BufferBytes => ("action_buffer_bytes", [], "buffer.bytes", Gauge, "Disk buffer: bytes of unacknowledged records."),
+    BufferRecords => ("action_buffer_records", [], "buffer.records", Gauge, "Disk buffer: unacknowledged records."),
+    BufferSegments => ("action_buffer_segments", [], "buffer.segments", Gauge, "Disk buffer: segment files."),
+    BufferHeld => ("action_buffer_held", [], "buffer.held", Gauge, "Disk buffer full with when_full = \"backpressure\": records (and their publishers' PUBACKs) waiting for room."),
+    BufferOldestAgeMs => ("action_buffer_oldest_age_milliseconds", [], "buffer.oldest_age_ms", Gauge, "Disk buffer: age of the oldest unacknowledged record (since this process read or wrote it)."),
+    BufferCommits => ("action_buffer_commits_total", [], "buffer.commits", Counter, "Disk buffer: group commits (one write and one fdatasync each)."),
+    BufferErrors => ("action_buffer_errors_total", [], "buffer.errors", Counter, "Disk buffer: I/O errors (the records of a failed commit are refused with 0x80)."),
+    BufferRecovered => ("action_buffer_recovered_total", [], "buffer.recovered", Counter, "Disk buffer: unacknowledged records found at start (sent to Kafka again)."),
+    BufferRecoveryDropped => ("action_buffer_recovery_dropped_total", [], "buffer.recovery_dropped", Counter, "Disk buffer: records cut off at start (torn tail never acknowledged, or corrupt)."),
+    Resent => ("action_resent_total", [], "resent", Counter, "Disk buffer: records sent to Kafka again after a restart (possible duplicates)."),
 }
 
 metric_set! {

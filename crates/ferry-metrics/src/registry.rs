@@ -16,6 +16,8 @@ pub type RuleStats = Counters<RuleMetric>;
 pub struct ActionStats {
     pub counters: Counters<ActionMetric>,
     pub latency: Histogram,
+    /// Disk buffer: duration of each group commit (write + fdatasync).
+    pub commit_latency: Histogram,
 }
 
 /// One Kafka source's counters, its delivery latency (record consumed to delivery done)
@@ -51,12 +53,14 @@ impl ActionStats {
     pub fn json(&self) -> BTreeMap<String, u64> {
         let mut out = self.counters.json();
         latency_json(&mut out, "latency", &self.latency);
+        latency_json(&mut out, "buffer.commit", &self.commit_latency);
         out
     }
 
     pub fn reset(&self) {
         self.counters.reset();
         self.latency.reset();
+        self.commit_latency.reset();
     }
 }
 

@@ -85,10 +85,13 @@ impl Control {
                 problems.join("\n  ")
             );
         }
-        let kafka = Kafka::start(&effective.connectors, &effective.actions, broker.registry())
-            .map_err(|errs| {
-                anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  "))
-            })?;
+        let kafka = Kafka::start_with_buffers(
+            &effective.connectors,
+            &effective.actions,
+            broker.registry(),
+            Some(base.node.data_dir.join("buffer")),
+        )
+        .map_err(|errs| anyhow::anyhow!("invalid Kafka configuration:\n  {}", errs.join("\n  ")))?;
         let configured = configured_actions(&effective);
         let rules = RuleEngine::build(&effective.rules, &broker, &kafka.named_actions(), &|n| {
             configured.iter().any(|x| x == n)
@@ -352,7 +355,15 @@ impl Control {
         match view.connectors.get(connector) {
             Some(c) if running => {
                 let s = c.status();
-                (format!("{:?}", s.state).to_ascii_lowercase(), s.last_error)
+                // A disk-buffered action whose buffer cannot write says so first.
+                let buffer_error = match kind {
+                    Kind::Action => view.actions.get(name).and_then(|a| a.buffer_error()),
+                    _ => None,
+                };
+                (
+                    format!("{:?}", s.state).to_ascii_lowercase(),
+                    buffer_error.or(s.last_error),
+                )
             }
             _ if !enable => ("stopped".into(), Some("disabled".into())),
             None => (
