@@ -4,10 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod common;
@@ -406,32 +404,6 @@ async fn backpressure_holds_pubacks_until_kafka_frees_room() -> anyhow::Result<(
     Ok(())
 }
 
-/// `ferry serve` with `config`; its MQTT address.
-fn serve(config: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("ferry: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (child, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_kafka_down_loses_no_acknowledged_message() -> anyhow::Result<()> {
     let mut k = TestKafka::start();
@@ -465,7 +437,7 @@ actions = ["kafka:out"]
             bootstrap = k.bootstrap,
         ),
     )?;
-    let (mut ferry, addr) = serve(&config);
+    let (mut ferry, addr) = common::serve_binary(&config);
     let (mut c, _) = RawClient::connect(addr, Version::V5, "pub", true).await?;
     const N: usize = 500;
     let msgs: Vec<(String, String)> = (0..N)
@@ -485,7 +457,7 @@ actions = ["kafka:out"]
 
     k.restart();
     k.create_topic("crash", 3);
-    let (mut ferry, _) = serve(&config);
+    let (mut ferry, _) = common::serve_binary(&config);
     let recs = read(&k.bootstrap, "crash", N).await;
     ferry.kill()?;
     ferry.wait()?;

@@ -4,11 +4,11 @@
 //! traffic of sessions that are not persistent never reaches the store.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use ferry::{Config, Gateway};
 use ferry_mqtt::{Packet, Properties, QoS, Version};
@@ -204,32 +204,6 @@ async fn qos0_routing_between_sessions_that_are_not_persistent_never_touches_the
     Ok(())
 }
 
-/// Starts the real binary on `config`; returns it and its MQTT address.
-fn serve(config: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("ferry: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (child, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_session_and_retained_messages_survive_kill_9() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -240,12 +214,12 @@ async fn persistent_session_and_retained_messages_survive_kill_9() -> TestResult
         &path,
         config_text(&dir.path().join("data"), "state_sync_interval = \"0ms\""),
     )?;
-    let (mut child, addr) = serve(&path);
+    let (mut child, addr) = common::serve_binary(&path);
     prepare(addr).await?;
     child.kill()?; // SIGKILL
     child.wait()?;
 
-    let (mut child, addr) = serve(&path);
+    let (mut child, addr) = common::serve_binary(&path);
     let result = check(addr).await;
     child.kill()?;
     child.wait()?;

@@ -24,3 +24,34 @@ pub(crate) async fn gateway(text: &str, bootstrap: &str) -> (Gateway, std::net::
     let addr = g.listeners[0].1;
     (g, addr)
 }
+
+/// Starts the real `ferry serve` on `config`; returns the child (the caller stops it) and
+/// its MQTT address, read from its first stdout line.
+pub(crate) fn serve_binary(
+    config: &std::path::Path,
+) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("ferry: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (child, addr)
+}
