@@ -79,8 +79,7 @@ impl Control {
         let problems = effective.validate();
         if !problems.is_empty() {
             anyhow::bail!(
-                "invalid configuration (file {} plus API changes in {}):\n  {}",
-                "and",
+                "invalid configuration (the config file plus the API changes in {}):\n  {}",
                 Overlay::path(&base.node.data_dir).display(),
                 problems.join("\n  ")
             );

@@ -908,3 +908,25 @@ async fn a_change_that_cannot_be_saved_is_undone() -> anyhow::Result<()> {
     a.g.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlay_the_file_no_longer_fits_is_refused_at_start_naming_both() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let overlay = dir.path().join("data").join("config");
+    std::fs::create_dir_all(&overlay)?;
+    std::fs::write(
+        overlay.join("overlay.json"),
+        r#"{"actions": {"a": {"connector": "gone", "topic": "t"}}}"#,
+    )?;
+    let err = match Gateway::start(&config(dir.path(), "")).await {
+        Ok(g) => {
+            g.stop().await;
+            anyhow::bail!("a gateway started with an action whose connector is missing");
+        }
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("overlay.json"), "{err}");
+    assert!(err.contains("actions.kafka.a.connector"), "{err}");
+    Ok(())
+}
