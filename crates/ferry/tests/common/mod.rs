@@ -1,6 +1,8 @@
-//! Shared by the Kafka test files: a gateway from a config text, pointed at the test Kafka
-//! and at a free loopback MQTT port.
+//! Shared by the test files: a gateway from a config text, pointed at the test Kafka and at a
+//! free loopback MQTT port; the real binary (`serve_binary`); the API tests' gateway (`api`).
 #![allow(clippy::unwrap_used, dead_code)]
+
+pub(crate) mod api;
 
 use ferry::{Config, Gateway};
 

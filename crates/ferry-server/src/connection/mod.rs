@@ -28,6 +28,11 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
+mod handshake;
+mod outgoing;
+
+use handshake::{ConnectFailure, read_connect, refuse};
+
 /// How a connection ends.
 #[derive(Debug)]
 enum Close {
@@ -87,63 +92,6 @@ pub(crate) async fn serve<S>(
     conn.broker.metrics().inc(BrokerMetric::PacketsReceived);
     let close = conn.run(&mut rd, &mut wr, rbuf, shutdown).await;
     conn.finish(close, &mut wr).await;
-}
-
-/// Sends a refusing CONNACK (best effort: the connection closes either way).
-async fn refuse<W: AsyncWrite + Unpin>(wr: &mut W, version: Version, code: u8) {
-    let mut out = BytesMut::new();
-    let p = Packet::ConnAck(ConnAck {
-        session_present: false,
-        code,
-        properties: Properties::default(),
-    });
-    if ferry_mqtt::encode(&p, version, &mut out).is_ok() {
-        let _ = timeout(Duration::from_secs(5), wr.write_all(&out)).await;
-    }
-}
-
-struct ConnectFailure {
-    /// CONNACK to send before closing, if the version is known well enough to answer.
-    connack: Option<(Version, u8)>,
-    why: String,
-}
-
-/// Reads until CONNECT; `read` counts the bytes read (CONNECT and whatever came with it).
-async fn read_connect<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    rbuf: &mut BytesMut,
-    cfg: &MqttConfig,
-    read: &mut u64,
-) -> Result<Box<Connect>, ConnectFailure> {
-    let fail = |connack, why: String| ConnectFailure { connack, why };
-    let deadline = Instant::now() + Duration::from_secs(u64::from(cfg.connect_timeout));
-    loop {
-        match ferry_mqtt::read_frame(rbuf, cfg.max_packet_size) {
-            Ok(Some(frame)) => {
-                if frame.header >> 4 != 1 {
-                    return Err(fail(None, "first packet is not CONNECT".into()));
-                }
-                return match ferry_mqtt::parse(frame, Version::V311) {
-                    Ok(Packet::Connect(c)) => Ok(c),
-                    Ok(_) => Err(fail(None, "first packet is not CONNECT".into())),
-                    Err(DecodeError::UnsupportedVersion(l)) => Err(fail(
-                        Some((Version::V311, reason::UNSUPPORTED_PROTOCOL_VERSION)),
-                        format!("unsupported protocol level {l}"),
-                    )),
-                    Err(e) => Err(fail(None, e.to_string())),
-                };
-            }
-            Ok(None) => {}
-            Err(e) => return Err(fail(None, e.to_string())),
-        }
-        rbuf.reserve(READ_CHUNK);
-        match tokio::time::timeout_at(deadline, rd.read_buf(rbuf)).await {
-            Err(_) => return Err(fail(None, "no CONNECT within connect_timeout".into())),
-            Ok(Ok(0)) => return Err(fail(None, "closed before CONNECT".into())),
-            Ok(Ok(n)) => *read += n as u64,
-            Ok(Err(e)) => return Err(fail(None, e.to_string())),
-        }
-    }
 }
 
 struct Conn {
@@ -216,141 +164,6 @@ async fn wait_front(pending: &mut VecDeque<PendingAck>) -> Result<(), NotDurable
 }
 
 impl Conn {
-    /// Validates CONNECT, attaches the session and queues CONNACK plus any redelivery.
-    /// On refusal returns the version to answer in and the reason code.
-    fn accept(
-        broker: Arc<Broker>,
-        cfg: MqttConfig,
-        c: Connect,
-        peer: SocketAddr,
-        local: Option<SocketAddr>,
-    ) -> Result<Conn, (Version, u8, String)> {
-        let v = c.version;
-        let v5 = v.is_v5();
-        let refuse = |code: u8, why: &str| Err((v, code, why.to_owned()));
-        if c.properties.authentication_method.is_some() {
-            return refuse(
-                reason::BAD_AUTHENTICATION_METHOD,
-                "enhanced authentication is not supported",
-            );
-        }
-        if let Some(w) = &c.will {
-            if validate_name(&w.topic).is_err() {
-                return refuse(reason::TOPIC_NAME_INVALID, "invalid will topic");
-            }
-            if w.retain && !cfg.retain_available {
-                return refuse(
-                    reason::RETAIN_NOT_SUPPORTED,
-                    "retained will but retain is not available",
-                );
-            }
-        }
-        if c.client_id.len() > cfg.max_clientid_len {
-            return refuse(reason::CLIENT_IDENTIFIER_NOT_VALID, "client id too long");
-        }
-        let mut properties = Properties::default();
-        let client_id: Arc<str> = if c.client_id.is_empty() {
-            if !v5 && !c.clean_start {
-                return refuse(
-                    reason::CLIENT_IDENTIFIER_NOT_VALID,
-                    "empty client id requires clean session",
-                );
-            }
-            let id = generate_client_id();
-            if v5 {
-                properties.assigned_client_identifier = Some(id.clone());
-            }
-            id.into()
-        } else {
-            c.client_id.as_str().into()
-        };
-        let expiry = if v5 {
-            c.properties.session_expiry_interval.unwrap_or(0)
-        } else if c.clean_start {
-            0
-        } else {
-            cfg.session_expiry_interval
-        };
-        let mut keep_alive = c.keep_alive;
-        if v5 && let Some(k) = cfg.server_keepalive {
-            keep_alive = k;
-            properties.server_keep_alive = Some(k);
-        }
-        if v5 {
-            if cfg.receive_maximum != u16::MAX {
-                properties.receive_maximum = Some(cfg.receive_maximum);
-            }
-            if cfg.max_topic_alias > 0 {
-                properties.topic_alias_maximum = Some(cfg.max_topic_alias);
-            }
-            properties.maximum_packet_size = Some(cfg.max_packet_size);
-            if !cfg.retain_available {
-                properties.retain_available = Some(0);
-            }
-            if !cfg.shared_subscription {
-                properties.shared_subscription_available = Some(0);
-            }
-        }
-        let client = Arc::new(ClientInfo {
-            client_id: client_id.clone(),
-            username: c.username.as_deref().map(Arc::from),
-            peer: Some(peer),
-            local,
-            proto_ver: v.level(),
-            keepalive: keep_alive,
-            clean_start: c.clean_start,
-            expiry_interval: expiry,
-            connected_at: ferry_broker::hook::now_ms(),
-        });
-        let attached = broker.connect(client.clone());
-        let client_receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX);
-        attached
-            .session
-            .lock()
-            .set_inflight_window(client_receive_max.min(cfg.max_inflight));
-        let mut conn = Conn {
-            peer,
-            version: v,
-            client_id,
-            client,
-            session: attached.session,
-            conn_id: attached.conn_id,
-            kicked: Some(attached.kicked),
-            will: c.will,
-            keep_alive: (keep_alive > 0)
-                .then(|| Duration::from_secs_f32(f32::from(keep_alive) * cfg.keepalive_multiplier)),
-            connect_expiry_zero: expiry == 0,
-            client_receive_max,
-            client_max_packet: c.properties.maximum_packet_size.unwrap_or(u32::MAX),
-            client_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
-            in_aliases: HashMap::new(),
-            out_aliases: HashMap::new(),
-            wbuf: BytesMut::with_capacity(READ_CHUNK),
-            batch: Vec::with_capacity(BATCH),
-            pending: VecDeque::new(),
-            traffic: Traffic::default(),
-            read_at: Instant::now(),
-            broker,
-            cfg,
-        };
-        tracing::debug!(client_id = %conn.client_id, peer = %conn.peer, version = %v, "client connected");
-        conn.send(&Packet::ConnAck(ConnAck {
-            session_present: attached.session_present,
-            code: reason::SUCCESS,
-            properties,
-        }));
-        for h in conn.broker.hooks() {
-            h.client_connected(&conn.client);
-        }
-        if attached.session_present {
-            let resend = conn.session.lock().resend_all();
-            for o in resend {
-                conn.write_outgoing(o);
-            }
-        }
-        Ok(conn)
-    }
-
     async fn run<R, W>(
         &mut self,
         rd: &mut R,
@@ -811,107 +624,6 @@ impl Conn {
         }));
     }
 
-    /// Moves queued deliveries into the write buffer, within the inflight window.
-    fn pump(&mut self) {
-        let window = usize::from(self.client_receive_max.min(self.cfg.max_inflight));
-        loop {
-            let mut batch = std::mem::take(&mut self.batch);
-            self.session.lock().next_batch(
-                self.conn_id,
-                window,
-                BATCH,
-                Instant::now(),
-                self.broker.metrics(),
-                &mut batch,
-            );
-            if batch.is_empty() {
-                self.batch = batch;
-                return;
-            }
-            for o in batch.drain(..) {
-                self.write_outgoing(o);
-            }
-            self.batch = batch;
-        }
-    }
-
-    fn write_outgoing(&mut self, o: Outgoing) {
-        match o {
-            Outgoing::Release(id) => self.send(&Packet::PubRel(Ack::new(id, reason::SUCCESS))),
-            Outgoing::Publish {
-                packet_id,
-                delivery,
-                dup,
-            } => {
-                let Some(p) = self.build_publish(packet_id, &delivery, dup) else {
-                    self.session.lock().forget(packet_id);
-                    return;
-                };
-                let mut p = Packet::Publish(p);
-                if ferry_mqtt::encoded_len(&p, self.version) > self.client_max_packet as usize {
-                    // MQTT 5 3.1.2.11.4: discard, as if it had been delivered.
-                    self.broker.metrics().inc(BrokerMetric::DroppedTooLarge);
-                    if packet_id != 0 {
-                        self.session.lock().forget(packet_id);
-                    }
-                    return;
-                }
-                if self.client_alias_max > 0
-                    && let Packet::Publish(p) = &mut p
-                {
-                    self.apply_out_alias(p);
-                }
-                self.broker.metrics().inc(metrics::sent(delivery.qos));
-                self.send(&p);
-                self.traffic.send_msg += 1;
-                for h in self.broker.hooks() {
-                    h.message_delivered(&self.client, &delivery.msg);
-                }
-            }
-        }
-    }
-
-    fn build_publish(&self, packet_id: u16, d: &Delivery, dup: bool) -> Option<Publish> {
-        let msg = &d.msg;
-        let properties = if self.version.is_v5() {
-            let mut props = msg.properties.clone();
-            match msg.expiry(Instant::now()) {
-                Expiry::Never => {}
-                Expiry::Remaining(left) => props.message_expiry_interval = Some(left),
-                // An unacknowledged message is still completed (dup) after its expiry.
-                Expiry::Expired if dup => {}
-                Expiry::Expired => {
-                    self.broker.metrics().inc(BrokerMetric::DroppedExpired);
-                    return None;
-                }
-            }
-            props.subscription_identifiers.clone_from(&d.sub_ids);
-            props
-        } else {
-            Properties::default()
-        };
-        Some(Publish {
-            dup,
-            qos: d.qos,
-            retain: d.retain,
-            topic: msg.topic.clone(),
-            packet_id,
-            properties,
-            payload: msg.payload.clone(),
-        })
-    }
-
-    fn apply_out_alias(&mut self, p: &mut Publish) {
-        if let Some(&alias) = self.out_aliases.get(&p.topic) {
-            p.properties.topic_alias = Some(alias);
-            p.topic.clear();
-        } else if self.out_aliases.len() < usize::from(self.client_alias_max) {
-            let alias = self.out_aliases.len() as u16 + 1;
-            self.out_aliases.insert(p.topic.clone(), alias);
-            p.properties.topic_alias = Some(alias);
-        }
-    }
-
     async fn finish<W: AsyncWrite + Unpin>(mut self, close: Close, wr: &mut W) {
         let will = match &close {
             Close::Normal => None,
@@ -970,16 +682,4 @@ impl Conn {
             .disconnect(&self.session, self.conn_id, will, &self.client);
         tracing::debug!(client_id = %self.client_id, "client disconnected");
     }
-}
-
-/// A client id for clients that sent none (EMQX-like: unique per process run).
-fn generate_client_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("ferry-{:x}-{n}", t & 0xffff_ffff_ffff)
 }
