@@ -316,3 +316,29 @@ page("password", "Change password", (main) => {
 page("notfound", "Not found", (main) => {
   main.append(h("h1", {}, "Not found"), h("p", {}, "No such page. "), h("a", { href: "#/overview" }, "Back to the overview"));
 });
+
+// ---- lists that refresh ----
+
+/** Every object of a list endpoint (`/api/v5/rules`, ...) with its metrics as `_m`. */
+export async function withMetrics(path, idOf = (x) => x.name) {
+  const r = await api("GET", `${path}?limit=1000`);
+  const list = r.data || [];
+  const ms = await Promise.all(list.map((x) =>
+    api("GET", `${path}/${encodeURIComponent(idOf(x))}/metrics`).then((m) => m.metrics || {}, () => ({}))));
+  list.forEach((x, i) => { x._m = ms[i]; });
+  return list;
+}
+
+/**
+ * A function that answers whether `data` differs from what it was given last time: pages
+ * redraw a refreshed list only when it changed, so keyboard focus survives the refresh.
+ */
+export function changeTracker() {
+  let last = "";
+  return (data) => {
+    const sig = JSON.stringify(data);
+    if (sig === last) return false;
+    last = sig;
+    return true;
+  };
+}

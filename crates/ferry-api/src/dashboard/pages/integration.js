@@ -1,7 +1,9 @@
 // Integration: Kafka connectors (with the "Test" button), producer actions (with live
 // metrics) and consumer sources (with lag). Every object is read and written through
 // /api/v5/{connectors,actions,sources}: the config file's sections as JSON plus `name`/`type`.
-import { api, page, every, go, h, field, select, table, status, toast, showError, fmt } from "../app.js";
+import {
+  api, page, every, go, h, field, select, table, status, toast, showError, fmt, withMetrics, changeTracker,
+} from "../app.js";
 
 const enc = encodeURIComponent;
 
@@ -232,17 +234,10 @@ page("actions", "Actions", async (main) => {
     h("p", { class: "hint" }, "Kafka producer actions. Rules use them as kafka:NAME. Metrics refresh every 5 seconds."),
     h("div", { class: "actions" }, h("button", { class: "primary", onclick: () => go("action") }, "New action")),
     msg, body);
-  let last = "";
+  const changed = changeTracker();
   async function load() {
-    const r = await api("GET", "/api/v5/actions?limit=1000");
-    const list = r.data || [];
-    const ms = await Promise.all(list.map((x) =>
-      api("GET", `/api/v5/actions/${enc(x.name)}/metrics`).then((m) => m.metrics || {}, () => ({}))));
-    list.forEach((x, i) => { x._m = ms[i]; });
-    // Redraw only when something changed, so focus survives the refresh.
-    const sig = JSON.stringify(list);
-    if (sig === last) return;
-    last = sig;
+    const list = await withMetrics("/api/v5/actions");
+    if (!changed(list)) return;
     body.replaceChildren(table([
       ["Name", (x) => h("a", { href: `#/action?id=${enc(x.name)}` }, x.name)],
       ["Connector", (x) => x.connector],
@@ -389,17 +384,10 @@ page("sources", "Sources", async (main) => {
     h("p", { class: "hint" }, "Kafka consumer sources: records from Kafka topics published as MQTT messages. Refreshed every 5 seconds."),
     h("div", { class: "actions" }, h("button", { class: "primary", onclick: () => go("source") }, "New source")),
     msg, body);
-  let last = "";
+  const changed = changeTracker();
   async function load() {
-    const r = await api("GET", "/api/v5/sources?limit=1000");
-    const list = r.data || [];
-    const ms = await Promise.all(list.map((x) =>
-      api("GET", `/api/v5/sources/${enc(x.name)}/metrics`).then((m) => m.metrics || {}, () => ({}))));
-    list.forEach((x, i) => { x._m = ms[i]; });
-    // Redraw only when something changed, so focus survives the refresh.
-    const sig = JSON.stringify(list);
-    if (sig === last) return;
-    last = sig;
+    const list = await withMetrics("/api/v5/sources");
+    if (!changed(list)) return;
     body.replaceChildren(table([
       ["Name", (x) => h("a", { href: `#/source?id=${enc(x.name)}` }, x.name)],
       ["Connector", (x) => x.connector],

@@ -2,7 +2,9 @@
 // numbers, the caret's line and column, SQL errors marked at their line and column), its
 // actions (Kafka actions, console, inline republish), per-rule metrics and the test panel
 // (EMQX's "Enable Test": POST /api/v5/rule_test).
-import { api, page, every, go, h, field, select, table, toast, showError, fmt } from "../app.js";
+import {
+  api, page, every, go, h, field, select, table, toast, showError, fmt, withMetrics, changeTracker,
+} from "../app.js";
 
 const enc = encodeURIComponent;
 
@@ -123,17 +125,10 @@ page("rules", "Rules", async (main) => {
     h("div", { class: "actions" }, h("button", { class: "primary", onclick: () => go("rule") }, "New rule")),
     msg, body);
 
-  let last = "";
+  const changed = changeTracker();
   async function load() {
-    const r = await api("GET", "/api/v5/rules?limit=1000");
-    const rules = r.data || [];
-    const metrics = await Promise.all(rules.map((x) =>
-      api("GET", `/api/v5/rules/${enc(x.id)}/metrics`).then((m) => m.metrics || {}, () => ({}))));
-    rules.forEach((x, i) => { x._m = metrics[i]; });
-    // Redraw only when something changed, so focus survives the refresh.
-    const sig = JSON.stringify(rules);
-    if (sig === last) return;
-    last = sig;
+    const rules = await withMetrics("/api/v5/rules", (x) => x.id);
+    if (!changed(rules)) return;
     body.replaceChildren(table([
       ["ID", (x) => h("a", { href: `#/rule?id=${enc(x.id)}` }, x.id)],
       ["SQL", (x) => h("code", { class: "sql-short" }, x.sql)],
