@@ -24,14 +24,14 @@ fn attach(b: &Broker, id: &str, clean_start: bool, expiry: u32) -> Attached {
     }))
 }
 
-fn drain(s: &Arc<Session>, conn_id: u64, b: &Broker) -> Vec<Outgoing> {
+pub(crate) fn drain(s: &Arc<Session>, conn_id: u64, b: &Broker) -> Vec<Outgoing> {
     let mut out = Vec::new();
     s.lock()
         .next_batch(conn_id, 100, 1000, Instant::now(), b.metrics(), &mut out);
     out
 }
 
-fn payloads(out: &[Outgoing]) -> Vec<String> {
+pub(crate) fn payloads(out: &[Outgoing]) -> Vec<String> {
     out.iter()
         .filter_map(|o| match o {
             Outgoing::Publish { delivery, .. } => {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_mqtt::{QoS, SubOptions};
-use tokio::time::Instant;
 
 use crate::store::{MemStore, codec};
+use crate::tests::{drain, payloads};
 use crate::*;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -32,24 +32,6 @@ fn attach(b: &Broker, id: &str, clean_start: bool, expiry: u32) -> Attached {
 fn detach(b: &Arc<Broker>, a: &Attached) {
     let client = a.session.lock().client().clone();
     b.disconnect(&a.session, a.conn_id, None, &client);
-}
-
-fn drain(s: &Arc<Session>, conn_id: u64, b: &Broker) -> Vec<Outgoing> {
-    let mut out = Vec::new();
-    s.lock()
-        .next_batch(conn_id, 100, 1000, Instant::now(), b.metrics(), &mut out);
-    out
-}
-
-fn payloads(out: &[Outgoing]) -> Vec<String> {
-    out.iter()
-        .filter_map(|o| match o {
-            Outgoing::Publish { delivery, .. } => {
-                Some(String::from_utf8_lossy(&delivery.msg.payload).into_owned())
-            }
-            Outgoing::Release(_) => None,
-        })
-        .collect()
 }
 
 fn open(store: &Arc<MemStore>, interval: Duration) -> Result<(Arc<Broker>, Restored), StoreError> {
