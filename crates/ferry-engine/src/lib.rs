@@ -14,6 +14,7 @@ pub mod config;
 mod input;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
@@ -79,6 +80,10 @@ pub fn check_rules(rules: &RulesConfig, named: &dyn Fn(&str) -> bool) -> Vec<Loa
 /// and nothing pauses while a new set is compiled.
 pub struct RuleEngine {
     set: ArcSwap<RuleSet<RuleRuntime>>,
+    /// What the current set listens to (a bit per `Event`, and [`TOPICS`] for topic
+    /// filters), so a broker with no such rule pays one atomic load per publish or event,
+    /// not a rule set lookup.
+    wants: AtomicU64,
     node: String,
 }
 
@@ -94,6 +99,7 @@ impl RuleEngine {
     ) -> Result<RuleEngine, Vec<LoadError>> {
         let set = compile_set(rules, broker, named, configured)?;
         Ok(RuleEngine {
+            wants: AtomicU64::new(wants(&set)),
             set: ArcSwap::from_pointee(set),
             node: "ferry@127.0.0.1".into(),
         })
@@ -109,7 +115,9 @@ impl RuleEngine {
         configured: &dyn Fn(&str) -> bool,
     ) -> Result<(), Vec<LoadError>> {
         let set = compile_set(rules, broker, named, configured)?;
+        let w = wants(&set);
         self.set.store(Arc::new(set));
+        self.wants.store(w, Ordering::Release);
         // Counters live in the registry by name: a deleted rule's go with it.
         let registry = broker.registry();
         for (name, _) in registry.rules() {
@@ -127,6 +135,7 @@ impl RuleEngine {
             set.add(r, rt);
         }
         RuleEngine {
+            wants: AtomicU64::new(wants(&set)),
             set: ArcSwap::from_pointee(set),
             node: "ferry@127.0.0.1".into(),
         }
@@ -241,6 +250,9 @@ impl RuleEngine {
         columns: impl FnOnce() -> ferry_rules::Map,
         msg: Option<&Arc<Message>>,
     ) {
+        if self.wants.load(Ordering::Acquire) & event_bit(ev) == 0 {
+            return;
+        }
         let set = self.set.load();
         if !set.wants_event(ev) {
             return;
@@ -251,6 +263,9 @@ impl RuleEngine {
 
 impl Hook for RuleEngine {
     fn message_published(&self, msg: &Arc<Message>, acks: &mut Vec<DurableAck>) {
+        if self.wants.load(Ordering::Acquire) & TOPICS == 0 {
+            return;
+        }
         let set = self.set.load();
         let rules = set.for_topic(&msg.topic);
         if rules.is_empty() {
@@ -317,6 +332,25 @@ impl Hook for RuleEngine {
             || input::message_event(Event::MessageDropped, None, msg, Some(reason), &self.node),
             Some(msg),
         );
+    }
+}
+
+/// The `RuleEngine::wants` bit of rules selecting FROM topic filters.
+const TOPICS: u64 = 1 << 63;
+
+fn event_bit(e: Event) -> u64 {
+    1 << (e as u64)
+}
+
+fn wants(set: &RuleSet<RuleRuntime>) -> u64 {
+    let events = Event::ALL
+        .iter()
+        .filter(|e| set.wants_event(**e))
+        .fold(0, |w, e| w | event_bit(*e));
+    if set.has_topic_rules() {
+        events | TOPICS
+    } else {
+        events
     }
 }
 

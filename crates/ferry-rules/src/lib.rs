@@ -114,4 +114,9 @@ impl<T> RuleSet<T> {
     pub fn wants_event(&self, e: Event) -> bool {
         self.events.iter().any(|(x, _)| *x == e)
     }
+
+    /// Does any rule select FROM a topic filter?
+    pub fn has_topic_rules(&self) -> bool {
+        !self.topics.is_empty()
+    }
 }
