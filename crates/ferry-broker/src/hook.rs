@@ -60,8 +60,59 @@ pub struct NotDurable {
     pub why: String,
 }
 
+/// The completing side of a [`DurableAck`].
+pub type AckSender = tokio::sync::oneshot::Sender<Result<(), NotDurable>>;
+
 /// Resolves when a durable consumer has made the message durable, or failed to.
-pub type DurableAck = tokio::sync::oneshot::Receiver<Result<(), NotDurable>>;
+///
+/// A *holding* acknowledgement also asks the publishing connection to stop reading until it
+/// resolves (a consumer that is full and applies backpressure): TCP then pushes back on the
+/// publisher, whatever the QoS of its messages.
+#[derive(Debug)]
+pub struct DurableAck {
+    rx: tokio::sync::oneshot::Receiver<Result<(), NotDurable>>,
+    hold: bool,
+}
+
+impl DurableAck {
+    /// An acknowledgement and the sender that completes it.
+    pub fn channel() -> (AckSender, DurableAck) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (tx, DurableAck { rx, hold: false })
+    }
+
+    /// The same acknowledgement, holding the publisher's reads until it resolves.
+    pub fn holding(mut self) -> DurableAck {
+        self.hold = true;
+        self
+    }
+
+    /// Does the publishing connection stop reading until this resolves?
+    pub fn holds(&self) -> bool {
+        self.hold
+    }
+}
+
+impl DurableAck {
+    /// The outcome if it is there already (as [`tokio::sync::oneshot::Receiver::try_recv`]).
+    pub fn try_recv(
+        &mut self,
+    ) -> Result<Result<(), NotDurable>, tokio::sync::oneshot::error::TryRecvError> {
+        self.rx.try_recv()
+    }
+}
+
+/// Resolves like the receiver it wraps: `Err` when the consumer went away.
+impl std::future::Future for DurableAck {
+    type Output = Result<Result<(), NotDurable>, tokio::sync::oneshot::error::RecvError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx).poll(cx)
+    }
+}
 
 /// Why a message was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,7 +44,7 @@ pub use admin::{
 pub use config::MqttConfig;
 pub use ferry_metrics::Registry;
 use ferry_mqtt::trie::Trie;
-pub use hook::{ClientInfo, DropReason, DurableAck, Hook, NotDurable};
+pub use hook::{AckSender, ClientInfo, DropReason, DurableAck, Hook, NotDurable};
 pub use message::{Completion, Delivery, Expiry, Message, SharedVia, Ticket};
 pub use metrics::{BrokerMetric, Metrics};
 pub use persist::{PersistStats, Restored};

@@ -148,7 +148,7 @@ impl Broker {
     /// when the broker does not persist or is not strict.
     pub fn commit_barrier(&self) -> Option<DurableAck> {
         let p = self.persist.as_ref().filter(|p| p.interval.is_zero())?;
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = DurableAck::channel();
         lock(&p.tracker.pending).waiters.push(tx);
         p.tracker.wake.notify_one();
         Some(rx)

@@ -194,9 +194,11 @@ pub struct ProducerConfig {
     pub max_retries: u32,
     #[serde(default = "default_backoff")]
     pub retry_backoff: Dur,
-    /// Where records wait for Kafka: "memory" (the default: the sync/async behaviour above)
-    /// or "disk" (a crash-safe log in `[node] data_dir`/buffer/NAME; a QoS 1/2 PUBLISH is
-    /// acknowledged once its record is fsynced).
+    /// Where records wait for Kafka: "memory" (the default: the sync/async behaviour above),
+    /// "disk" (a crash-safe log in `[node] data_dir`/buffer/NAME; a QoS 1/2 PUBLISH is
+    /// acknowledged once its record is fsynced) or "hybrid" (in memory while fewer than
+    /// `buffer_memory_bytes` wait, acknowledged at once; past that on disk as in "disk"
+    /// mode; a graceful stop writes what is in memory to disk).
     #[serde(default, skip_serializing_if = "is_default")]
     pub buffer_mode: BufferMode,
     /// Disk mode: bound on the bytes of records waiting for Kafka.
@@ -214,6 +216,13 @@ pub struct ProducerConfig {
     /// Disk mode: what happens to a record when the buffer is full.
     #[serde(default, skip_serializing_if = "is_default")]
     pub when_full: WhenFull,
+    /// Hybrid mode: bytes of records kept in memory (not yet delivered) before new records
+    /// go to disk.
+    #[serde(
+        default = "default_buffer_memory_bytes",
+        skip_serializing_if = "is_default_buffer_memory_bytes"
+    )]
+    pub buffer_memory_bytes: u64,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -226,6 +235,13 @@ fn default_buffer_max_bytes() -> u64 {
 }
 fn is_default_buffer_max_bytes(v: &u64) -> bool {
     *v == DEFAULT_BUFFER_MAX_BYTES
+}
+pub(crate) const DEFAULT_BUFFER_MEMORY_BYTES: u64 = 16 << 20;
+fn default_buffer_memory_bytes() -> u64 {
+    DEFAULT_BUFFER_MEMORY_BYTES
+}
+fn is_default_buffer_memory_bytes(v: &u64) -> bool {
+    *v == DEFAULT_BUFFER_MEMORY_BYTES
 }
 fn default_segment_bytes() -> u64 {
     DEFAULT_SEGMENT_BYTES
@@ -241,6 +257,22 @@ pub enum BufferMode {
     #[default]
     Memory,
     Disk,
+    Hybrid,
+}
+
+impl BufferMode {
+    /// Has a disk buffer (disk or hybrid).
+    pub fn on_disk(self) -> bool {
+        self != BufferMode::Memory
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BufferMode::Memory => "memory",
+            BufferMode::Disk => "disk",
+            BufferMode::Hybrid => "hybrid",
+        }
+    }
 }
 
 /// `when_full` (disk mode).
@@ -434,10 +466,16 @@ pub fn validate(connectors: &KafkaConnectors, actions: &KafkaActions) -> Vec<Str
         if a.max_queue_messages == 0 {
             errs.push(format!("{key}.max_queue_messages: must be at least 1"));
         }
-        if a.buffer_mode == BufferMode::Disk {
+        if a.buffer_mode.on_disk() {
             if a.query_mode == QueryMode::Sync {
                 errs.push(format!(
-                    "{key}.buffer_mode: \"disk\" acknowledges once the record is on disk; it needs query_mode = \"async\" (sync waits for Kafka)"
+                    "{key}.buffer_mode: \"{}\" acknowledges once the record is buffered; it needs query_mode = \"async\" (sync waits for Kafka)",
+                    a.buffer_mode.as_str()
+                ));
+            }
+            if a.buffer_mode == BufferMode::Hybrid && a.buffer_memory_bytes == 0 {
+                errs.push(format!(
+                    "{key}.buffer_memory_bytes: must be at least 1 (0 is buffer_mode = \"disk\")"
                 ));
             }
             if !(4096..=1 << 30).contains(&a.segment_bytes) {
@@ -515,9 +553,13 @@ mod tests {
             ),
             (BufferMode::Disk, WhenFull::Backpressure, 1 << 20, 1 << 16)
         );
-        let err = producer("buffer_mode = \"hybrid\"")
-            .unwrap_err()
-            .to_string();
+        let p = producer("buffer_mode = \"hybrid\"\nbuffer_memory_bytes = 4096").unwrap();
+        assert_eq!(
+            (p.buffer_mode, p.buffer_memory_bytes),
+            (BufferMode::Hybrid, 4096)
+        );
+        assert_eq!(producer("").unwrap().buffer_memory_bytes, 16 << 20);
+        let err = producer("buffer_mode = \"tape\"").unwrap_err().to_string();
         assert!(err.contains("buffer_mode"), "{err}");
         let err = producer("when_full = \"block\"").unwrap_err().to_string();
         assert!(err.contains("when_full"), "{err}");

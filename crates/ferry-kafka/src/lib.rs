@@ -332,7 +332,7 @@ impl Kafka {
         let actions: Vec<Arc<KafkaAction>> = self.actions.values().cloned().collect();
         let _ = tokio::task::spawn_blocking(move || {
             for a in actions {
-                a.flush(timeout);
+                a.drain(timeout);
             }
         })
         .await;
@@ -362,7 +362,7 @@ impl Retired {
             let actions = self.actions;
             tokio::task::spawn_blocking(move || {
                 for a in actions {
-                    a.flush(timeout);
+                    a.drain(timeout);
                 }
             });
         }

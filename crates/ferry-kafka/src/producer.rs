@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use ferry_broker::NotDurable;
+use ferry_broker::{DurableAck, NotDurable};
 use ferry_engine::{Action, ActionEnv};
 use ferry_mqtt::{QoS, reason};
 use ferry_rules::{Columns, Map, Template, Value};
@@ -27,7 +27,7 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
@@ -55,7 +55,7 @@ pub struct Record {
 /// Travels with a record through librdkafka and comes back in the delivery report.
 pub struct Delivery {
     record: Record,
-    ack: Option<oneshot::Sender<Result<(), NotDurable>>>,
+    ack: Option<ferry_broker::AckSender>,
     attempt: u32,
     /// Disk mode: the record's id in the action's buffer (its report goes back there).
     buffer_id: Option<u64>,
@@ -72,8 +72,22 @@ impl Delivery {
         }
     }
 
+    /// Hybrid mode: a record kept in memory.
+    pub(crate) fn in_memory(record: Record) -> Delivery {
+        Delivery {
+            record,
+            ack: None,
+            attempt: 0,
+            buffer_id: None,
+        }
+    }
+
     pub(crate) fn buffer_id(&self) -> Option<u64> {
         self.buffer_id
+    }
+
+    pub(crate) fn into_record(self) -> Record {
+        self.record
     }
 }
 
@@ -89,7 +103,7 @@ pub struct Reports {
     max_retries: u32,
     async_mode: bool,
     name: String,
-    /// Disk mode: reports go back to the buffer thread.
+    /// Disk and hybrid modes: reports go back to the buffer thread.
     disk: Option<std::sync::mpsc::Sender<Msg>>,
 }
 
@@ -144,19 +158,24 @@ impl ProducerContext for Reports {
     fn delivery(&self, result: &DeliveryResult<'_>, d: Box<Delivery>) {
         let m = &self.metrics;
         m.counters.inc(ActionMetric::InflightDone);
-        if let (Some(id), Some(tx)) = (d.buffer_id, &self.disk) {
+        if let Some(tx) = &self.disk {
+            // A buffered record (by id), or (hybrid) one kept in memory (by size).
+            let done = || match d.buffer_id {
+                Some(id) => Msg::Done(id),
+                None => Msg::MemDone(crate::disk::stored_len(&d.record) as u64),
+            };
             match result {
                 Ok(_) => {
                     m.counters.inc(ActionMetric::Success);
                     m.latency.record(d.record.since.elapsed());
-                    let _ = tx.send(Msg::Done(id));
+                    let _ = tx.send(done());
                 }
                 Err((e, _)) if fatal(e) => {
                     let n = m.counters.inc(ActionMetric::Failed);
                     if n.is_power_of_two() {
                         tracing::warn!(action = %self.name, topic = %d.record.topic, failed_total = n, "buffered record not deliverable: {e}");
                     }
-                    let _ = tx.send(Msg::Done(id));
+                    let _ = tx.send(done());
                 }
                 Err((e, _)) => {
                     if self.idempotent
@@ -184,6 +203,11 @@ impl ProducerContext for Reports {
                     && e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
                 {
                     self.stalled.store(true, Ordering::Relaxed);
+                }
+                if self.retry.stopping.load(Ordering::Relaxed) {
+                    // Purged at a graceful stop: neither delivered nor kept anywhere.
+                    m.counters.inc(ActionMetric::DroppedResourceStopped);
+                    return;
                 }
                 if self.async_mode && !fatal(e) && d.attempt < self.max_retries {
                     d.attempt += 1;
@@ -215,6 +239,8 @@ pub struct Queue {
     limit: usize,
     overflow: Overflow,
     metrics: Arc<ActionStats>,
+    /// Set by [`KafkaAction::drain`] once it gave up: what fails now is dropped (counted).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Queue {
@@ -265,6 +291,11 @@ impl Queue {
             .pop_front()?;
         self.metrics.counters.inc(ActionMetric::Dequeued);
         Some((d, false))
+    }
+
+    fn len(&self) -> usize {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).len()
+            + self.retries.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     fn unpop(&self, d: Delivery, retry: bool) {
@@ -323,8 +354,9 @@ pub struct KafkaAction {
     counts: Arc<PartitionCounts>,
     round_robin: AtomicU64,
     queue: Arc<Queue>,
-    /// Disk mode: the hand-over to the buffer thread.
+    /// Disk and hybrid modes: the hand-over to the buffer thread, and the thread.
     disk: Option<DiskHandle>,
+    driver: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Disk mode: the last buffer I/O error, until a commit succeeds again.
     buffer_error: Mutex<Option<String>>,
     pub metrics: Arc<ActionStats>,
@@ -360,6 +392,7 @@ impl KafkaAction {
             limit: cfg.max_queue_messages,
             overflow: cfg.overflow,
             metrics: metrics.clone(),
+            stopping: Default::default(),
         });
         let mut cc = client_config(&conn.config);
         cc.set(
@@ -398,10 +431,11 @@ impl KafkaAction {
         let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let disk = match (cfg.buffer_mode, buffer_dir) {
             (BufferMode::Memory, _) => None,
-            (BufferMode::Disk, Some(dir)) => Some((DiskHandle::new(), dir)),
-            (BufferMode::Disk, None) => {
+            (_, Some(dir)) => Some((DiskHandle::new(), dir)),
+            (mode, None) => {
                 return Err(format!(
-                    "actions.kafka.{name}.buffer_mode: \"disk\" needs a data directory ([node] data_dir)"
+                    "actions.kafka.{name}.buffer_mode: \"{}\" needs a data directory ([node] data_dir)",
+                    mode.as_str()
                 ));
             }
         };
@@ -448,6 +482,7 @@ impl KafkaAction {
             round_robin: AtomicU64::new(0),
             queue,
             disk: disk.as_ref().map(|((h, _), _)| h.clone()),
+            driver: Mutex::new(None),
             buffer_error: Mutex::new(None),
             metrics,
             producer,
@@ -456,7 +491,8 @@ impl KafkaAction {
             cfg,
         });
         if let Some(((handle, rx), dir)) = disk {
-            crate::disk::spawn(action.clone(), handle, rx, dir, stop.clone());
+            let thread = crate::disk::spawn(action.clone(), handle, rx, dir, stop.clone());
+            *action.driver.lock().unwrap_or_else(|e| e.into_inner()) = thread;
         } else if action.cfg.query_mode == QueryMode::Async {
             tokio::spawn(worker(action.clone(), stop.clone()));
         }
@@ -680,6 +716,82 @@ impl KafkaAction {
     pub fn flush(&self, timeout: Duration) {
         let _ = self.producer().flush(timeout);
     }
+
+    #[cfg(test)]
+    pub(crate) fn disk_handle(&self) -> Option<&DiskHandle> {
+        self.disk.as_ref()
+    }
+
+    /// Takes back everything librdkafka holds (its delivery reports say so).
+    pub(crate) fn purge(&self) {
+        self.producer()
+            .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+    }
+
+    /// A graceful stop, after the action's stop token was cancelled: delivers what waits
+    /// within `timeout`. Memory mode: the queue goes to librdkafka, then what is not
+    /// delivered in time is purged and counted (`dropped.resource_stopped`, logged). Disk
+    /// and hybrid modes: waits for the buffer thread, which stores what is left.
+    pub fn drain(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let thread = self.driver.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            // The thread lets in-flight records land for DRAIN, then writes to disk.
+            let until = deadline.max(Instant::now() + crate::disk::DRAIN) + Duration::from_secs(5);
+            while !t.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!(action = %self.name, "disk buffer thread still busy at stop");
+            }
+            return;
+        }
+        while Instant::now() < deadline {
+            let Some((d, retry)) = self.queue.pop() else {
+                break;
+            };
+            match self.send(d) {
+                Ok(()) => {}
+                Err((e, d)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    self.queue.unpop(*d, retry);
+                    let _ = self.producer().flush(Duration::from_millis(20));
+                }
+                Err(_) => {
+                    self.metrics.counters.inc(ActionMetric::Failed);
+                }
+            }
+        }
+        let _ = self
+            .producer()
+            .flush(deadline.saturating_duration_since(Instant::now()));
+        self.queue.stopping.store(true, Ordering::Relaxed);
+        let queued = self.queue.len() as u64;
+        while self.queue.pop().is_some() {}
+        let before = self
+            .metrics
+            .counters
+            .get(ActionMetric::DroppedResourceStopped);
+        self.purge();
+        let _ = self.producer().flush(Duration::from_secs(1));
+        let purged = self
+            .metrics
+            .counters
+            .get(ActionMetric::DroppedResourceStopped)
+            - before;
+        self.metrics
+            .counters
+            .add(ActionMetric::DroppedResourceStopped, queued);
+        if queued + purged > 0 {
+            tracing::warn!(
+                action = %self.name,
+                queued,
+                in_flight = purged,
+                "stopping: records not delivered within the drain deadline are dropped (dropped.resource_stopped)"
+            );
+        }
+    }
 }
 
 impl Action for KafkaAction {
@@ -701,13 +813,16 @@ impl Action for KafkaAction {
             }
         };
         if let Some(disk) = &self.disk {
-            let wants_ack = env.msg.is_some_and(|msg| msg.qos != QoS::AtMostOnce);
+            // Backpressure: a full buffer holds the publisher (whatever the QoS) until the
+            // record is stored.
+            let holds = disk.pressing();
+            let wants_ack = holds || env.msg.is_some_and(|msg| msg.qos != QoS::AtMostOnce);
             let received_ms = env
                 .msg
                 .map_or_else(ferry_broker::hook::now_ms, |msg| msg.timestamp);
-            let bytes = crate::disk::encode(&record, received_ms);
-            let (tx, rx) = oneshot::channel();
-            return match disk.append(bytes, wants_ack.then_some(tx)) {
+            let (tx, rx) = DurableAck::channel();
+            let rx = if holds { rx.holding() } else { rx };
+            return match disk.append(record, received_ms, wants_ack.then_some(tx)) {
                 Ok(()) => {
                     if wants_ack {
                         env.acks.push(rx);
@@ -739,7 +854,7 @@ impl Action for KafkaAction {
             }
             QueryMode::Sync => {
                 let wants_ack = env.msg.is_some_and(|msg| msg.qos != QoS::AtMostOnce);
-                let (tx, rx) = oneshot::channel();
+                let (tx, rx) = DurableAck::channel();
                 let d = Delivery {
                     record,
                     ack: wants_ack.then_some(tx),

@@ -175,6 +175,7 @@ metric_set! {
             ActionMetric::DroppedQueueFull,
             ActionMetric::DroppedBufferOldest,
             ActionMetric::DroppedBufferNewest,
+            ActionMetric::DroppedResourceStopped,
         ] },
     ];
     Matched => ("action_matched_total", [], "matched", Counter, "Records handed to the action."),
@@ -190,6 +191,9 @@ metric_set! {
     DroppedBufferOldest => ("action_dropped_total", [("reason", "buffer_full_oldest")], "dropped.buffer_full_oldest", Counter, "Records dropped, by reason."),
     /// Disk buffer: the new record not stored (when_full = "drop_newest").
     DroppedBufferNewest => ("action_dropped_total", [("reason", "buffer_full_newest")], "dropped.buffer_full_newest", Counter, "Records dropped, by reason."),
+    /// A graceful stop (or a reconfiguration) could neither deliver the record within the
+    /// drain deadline nor write it to a disk buffer.
+    DroppedResourceStopped => ("action_dropped_total", [("reason", "resource_stopped")], "dropped.resource_stopped", Counter, "Records dropped, by reason."),
     /// Disk buffer full with when_full = "backpressure" and too many records held: the
     /// PUBLISH was refused (0x97).
     RefusedBufferFull => ("action_refused_total", [("reason", "buffer_full")], "refused.buffer_full", Counter, "Records refused to the publisher (reason code 0x97), by reason."),
@@ -199,6 +203,9 @@ metric_set! {
     BufferRecords => ("action_buffer_records", [], "buffer.records", Gauge, "Disk buffer: unacknowledged records."),
     BufferSegments => ("action_buffer_segments", [], "buffer.segments", Gauge, "Disk buffer: segment files."),
     BufferHeld => ("action_buffer_held", [], "buffer.held", Gauge, "Disk buffer full with when_full = \"backpressure\": records (and their publishers' PUBACKs) waiting for room."),
+    BufferMemoryRecords => ("action_buffer_memory_records", [], "buffer.memory_records", Gauge, "Hybrid buffer: records kept in memory (acknowledged, not yet delivered)."),
+    BufferMemoryBytes => ("action_buffer_memory_bytes", [], "buffer.memory_bytes", Gauge, "Hybrid buffer: bytes of the records kept in memory."),
+    BufferSpilled => ("action_buffer_spilled_total", [], "buffer.spilled", Counter, "Hybrid buffer: records written to disk (memory over buffer_memory_bytes, or saved at a graceful stop)."),
     BufferOldestAgeMs => ("action_buffer_oldest_age_milliseconds", [], "buffer.oldest_age_ms", Gauge, "Disk buffer: age of the oldest unacknowledged record (since this process read or wrote it)."),
     BufferCommits => ("action_buffer_commits_total", [], "buffer.commits", Counter, "Disk buffer: group commits (one write and one fdatasync each)."),
     BufferErrors => ("action_buffer_errors_total", [], "buffer.errors", Counter, "Disk buffer: I/O errors (the records of a failed commit are refused with 0x80)."),

@@ -1,6 +1,7 @@
 //! The acknowledgement path for durable consumers: a QoS 1/2 PUBLISH is acknowledged only
 //! once every durable consumer said "durable", in PUBLISH order; a failure reaches MQTT 5
-//! publishers as a reason code and closes 3.x connections (so they resend).
+//! publishers as a reason code and closes 3.x connections (so they resend). A *holding*
+//! acknowledgement (a consumer applying backpressure) also stops reading the publisher.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
@@ -19,10 +20,11 @@ struct Holding(Mutex<Vec<Sender>>);
 
 impl Hook for Holding {
     fn message_published(&self, msg: &Arc<Message>, acks: &mut Vec<DurableAck>) {
-        if msg.topic.starts_with("durable/") {
-            let (tx, rx) = oneshot::channel();
+        let holds = msg.topic.starts_with("holding/");
+        if msg.topic.starts_with("durable/") || holds {
+            let (tx, rx) = DurableAck::channel();
             self.0.lock().unwrap().push(tx);
-            acks.push(rx);
+            acks.push(if holds { rx.holding() } else { rx });
         }
     }
 }
@@ -147,5 +149,36 @@ async fn pending_acks_count_against_receive_maximum() -> anyhow::Result<()> {
         Some(reason::RECEIVE_MAXIMUM_EXCEEDED)
     );
     b.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_holding_ack_stops_reading_the_publisher_until_it_settles() -> anyhow::Result<()> {
+    let (b, h) = setup().await;
+    let (mut sub, _) = RawClient::connect(b.addr, Version::V5, "s", true).await?;
+    sub.subscribe("after/#", QoS::AtMostOnce).await?;
+    for (i, version) in [Version::V311, Version::V5].into_iter().enumerate() {
+        let (mut c, _) = RawClient::connect(b.addr, version, "p", true).await?;
+        c.publish("holding/1", b"a", QoS::AtMostOnce, false, 0)
+            .await?;
+        held(&h, i + 1).await;
+        // Sent after the held message was handled: it waits in the socket.
+        c.publish("after/1", b"b", QoS::AtMostOnce, false, 0)
+            .await?;
+        sub.expect_silence(Duration::from_millis(300)).await?;
+        // A refused QoS 0 message is dropped (the consumer counts it); reading goes on,
+        // even for MQTT 3.1.1.
+        let r = if i == 0 {
+            Err(NotDurable {
+                code: reason::QUOTA_EXCEEDED,
+                why: "full".into(),
+            })
+        } else {
+            Ok(())
+        };
+        release(&h, i, r);
+        let p = sub.recv_publish().await?;
+        assert_eq!((p.topic.as_str(), &p.payload[..]), ("after/1", &b"b"[..]));
+    }
     Ok(())
 }

@@ -10,10 +10,22 @@ const VERSION: u8 = 1;
 /// `[header_count u32]([name_len u32][name][value_len u32][value])*`.
 /// `received_ms` is the MQTT arrival (ms since the epoch), for the latency histogram.
 pub fn encode(r: &Record, received_ms: i64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(stored_len(r));
+    encode_into(r, received_ms, &mut b);
+    b
+}
+
+/// The length of [`encode`]'s output for `r`.
+pub fn stored_len(r: &Record) -> usize {
     let hdr: usize = r.headers.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
-    let mut b = Vec::with_capacity(
-        40 + r.topic.len() + r.key.as_ref().map_or(0, Vec::len) + r.value.len() + hdr,
-    );
+    let key = r.key.as_ref().map_or(0, |k| 4 + k.len());
+    let part = if r.partition.is_some() { 4 } else { 0 };
+    1 + 8 + 8 + 1 + part + 2 + r.topic.len() + 1 + key + 4 + r.value.len() + 4 + hdr
+}
+
+/// [`encode`] appending to `b`.
+pub fn encode_into(r: &Record, received_ms: i64, b: &mut Vec<u8>) {
+    b.reserve(stored_len(r));
     b.push(VERSION);
     b.extend_from_slice(&received_ms.to_le_bytes());
     b.extend_from_slice(&r.timestamp.to_le_bytes());
@@ -30,17 +42,16 @@ pub fn encode(r: &Record, received_ms: i64) -> Vec<u8> {
     match &r.key {
         Some(k) => {
             b.push(1);
-            put_bytes(&mut b, k);
+            put_bytes(b, k);
         }
         None => b.push(0),
     }
-    put_bytes(&mut b, &r.value);
+    put_bytes(b, &r.value);
     b.extend_from_slice(&(r.headers.len() as u32).to_le_bytes());
     for (k, v) in &r.headers {
-        put_bytes(&mut b, k.as_bytes());
-        put_bytes(&mut b, v);
+        put_bytes(b, k.as_bytes());
+        put_bytes(b, v);
     }
-    b
 }
 
 fn put_bytes(b: &mut Vec<u8>, v: &[u8]) {

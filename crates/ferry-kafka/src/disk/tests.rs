@@ -1,3 +1,4 @@
+use super::driver::Driver;
 use super::*;
 
 fn test_options() -> Options {
@@ -18,12 +19,26 @@ fn driver_on<I: Io + Send + 'static>(
     Arc<KafkaAction>,
     std::thread::JoinHandle<()>,
 ) {
+    driver_with(io, dir, "")
+}
+
+/// [`driver_on`] with more action settings.
+fn driver_with<I: Io + Send + 'static>(
+    io: I,
+    dir: &Path,
+    settings: &str,
+) -> (
+    DiskHandle,
+    CancellationToken,
+    Arc<KafkaAction>,
+    std::thread::JoinHandle<()>,
+) {
     let registry = ferry_metrics::Registry::new();
     let conn = crate::Connector::new(
         "c",
         toml::from_str("bootstrap_hosts = \"127.0.0.1:1\"").unwrap(),
     );
-    let cfg = toml::from_str("connector = \"c\"\ntopic = \"t\"").unwrap();
+    let cfg = toml::from_str(&format!("connector = \"c\"\ntopic = \"t\"\n{settings}")).unwrap();
     let stop = CancellationToken::new();
     let a = KafkaAction::start("a", cfg, &conn, &registry, stop.clone(), None).unwrap();
     let (buf, _) = Buffer::open(dir, test_options(), io).unwrap();
@@ -44,7 +59,7 @@ async fn out_of_order_reports_ack_only_the_contiguous_prefix() {
     let (buf, _) = Buffer::open(dir.path(), test_options(), StdIo).unwrap();
     let mut d = Driver::new(a, h, buf, 0);
     for _ in 0..5 {
-        d.append(encode(&record(), 0), None);
+        d.append(record(), 0, None);
     }
     d.commit();
     d.pump(); // ids 1..=5 handed to librdkafka (Kafka is unreachable: no reports)
@@ -60,7 +75,7 @@ async fn out_of_order_reports_ack_only_the_contiguous_prefix() {
     }
     // A retried record keeps the prefix from moving past it.
     for _ in 0..2 {
-        d.append(encode(&record(), 0), None);
+        d.append(record(), 0, None);
     }
     d.commit();
     d.pump();
@@ -75,8 +90,8 @@ async fn out_of_order_reports_ack_only_the_contiguous_prefix() {
 }
 
 async fn append(h: &DiskHandle) -> Result<(), NotDurable> {
-    let (tx, rx) = oneshot::channel();
-    assert!(h.append(encode(&record(), 0), Some(tx)).is_ok());
+    let (tx, rx) = ferry_broker::DurableAck::channel();
+    assert!(h.append(record(), 0, Some(tx)).is_ok());
     rx.await.unwrap()
 }
 
@@ -104,6 +119,72 @@ async fn a_failed_commit_answers_0x80_and_the_buffer_recovers() {
     // Two records are durable; the refused one is not there.
     let (b, _) = Buffer::open(dir.path(), test_options(), StdIo).unwrap();
     assert_eq!(b.len_records(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_keeps_records_in_memory_then_spills_and_saves_them_at_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = stored_len(&record()) as u64;
+    // Room in memory for 3 records.
+    let settings = format!(
+        "buffer_mode = \"hybrid\"\nbuffer_memory_bytes = {}",
+        size * 3
+    );
+    let registry = ferry_metrics::Registry::new();
+    let conn = crate::Connector::new(
+        "c",
+        toml::from_str("bootstrap_hosts = \"127.0.0.1:1\"").unwrap(),
+    );
+    let cfg = toml::from_str(&format!("connector = \"c\"\ntopic = \"t\"\n{settings}")).unwrap();
+    let stop = CancellationToken::new();
+    let buffer = Some(dir.path().to_owned());
+    let a = KafkaAction::start("a", cfg, &conn, &registry, stop.clone(), buffer).unwrap();
+    let h = a.disk_handle().unwrap().clone();
+    for _ in 0..5 {
+        append(&h).await.unwrap();
+    }
+    let c = &a.metrics.counters;
+    wait_until("gauges", || c.get(ActionMetric::BufferMemoryRecords) == 3).await;
+    assert_eq!(
+        c.get(ActionMetric::BufferSpilled),
+        2,
+        "past the memory bound: on disk"
+    );
+    assert_eq!(c.get(ActionMetric::BufferRecords), 2);
+    stop.cancel();
+    let a2 = a.clone();
+    tokio::task::spawn_blocking(move || a2.drain(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(c.get(ActionMetric::BufferSpilled), 5, "saved at stop");
+    assert_eq!(c.get(ActionMetric::DroppedResourceStopped), 0);
+    let (mut b, _) = Buffer::open(dir.path(), test_options(), StdIo).unwrap();
+    assert_eq!(b.len_records(), 5, "nothing kept in memory is lost");
+    let stored = b.read_from(Id(1), 10).unwrap();
+    for (_, bytes) in stored {
+        same(&decode(&bytes).unwrap().0, &record());
+    }
+}
+
+async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn stored_len_is_the_encoded_length() {
+    let bare = Record {
+        key: None,
+        partition: None,
+        headers: Vec::new(),
+        ..record()
+    };
+    for r in [record(), bare] {
+        assert_eq!(stored_len(&r), encode(&r, 1).len());
+    }
 }
 
 fn record() -> Record {

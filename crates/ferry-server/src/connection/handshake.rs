@@ -173,6 +173,7 @@ impl Conn {
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             batch: Vec::with_capacity(BATCH),
             pending: VecDeque::new(),
+            holding: 0,
             traffic: Traffic::default(),
             read_at: Instant::now(),
             broker,

@@ -116,8 +116,11 @@ struct Conn {
     wbuf: BytesMut,
     batch: Vec<Outgoing>,
     /// QoS 1/2 publishes whose PUBACK/PUBREC waits for durable consumers, in arrival order
-    /// (acknowledgements must keep the order of the PUBLISH packets).
+    /// (acknowledgements must keep the order of the PUBLISH packets), and QoS 0 publishes
+    /// held by a consumer's backpressure.
     pending: VecDeque<PendingAck>,
+    /// Entries of `pending` that hold the reads: while any, the socket is not read.
+    holding: usize,
     traffic: Traffic,
     /// When the last read completed: a PUBLISH's PUBACK delay starts here.
     read_at: Instant,
@@ -142,6 +145,8 @@ struct PendingAck {
     code: u8,
     acks: Vec<DurableAck>,
     suback: Option<SubAck>,
+    /// A consumer applies backpressure: the connection is not read until this is settled.
+    holds: bool,
 }
 
 /// Waits for the first pending publish: `Ok(())` when all its consumers made it durable.
@@ -207,8 +212,9 @@ impl Conn {
                         Ok(Kick::Admin) => err(reason::ADMINISTRATIVE_ACTION, "kicked by an administrator"),
                     };
                 }
-                _ = &mut keepalive => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
-                r = rd.read_buf(&mut rbuf) => match r {
+                // Not reading (backpressure) means not hearing PINGREQs either.
+                _ = &mut keepalive, if self.holding == 0 => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
+                r = rd.read_buf(&mut rbuf), if self.holding == 0 => match r {
                     Ok(0) => return Close::Gone,
                     Err(e) => {
                         tracing::debug!(client_id = %self.client_id, "read failed: {e}");
@@ -229,8 +235,14 @@ impl Conn {
                 },
                 _ = self.session.notified() => {}
                 r = wait_front(&mut self.pending), if !self.pending.is_empty() => {
+                    let held = self.holding > 0;
                     if let Some(close) = self.release_front(r) {
                         return close;
+                    }
+                    if held && self.holding == 0 && let Some(ka) = self.keep_alive {
+                        // Reading again: the client's keep alive counts from now.
+                        deadline = Instant::now() + ka;
+                        keepalive.as_mut().reset(deadline);
                     }
                 }
             }
@@ -240,9 +252,11 @@ impl Conn {
     /// The first pending publish is settled: acknowledge it (with the failure's reason
     /// code for MQTT 5), then every following one that waits for nothing.
     fn release_front(&mut self, r: Result<(), NotDurable>) -> Option<Close> {
-        let p = self.pending.pop_front()?;
+        let p = self.pop_pending()?;
         match r {
             Ok(()) => self.send_pending(p),
+            // A QoS 0 message a consumer refused: dropped (the consumer counted it).
+            Err(_) if p.qos == QoS::AtMostOnce && p.suback.is_none() => {}
             Err(e) if p.suback.is_some() => {
                 // The subscription is in place; only its commit failed (and is retried).
                 tracing::warn!(client_id = %self.client_id, packet_id = p.packet_id, "subscription not committed: {}", e.why);
@@ -264,11 +278,26 @@ impl Conn {
             }
         }
         while self.pending.front().is_some_and(|p| p.acks.is_empty()) {
-            if let Some(p) = self.pending.pop_front() {
+            if let Some(p) = self.pop_pending() {
                 self.send_pending(p);
             }
         }
         None
+    }
+
+    fn pop_pending(&mut self) -> Option<PendingAck> {
+        let p = self.pending.pop_front()?;
+        if p.holds {
+            self.holding -= 1;
+        }
+        Some(p)
+    }
+
+    fn push_pending(&mut self, p: PendingAck) {
+        if p.holds {
+            self.holding += 1;
+        }
+        self.pending.push_back(p);
     }
 
     fn send_pending(&mut self, p: PendingAck) {
@@ -531,17 +560,19 @@ impl Conn {
         } else {
             reason::SUCCESS
         };
-        if qos != QoS::AtMostOnce {
+        let holds = acks.iter().any(DurableAck::holds);
+        if qos != QoS::AtMostOnce || holds {
             if acks.is_empty() && self.pending.is_empty() {
                 self.send_ack(qos, packet_id, code, read_at);
             } else {
-                self.pending.push_back(PendingAck {
+                self.push_pending(PendingAck {
                     read_at,
                     qos,
                     packet_id,
                     code,
                     acks,
                     suback: None,
+                    holds,
                 });
             }
         }
@@ -589,13 +620,14 @@ impl Conn {
             None
         };
         match barrier {
-            Some(b) => self.pending.push_back(PendingAck {
+            Some(b) => self.push_pending(PendingAck {
                 read_at: self.read_at,
                 qos: QoS::AtMostOnce,
                 packet_id: s.packet_id,
                 code: reason::SUCCESS,
                 acks: vec![b],
                 suback: Some(suback),
+                holds: false,
             }),
             None => self.send(&Packet::SubAck(suback)),
         }
