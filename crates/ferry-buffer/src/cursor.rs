@@ -2,7 +2,8 @@
 //! `[acked u64][crc32c u32][zero u32]`. A store overwrites the slot that does not hold the
 //! current value and syncs it, so a torn store leaves the other slot, with the previous
 //! value, intact; opening takes the larger valid slot. The cursor only grows, so the larger
-//! valid slot is the latest store.
+//! valid slot is the latest store. The file is written in full when created (no holes), so
+//! a store never needs new blocks: acknowledging still works on a full disk.
 
 use std::path::{Path, PathBuf};
 
@@ -49,7 +50,10 @@ impl<F: IoFile> Cursor<F> {
         let path = dir.join(FILE);
         if !exists {
             let file = io.create(&path).map_err(io_err("create", &path))?;
-            file.set_len(2 * SLOT).map_err(io_err("set_len", &path))?;
+            // Written, not a hole: later stores then overwrite allocated blocks, so the
+            // cursor can move (and free segments) even when the disk is full.
+            file.write_all_at(&[0; 2 * SLOT as usize], 0)
+                .map_err(io_err("write", &path))?;
             if sync {
                 file.sync_all().map_err(io_err("sync", &path))?;
                 io.sync_dir(dir).map_err(io_err("sync", dir))?;

@@ -1,6 +1,6 @@
 //! The buffer thread's state machine (see the module doc of [`crate::disk`]).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::config::BufferMode;
 
@@ -26,8 +26,12 @@ pub(super) struct Driver<I: Io> {
     mem_bytes: u64,
     /// The next id to read.
     next: u64,
-    /// Ids read and not yet delivered (or given up on).
-    pub(super) outstanding: BTreeSet<u64>,
+    /// Ids read and not yet delivered (or given up on), with their stored sizes.
+    pub(super) outstanding: BTreeMap<u64, u64>,
+    outstanding_bytes: u64,
+    /// Bytes that may be outstanding: half the buffer, at most [`INFLIGHT_BYTES`], so a
+    /// full buffer's `when_full` applies to records still on disk.
+    inflight_limit: u64,
     /// Read (or kept in memory), waiting for room in librdkafka's queue.
     unsent: VecDeque<Box<Delivery>>,
     /// Failed sends, each due at its time.
@@ -64,6 +68,7 @@ impl<I: Io> Driver<I> {
         let cfg = a.config();
         let (when_full, backoff) = (cfg.when_full, cfg.retry_backoff.0);
         let mem_limit = (cfg.buffer_mode == BufferMode::Hybrid).then_some(cfg.buffer_memory_bytes);
+        let inflight_limit = (cfg.buffer_max_bytes / 2).clamp(1, INFLIGHT_BYTES);
         Driver {
             next: buf.acked().0 + 1,
             a,
@@ -74,7 +79,9 @@ impl<I: Io> Driver<I> {
             mem_limit,
             mem_records: 0,
             mem_bytes: 0,
-            outstanding: BTreeSet::new(),
+            outstanding: BTreeMap::new(),
+            outstanding_bytes: 0,
+            inflight_limit,
             unsent: VecDeque::new(),
             retries: VecDeque::new(),
             waiting: Vec::new(),
@@ -217,9 +224,7 @@ impl<I: Io> Driver<I> {
                     self.append(record, received_ms, ack);
                 }
             }
-            Msg::Done(id) => {
-                self.outstanding.remove(&id);
-            }
+            Msg::Done(id) => self.settled(id),
             Msg::MemDone(n) => self.mem_done(n),
             Msg::Retry(d) => {
                 self.retries.push_back((Instant::now() + self.backoff, d));
@@ -285,6 +290,7 @@ impl<I: Io> Driver<I> {
                         }
                         // One cursor store per drop: drop a slice, not one record at a time.
                         let n = (self.buf.len_records() / 1000).max(1);
+                        let from = self.buf.acked().0;
                         match self.buf.drop_oldest(n) {
                             Ok(0) => {
                                 m.counters.inc(ActionMetric::DroppedBufferNewest);
@@ -294,7 +300,12 @@ impl<I: Io> Driver<I> {
                                 return;
                             }
                             Ok(k) => {
-                                m.counters.add(ActionMetric::DroppedBufferOldest, k);
+                                // Records already read stay outstanding: those librdkafka
+                                // delivers count as success, the others as dropped when
+                                // they come back (see `send_unsent`).
+                                let read = self.outstanding.range(from + 1..=from + k).count();
+                                m.counters
+                                    .add(ActionMetric::DroppedBufferOldest, k - read as u64);
                             }
                             Err(e) => {
                                 self.io_error(&e);
@@ -427,22 +438,38 @@ impl<I: Io> Driver<I> {
         }
     }
 
-    /// Up to `max` durable records from `next` on (moving `next` past them): from the cache
-    /// when it starts there, else read back from disk (up to where the cache starts).
-    fn take_records(&mut self, max: usize) -> Result<Vec<(u64, Record)>, ferry_buffer::Error> {
+    /// An outstanding record is delivered, failed for good or dropped.
+    fn settled(&mut self, id: u64) {
+        if let Some(size) = self.outstanding.remove(&id) {
+            self.outstanding_bytes -= size;
+        }
+    }
+
+    /// Up to `max` durable records from `next` on (moving `next` past them), stopping once
+    /// `bytes` are taken: from the cache when it starts there, else read back from disk (up
+    /// to where the cache starts).
+    fn take_records(
+        &mut self,
+        max: usize,
+        bytes: u64,
+    ) -> Result<Vec<(u64, Record)>, ferry_buffer::Error> {
         while self.cache.front().is_some_and(|(id, _)| *id < self.next) {
             if let Some((_, r)) = self.cache.pop_front() {
                 self.cache_bytes -= stored_len(&r) as u64;
             }
         }
+        let mut out = Vec::new();
+        let mut taken = 0;
         if self.cache.front().is_some_and(|(id, _)| *id == self.next) {
-            let n = max.min(self.cache.len());
-            let out: Vec<(u64, Record)> = self.cache.drain(..n).collect();
-            for (_, r) in &out {
-                self.cache_bytes -= stored_len(r) as u64;
-            }
-            if let Some((last, _)) = out.last() {
-                self.next = last + 1;
+            while out.len() < max && taken < bytes {
+                let Some((id, r)) = self.cache.pop_front() else {
+                    break;
+                };
+                let size = stored_len(&r) as u64;
+                self.cache_bytes -= size;
+                taken += size;
+                self.next = id + 1;
+                out.push((id, r));
             }
             return Ok(out);
         }
@@ -450,10 +477,14 @@ impl<I: Io> Driver<I> {
             Some((id, _)) => max.min((id - self.next) as usize),
             None => max,
         };
-        let mut out = Vec::new();
-        for (id, bytes) in self.buf.read_from(Id(self.next), max)? {
+        for (id, stored) in self.buf.read_from(Id(self.next), max)? {
+            if taken >= bytes {
+                // Read again on a later turn.
+                break;
+            }
             self.next = id.0 + 1;
-            match decode(&bytes) {
+            taken += stored.len() as u64;
+            match decode(&stored) {
                 Ok((record, _)) => out.push((id.0, record)),
                 Err(e) => {
                     self.a.metrics.counters.inc(ActionMetric::Failed);
@@ -491,11 +522,12 @@ impl<I: Io> Driver<I> {
                 return;
             }
             let room = WINDOW.saturating_sub(self.outstanding.len()).min(budget);
-            if room == 0 {
+            let bytes = self.inflight_limit.saturating_sub(self.outstanding_bytes);
+            if room == 0 || bytes == 0 {
                 return;
             }
             budget -= room.min(512);
-            let batch = match self.take_records(room.min(512)) {
+            let batch = match self.take_records(room.min(512), bytes) {
                 Ok(b) => b,
                 Err(e) => {
                     self.io_error(&e);
@@ -514,7 +546,9 @@ impl<I: Io> Driver<I> {
                 if id <= self.recovered_to {
                     self.a.metrics.counters.inc(ActionMetric::Resent);
                 }
-                self.outstanding.insert(id);
+                let size = stored_len(&record) as u64;
+                self.outstanding.insert(id, size);
+                self.outstanding_bytes += size;
                 self.unsent
                     .push_back(Box::new(Delivery::buffered(record, id)));
             }
@@ -528,8 +562,12 @@ impl<I: Io> Driver<I> {
             if let Some(id) = id
                 && id <= self.buf.acked().0
             {
-                // Dropped (drop_oldest) while waiting: already counted.
-                self.outstanding.remove(&id);
+                // Dropped (drop_oldest) after it was read, before it was delivered.
+                self.settled(id);
+                self.a
+                    .metrics
+                    .counters
+                    .inc(ActionMetric::DroppedBufferOldest);
                 continue;
             }
             match self.a.send(*d) {
@@ -541,9 +579,7 @@ impl<I: Io> Driver<I> {
                 }
                 Err((e, d)) => {
                     match id {
-                        Some(id) => {
-                            self.outstanding.remove(&id);
-                        }
+                        Some(id) => self.settled(id),
                         None => self.mem_done(stored_len(&d.into_record()) as u64),
                     }
                     let n = self.a.metrics.counters.inc(ActionMetric::Failed);
@@ -563,8 +599,8 @@ impl<I: Io> Driver<I> {
     pub(super) fn ack(&mut self, force: bool) {
         let to = self
             .outstanding
-            .first()
-            .map_or(self.next.saturating_sub(1), |f| f - 1);
+            .first_key_value()
+            .map_or(self.next.saturating_sub(1), |(f, _)| f - 1);
         if to <= self.buf.acked().0 {
             return;
         }

@@ -22,7 +22,8 @@
 //!   with 0x97 (counted). Nothing is dropped;
 //! - is the driver: takes durable records in id order (from memory when it has just
 //!   written them, else read back from disk), produces them with librdkafka (at most
-//!   [`WINDOW`] outstanding), takes delivery reports back through the same channel and
+//!   [`WINDOW`] records and half the buffer's bytes, at most [`INFLIGHT_BYTES`],
+//!   outstanding, so a full buffer's `when_full` applies to records still on disk), takes delivery reports back through the same channel and
 //!   acknowledges the buffer's contiguous prefix of delivered ids (reports may come out of
 //!   order); a retryable failure is sent again after `retry_backoff`, without limit: the
 //!   record is only given up on for errors sending cannot fix (counted as `failed`).
@@ -65,6 +66,9 @@ pub const HELD: usize = 20_000;
 pub const PUMP_TURN: usize = 1024;
 /// How often the ack cursor is stored (each store is an fdatasync).
 pub const ACK_EVERY: Duration = Duration::from_millis(100);
+/// Bytes of records read from the buffer and not yet delivered, at most (and at most half
+/// of `buffer_max_bytes`).
+pub const INFLIGHT_BYTES: u64 = 16 << 20;
 /// Bytes of just-written records kept to be sent without reading them back from disk.
 pub const CACHE_BYTES: u64 = 8 << 20;
 /// How long a stopping driver lets in-flight records land.

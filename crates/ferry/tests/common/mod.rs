@@ -32,28 +32,41 @@ pub(crate) async fn gateway(text: &str, bootstrap: &str) -> (Gateway, std::net::
 pub(crate) fn serve_binary(
     config: &std::path::Path,
 ) -> (std::process::Child, std::net::SocketAddr) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.arg("serve").arg("--config").arg(config);
+    cmd.stderr(std::process::Stdio::null());
+    let (child, mqtt, _) = serve_command(cmd, false);
+    (child, mqtt)
+}
+
+/// Starts `cmd` (which runs `ferry serve`, maybe through a wrapper that execs it) with its
+/// stdout piped; returns the child, its MQTT address and (`with_api`) its API address, read
+/// from the lines it prints at start.
+pub(crate) fn serve_command(
+    mut cmd: std::process::Command,
+    with_api: bool,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    Option<std::net::SocketAddr>,
+) {
     use std::io::{BufRead as _, BufReader};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("ferry: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (child, addr)
+    let mut read = |prefix: &str| {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        line.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mqtt = read("ferry: listening on ");
+    let api = with_api.then(|| read("ferry: api on "));
+    (child, mqtt, api)
 }
