@@ -160,16 +160,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Broker {
     /// A broker that keeps its state in memory only (see [`Broker::with_store`]).
     pub fn new(config: MqttConfig) -> Arc<Broker> {
-        Arc::new(Broker::build(config, None))
+        Arc::new(Broker::build(config, Registry::new(), None))
     }
 
-    fn build(config: MqttConfig, persist: Option<persist::Persist>) -> Broker {
+    fn build(
+        config: MqttConfig,
+        registry: Arc<Registry>,
+        persist: Option<persist::Persist>,
+    ) -> Broker {
         Broker {
             config,
             sessions: Mutex::default(),
             subs: RwLock::default(),
             retained: Mutex::new(retained::Retained::new(persist.is_some())),
-            registry: Registry::new(),
+            registry,
             next_conn_id: AtomicU64::new(1),
             hooks: Hooks::default(),
             persist,

@@ -33,19 +33,20 @@ use tokio::sync::{Notify, oneshot};
 use crate::hook::{DurableAck, NotDurable, now_ms};
 use crate::session::{Session, SessionState};
 use crate::store::{Change, Loaded, NoStore, SessionRecord, Store, StoreError};
-use crate::{Broker, NEVER_EXPIRE, lock};
+use crate::{Broker, NEVER_EXPIRE, Registry, lock};
+use ferry_metrics::{Counters, PersistMetric};
 
 type Waiter = oneshot::Sender<Result<(), NotDurable>>;
 
 /// The dirty list: client ids of durable sessions changed since the last sync, and the
 /// acknowledgements waiting for the next commit (strict mode).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tracker {
     pending: Mutex<Pending>,
     /// Changes to durable state so far (strict mode compares it around a publish).
     marks: AtomicU64,
-    /// Client ids put on the list so far.
-    enlisted: AtomicU64,
+    /// Counts client ids put on the list (`PersistMetric::Marked`).
+    registry: Arc<Registry>,
     wake: Notify,
 }
 
@@ -63,7 +64,7 @@ impl Tracker {
 
     /// Puts a client id on the list (once per sync per session: see `enlisted`).
     pub(crate) fn enlist(&self, id: Arc<str>) {
-        self.enlisted.fetch_add(1, Ordering::Relaxed);
+        self.registry.persist().inc(PersistMetric::Marked);
         lock(&self.pending).ids.push(id);
     }
 
@@ -81,12 +82,10 @@ pub(crate) struct Persist {
     interval: Duration,
     /// One sync at a time, so batches reach the store in the order they were taken.
     sync_lock: Mutex<()>,
-    syncs: AtomicU64,
-    written: AtomicU64,
-    failures: AtomicU64,
 }
 
-/// What persistence did so far ([`Broker::persist_stats`]).
+/// What persistence did so far ([`Broker::persist_stats`]; the same numbers are in the
+/// metrics registry as [`PersistMetric`]s).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PersistStats {
     /// Commits handed to the store (batches with at least one change).
@@ -106,6 +105,16 @@ pub struct Restored {
     /// Sessions that expired while Ferry was down (deleted on the first sync).
     pub expired: usize,
     pub retained: usize,
+    /// Subscriptions of the restored sessions put back in the tries.
+    pub subscriptions: usize,
+    /// Stored subscriptions refused when put back (e.g. a filter no longer valid).
+    pub subscriptions_dropped: usize,
+    /// Queued deliveries of the restored sessions.
+    pub queued: usize,
+    /// Inflight (sent, unacknowledged) deliveries of the restored sessions.
+    pub inflight: usize,
+    /// Retained messages whose expiry passed while Ferry was down (left out).
+    pub retained_expired: usize,
 }
 
 impl Broker {
@@ -120,17 +129,21 @@ impl Broker {
         sync_interval: Duration,
     ) -> Result<(Arc<Broker>, Restored), StoreError> {
         let loaded = store.load()?;
+        let registry = Registry::new();
         let persist = Persist {
             store: Mutex::new(store),
-            tracker: Arc::new(Tracker::default()),
+            tracker: Arc::new(Tracker {
+                pending: Mutex::default(),
+                marks: AtomicU64::new(0),
+                registry: registry.clone(),
+                wake: Notify::new(),
+            }),
             interval: sync_interval,
             sync_lock: Mutex::new(()),
-            syncs: AtomicU64::new(0),
-            written: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
         };
-        let broker = Arc::new(Broker::build(config, Some(persist)));
+        let broker = Arc::new(Broker::build(config, registry, Some(persist)));
         let restored = broker.restore(loaded);
+        restored.count(broker.registry.persist());
         Ok((broker, restored))
     }
 
@@ -168,14 +181,12 @@ impl Broker {
     }
 
     pub fn persist_stats(&self) -> PersistStats {
-        let Some(p) = &self.persist else {
-            return PersistStats::default();
-        };
+        let m = self.registry.persist();
         PersistStats {
-            commits: p.syncs.load(Ordering::Relaxed),
-            changes: p.written.load(Ordering::Relaxed),
-            failures: p.failures.load(Ordering::Relaxed),
-            enlisted: p.tracker.enlisted.load(Ordering::Relaxed),
+            commits: m.get(PersistMetric::Commits),
+            changes: m.get(PersistMetric::Changes),
+            failures: m.get(PersistMetric::CommitErrors),
+            enlisted: m.get(PersistMetric::Marked),
         }
     }
 
@@ -187,6 +198,9 @@ impl Broker {
             return Ok(0);
         };
         let _one = lock(&p.sync_lock);
+        let started = std::time::Instant::now();
+        let metrics = self.registry.persist();
+        metrics.inc(PersistMetric::Syncs);
         let Pending { ids, waiters } = std::mem::take(&mut *lock(&p.tracker.pending));
         let topics = lock(&self.retained).take_changed();
         let mut changes = Vec::with_capacity(ids.len() + topics.len());
@@ -229,15 +243,21 @@ impl Broker {
         match &result {
             Ok(()) => {
                 if !changes.is_empty() {
-                    p.syncs.fetch_add(1, Ordering::Relaxed);
-                    p.written.fetch_add(changes.len() as u64, Ordering::Relaxed);
+                    let took = started.elapsed();
+                    metrics.inc(PersistMetric::Commits);
+                    metrics.add(PersistMetric::Changes, changes.len() as u64);
+                    metrics.set(
+                        PersistMetric::LastCommitMicros,
+                        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                    );
+                    self.registry.commit_latency().record(took);
                 }
                 for w in waiters {
                     let _ = w.send(Ok(()));
                 }
             }
             Err(e) => {
-                let n = p.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = metrics.inc(PersistMetric::CommitErrors);
                 if n.is_power_of_two() {
                     tracing::error!(failures = n, "state commit failed: {e}");
                 }
@@ -327,6 +347,8 @@ impl Broker {
                 let mut st = session.lock();
                 st.expiry_interval = r.expiry_interval;
                 st.disconnected_at = r.expiry_from();
+                out.queued += r.queue.len();
+                out.inflight += r.inflight.len();
                 st.queue = r.queue.into();
                 st.inflight = r.inflight.into();
                 st.awaiting_rel = r.awaiting_rel.into_iter().collect();
@@ -337,8 +359,12 @@ impl Broker {
             };
             lock(&self.sessions).insert(r.client_id.clone(), session.clone());
             for (filter, sub) in r.subscriptions {
-                if let Err(e) = self.subscribe_quiet(&session, &filter, sub.opts, sub.sub_id) {
-                    tracing::warn!(client_id = %r.client_id, filter, "stored subscription dropped: {}", e.what);
+                match self.subscribe_quiet(&session, &filter, sub.opts, sub.sub_id) {
+                    Ok(_) => out.subscriptions += 1,
+                    Err(e) => {
+                        out.subscriptions_dropped += 1;
+                        tracing::warn!(client_id = %r.client_id, filter, "stored subscription dropped: {}", e.what);
+                    }
                 }
             }
             if r.expiry_interval != NEVER_EXPIRE {
@@ -353,9 +379,32 @@ impl Broker {
             if m.expiry(at) != crate::Expiry::Expired {
                 retained.restore(m);
                 out.retained += 1;
+            } else {
+                out.retained_expired += 1;
             }
         }
         out
+    }
+}
+
+impl Restored {
+    /// Sets the restore gauges of the registry.
+    fn count(&self, m: &Counters<PersistMetric>) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        m.set(PersistMetric::RestoredSessions, n(self.sessions));
+        m.set(PersistMetric::RestoredSubscriptions, n(self.subscriptions));
+        m.set(PersistMetric::RestoredQueued, n(self.queued));
+        m.set(PersistMetric::RestoredInflight, n(self.inflight));
+        m.set(PersistMetric::RestoredRetained, n(self.retained));
+        m.set(PersistMetric::DroppedExpiredSessions, n(self.expired));
+        m.set(
+            PersistMetric::DroppedInvalidSubscriptions,
+            n(self.subscriptions_dropped),
+        );
+        m.set(
+            PersistMetric::DroppedExpiredRetained,
+            n(self.retained_expired),
+        );
     }
 }
 

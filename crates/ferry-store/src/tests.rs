@@ -56,7 +56,10 @@ async fn state_round_trips_through_the_file() -> TestResult {
         Restored {
             sessions: 1,
             expired: 0,
-            retained: 1
+            retained: 1,
+            subscriptions: 1,
+            queued: 10,
+            ..Restored::default()
         }
     );
     let a = b.connect(client("dev", false, 300));

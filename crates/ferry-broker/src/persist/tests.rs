@@ -209,9 +209,22 @@ async fn a_persistent_session_and_retained_messages_survive_a_restart() -> TestR
         Restored {
             sessions: 1,
             expired: 0,
-            retained: 2
+            retained: 2,
+            subscriptions: 1,
+            subscriptions_dropped: 0,
+            queued: 10,
+            inflight: 1,
+            retained_expired: 0,
         }
     );
+    // The same counts are gauges of the registry (`/metrics`, the API's metrics).
+    let m = b.registry().json();
+    assert_eq!(m["state.restored.sessions"], 1);
+    assert_eq!(m["state.restored.subscriptions"], 1);
+    assert_eq!(m["state.restored.queued_messages"], 10);
+    assert_eq!(m["state.restored.inflight_messages"], 1);
+    assert_eq!(m["state.restored.retained_messages"], 2);
+    assert_eq!(m["state.restore_dropped"], 0);
     assert_eq!(b.retained_count(), 2);
     let offline = b.client("dev").ok_or("session restored")?;
     assert!(!offline.connected);
@@ -257,6 +270,20 @@ async fn changes_between_syncs_are_one_batch_with_one_record_per_key() -> TestRe
     assert_eq!(store.counts(), (1, 4));
     assert_eq!(b.sync()?, 0, "nothing changed since");
     assert_eq!(store.counts(), (1, 4));
+    // The registry has it: two syncs ran, one committed four records.
+    let m = b.registry().json();
+    assert_eq!(m["state.syncs"], 2);
+    assert_eq!(m["state.commits"], 1);
+    assert_eq!(m["state.changes_written"], 4);
+    assert_eq!(m["state.sessions_marked"], 3);
+    assert_eq!(m["state.commit.count"], 1, "only the commit is timed");
+    assert!(m["state.last_commit_us"] > 0);
+    let text = b.registry().encode_prometheus(&[]);
+    assert!(text.contains("ferry_state_commits_total 1\n"), "{text}");
+    assert!(
+        text.contains("ferry_state_commit_seconds_count 1\n"),
+        "{text}"
+    );
     Ok(())
 }
 
@@ -449,8 +476,11 @@ async fn a_failed_commit_is_retried_by_the_next_sync() -> TestResult {
         "the waiter hears of the failure"
     );
     assert_eq!(b.persist_stats().failures, 1);
+    assert_eq!(b.registry().json()["state.commit_errors"], 1);
+    assert_eq!(b.registry().json()["state.commits"], 0);
     store.fail.store(false, Ordering::Relaxed);
     assert_eq!(b.sync()?, 2, "the session and the retained topic again");
+    assert_eq!(b.registry().json()["state.commits"], 1);
     let loaded = store.load()?;
     assert_eq!((loaded.sessions.len(), loaded.retained.len()), (1, 1));
     Ok(())
