@@ -16,6 +16,13 @@
 //! (one sync at a time) before everything else; then `sessions` (briefly, per id) and one
 //! session at a time, then `retained`; the tracker's list is a leaf.
 //!
+//! Durably queued counts as delivered: when a sync snapshots a durable session that is
+//! offline, it takes the delivery tickets of in-process publishers (Kafka sources) out of its
+//! queued and inflight deliveries and releases them after the commit succeeded (after a
+//! failed one, with the next commit that succeeds). So an offline device no longer holds
+//! back a source's offsets; a connected session keeps its tickets until its client
+//! acknowledges, and without a store nothing changes.
+//!
 //! Strict mode (`sync_interval` 0): a QoS 1/2 PUBLISH that changed durable state, a QoS 2
 //! PUBLISH or a SUBSCRIBE of a durable session is acknowledged only after a commit that
 //! covers it ([`Broker::commit_barrier`]); the sync task then commits as soon as someone
@@ -23,7 +30,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +38,7 @@ use ferry_mqtt::reason;
 use tokio::sync::{Notify, oneshot};
 
 use crate::hook::{DurableAck, NotDurable, now_ms};
+use crate::message::Ticket;
 use crate::session::{Session, SessionState};
 use crate::store::{Change, Loaded, NoStore, SessionRecord, Store, StoreError};
 use crate::{Broker, NEVER_EXPIRE, Registry, lock};
@@ -82,6 +90,11 @@ pub(crate) struct Persist {
     interval: Duration,
     /// One sync at a time, so batches reach the store in the order they were taken.
     sync_lock: Mutex<()>,
+    /// Tickets taken by a sync whose commit failed: released after the next commit that
+    /// succeeds (their sessions are on the dirty list again).
+    parked: Mutex<Vec<Arc<Ticket>>>,
+    /// Set by [`Broker::close_store`]: later "commits" keep nothing, so they settle nothing.
+    closed: AtomicBool,
 }
 
 /// What persistence did so far ([`Broker::persist_stats`]; the same numbers are in the
@@ -140,6 +153,8 @@ impl Broker {
             }),
             interval: sync_interval,
             sync_lock: Mutex::new(()),
+            parked: Mutex::default(),
+            closed: AtomicBool::new(false),
         };
         let broker = Arc::new(Broker::build(config, registry, Some(persist)));
         let restored = broker.restore(loaded);
@@ -202,6 +217,9 @@ impl Broker {
         let metrics = self.registry.persist();
         metrics.inc(PersistMetric::Syncs);
         let Pending { ids, waiters } = std::mem::take(&mut *lock(&p.tracker.pending));
+        // Tickets of deliveries this commit makes durable (see `settle_offline`).
+        let mut settled = std::mem::take(&mut *lock(&p.parked));
+        let settle = !p.closed.load(Ordering::Acquire);
         let topics = lock(&self.retained).take_changed();
         let mut changes = Vec::with_capacity(ids.len() + topics.len());
         let mut seen = HashSet::with_capacity(ids.len());
@@ -216,6 +234,9 @@ impl Broker {
                     st.enlisted = false;
                     if st.expiry_interval > 0 {
                         st.stored = true;
+                        if settle && st.conn.is_none() {
+                            settle_offline(&mut st, &mut settled);
+                        }
                         changes.push(Change::PutSession(Box::new(record(&s, &st))));
                     } else {
                         st.stored = false;
@@ -255,6 +276,9 @@ impl Broker {
                 for w in waiters {
                     let _ = w.send(Ok(()));
                 }
+                // Durably queued: counted as delivered (their publishers may move on).
+                metrics.add(PersistMetric::DurablyQueued, settled.len() as u64);
+                drop(settled);
             }
             Err(e) => {
                 let n = metrics.inc(PersistMetric::CommitErrors);
@@ -269,6 +293,7 @@ impl Broker {
                     lock(&p.tracker.pending).ids.push(id);
                 }
                 lock(&self.retained).mark_changed(topics);
+                lock(&p.parked).extend(settled);
                 for w in waiters {
                     let _ = w.send(Err(NotDurable {
                         code: reason::UNSPECIFIED_ERROR,
@@ -289,6 +314,7 @@ impl Broker {
         let written = self.sync();
         let _one = lock(&p.sync_lock);
         *lock(&p.store) = Arc::new(NoStore::default());
+        p.closed.store(true, Ordering::Release);
         written
     }
 
@@ -408,6 +434,19 @@ impl Restored {
     }
 }
 
+/// An offline durable session is about to be committed: every queued and inflight delivery
+/// it holds will be in the store, so their tickets (of in-process publishers, e.g. Kafka
+/// sources) are taken out, to be released once the commit succeeded (issue 12 item 5: an
+/// offline device no longer holds back a source's offsets). A session that is online keeps
+/// its tickets until its client acknowledges.
+fn settle_offline(st: &mut SessionState, out: &mut Vec<Arc<Ticket>>) {
+    let deliveries = st
+        .queue
+        .iter_mut()
+        .chain(st.inflight.iter_mut().map(|i| &mut i.delivery));
+    out.extend(deliveries.filter_map(|d| d.ticket.take()));
+}
+
 /// The durable part of a session, taken under its lock. Tickets are left out: a delivery
 /// ticket belongs to this process's publisher.
 fn record(s: &Session, st: &SessionState) -> SessionRecord {
@@ -441,5 +480,7 @@ fn record(s: &Session, st: &SessionState) -> SessionRecord {
     }
 }
 
+#[cfg(test)]
+mod settle_tests;
 #[cfg(test)]
 mod tests;

@@ -219,7 +219,7 @@ metric_set! {
         },
     ], totals = &[];
     Received => ("source_received_total", [], "received", Counter, "Records read from Kafka."),
-    Delivered => ("source_delivered_total", [], "delivered", Counter, "Records delivered (published, and acknowledged by every QoS 1/2 subscriber)."),
+    Delivered => ("source_delivered_total", [], "delivered", Counter, "Records delivered (published, and acknowledged by every QoS 1/2 subscriber or, with persistence, durably queued for it while it is offline)."),
     Failed => ("source_failed_total", [], "failed", Counter, "Records that could not be mapped to an MQTT message (skipped)."),
     Released => ("source_released_total", [], "released", Counter, "Records given back unsettled (partition revoked or source stopped); the next owner reads them again."),
     Commits => ("source_commits_total", [], "commits", Counter, "Offset commits that succeeded."),

@@ -12,16 +12,16 @@ use crate::store::{MemStore, codec};
 use crate::tests::{drain, payloads};
 use crate::*;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub(super) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn opts(qos: QoS) -> SubOptions {
+pub(super) fn opts(qos: QoS) -> SubOptions {
     SubOptions {
         qos,
         ..Default::default()
     }
 }
 
-fn attach(b: &Broker, id: &str, clean_start: bool, expiry: u32) -> Attached {
+pub(super) fn attach(b: &Broker, id: &str, clean_start: bool, expiry: u32) -> Attached {
     b.connect(Arc::new(ClientInfo {
         clean_start,
         expiry_interval: expiry,
@@ -29,12 +29,15 @@ fn attach(b: &Broker, id: &str, clean_start: bool, expiry: u32) -> Attached {
     }))
 }
 
-fn detach(b: &Arc<Broker>, a: &Attached) {
+pub(super) fn detach(b: &Arc<Broker>, a: &Attached) {
     let client = a.session.lock().client().clone();
     b.disconnect(&a.session, a.conn_id, None, &client);
 }
 
-fn open(store: &Arc<MemStore>, interval: Duration) -> Result<(Arc<Broker>, Restored), StoreError> {
+pub(super) fn open(
+    store: &Arc<MemStore>,
+    interval: Duration,
+) -> Result<(Arc<Broker>, Restored), StoreError> {
     Broker::with_store(MqttConfig::default(), store.clone(), interval)
 }
 
@@ -443,9 +446,9 @@ async fn strict_mode_acknowledges_after_the_commit() -> TestResult {
 
 /// Fails while `fail` is set.
 #[derive(Debug, Default)]
-struct Flaky {
-    inner: MemStore,
-    fail: AtomicBool,
+pub(super) struct Flaky {
+    pub(super) inner: MemStore,
+    pub(super) fail: AtomicBool,
 }
 
 impl Store for Flaky {
