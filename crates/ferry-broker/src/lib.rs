@@ -49,7 +49,10 @@ pub use message::{Completion, Delivery, Expiry, Message, SharedVia, Ticket};
 pub use metrics::{BrokerMetric, Metrics};
 pub use persist::{PersistStats, Restored};
 pub use session::{Kick, Outgoing, Session, SessionGuard, SessionState, Subscription};
-pub use store::{Change, Loaded, NoStore, SessionRecord, Store, StoreError};
+pub use store::{
+    Change, Loaded, NoStore, SessionRecord, SessionWrite, Store, StoreError, StoredDelivery,
+    StoredSession,
+};
 
 /// Session expiry interval meaning "never expires".
 pub const NEVER_EXPIRE: u32 = u32::MAX;
@@ -496,6 +499,7 @@ impl Broker {
                 retain: msg.retain && e.opts.retain_as_published,
                 sub_ids: e.sub_id.into_iter().collect(),
                 ticket: ticket_for(&msg, qos),
+                seq: 0,
                 msg: msg.clone(),
                 shared: Some(via),
             };
@@ -547,6 +551,7 @@ impl Broker {
                 sub_ids,
                 shared: None,
                 ticket: ticket_for(msg, qos),
+                seq: 0,
             };
             self.enqueue(&session, d);
             count += 1;
@@ -587,6 +592,7 @@ impl Broker {
                     shared: None,
                     // Retained copies are not part of the original publish's delivery.
                     ticket: None,
+                    seq: 0,
                 };
                 self.enqueue(session, d);
             }

@@ -98,6 +98,8 @@ pub struct Delivery {
     pub shared: Option<SharedVia>,
     /// Held while this QoS 1/2 delivery is unfinished (see [`Completion`]).
     pub ticket: Option<Arc<Ticket>>,
+    /// The session's sequence number, set when it is queued (its key in the store).
+    pub seq: u64,
 }
 
 /// Tells an in-process publisher (e.g. a Kafka source) when a message it published was

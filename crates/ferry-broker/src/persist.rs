@@ -28,7 +28,7 @@
 //! covers it ([`Broker::commit_barrier`]); the sync task then commits as soon as someone
 //! waits, grouping whatever accumulated while the previous commit ran.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,9 +38,13 @@ use ferry_mqtt::reason;
 use tokio::sync::{Notify, oneshot};
 
 use crate::hook::{DurableAck, NotDurable, now_ms};
+use crate::message::Delivery;
 use crate::message::Ticket;
 use crate::session::{Session, SessionState};
-use crate::store::{Change, Loaded, NoStore, SessionRecord, Store, StoreError};
+use crate::store::{
+    Change, Loaded, NoStore, SessionRecord, SessionWrite, Store, StoreError, StoredDelivery,
+    StoredSession,
+};
 use crate::{Broker, NEVER_EXPIRE, Registry, lock};
 use ferry_metrics::{Counters, PersistMetric};
 
@@ -237,9 +241,10 @@ impl Broker {
                         if settle && st.conn.is_none() {
                             settle_offline(&mut st, &mut settled);
                         }
-                        changes.push(Change::PutSession(Box::new(record(&s, &st))));
+                        changes.push(Change::PutSession(Box::new(write(&s, &mut st))));
                     } else {
                         st.stored = false;
+                        st.written = None;
                         changes.push(Change::DeleteSession(id.clone()));
                     }
                 }
@@ -288,7 +293,10 @@ impl Broker {
                 // Retry on the next sync: the sessions and topics are dirty again.
                 for id in seen {
                     if let Some(s) = lock(&self.sessions).get(&id).cloned() {
-                        s.lock().enlisted = true;
+                        let mut st = s.lock();
+                        st.enlisted = true;
+                        // What the store holds is not known now: rewrite it whole.
+                        st.written = None;
                     }
                     lock(&p.tracker.pending).ids.push(id);
                 }
@@ -354,7 +362,11 @@ impl Broker {
         let mut out = Restored::default();
         let now = now_ms();
         let tracker = self.tracker();
-        for r in loaded.sessions {
+        for StoredSession {
+            record: r,
+            deliveries,
+        } in loaded.sessions
+        {
             let elapsed = u64::try_from(now.saturating_sub(r.expiry_from())).unwrap_or(0);
             let expiry_ms = u64::from(r.expiry_interval) * 1000;
             if r.expiry_interval == 0 || (r.expiry_interval != NEVER_EXPIRE && elapsed >= expiry_ms)
@@ -373,10 +385,9 @@ impl Broker {
                 let mut st = session.lock();
                 st.expiry_interval = r.expiry_interval;
                 st.disconnected_at = r.expiry_from();
-                out.queued += r.queue.len();
-                out.inflight += r.inflight.len();
-                st.queue = r.queue.into();
-                st.inflight = r.inflight.into();
+                put_back(&mut st, deliveries);
+                out.queued += st.queue.len();
+                out.inflight += st.inflight.len();
                 st.awaiting_rel = r.awaiting_rel.into_iter().collect();
                 st.next_packet_id = r.next_packet_id;
                 st.stored = true;
@@ -447,14 +458,40 @@ fn settle_offline(st: &mut SessionState, out: &mut Vec<Arc<Ticket>>) {
     out.extend(deliveries.filter_map(|d| d.ticket.take()));
 }
 
-/// The durable part of a session, taken under its lock. Tickets are left out: a delivery
-/// ticket belongs to this process's publisher.
-fn record(s: &Session, st: &SessionState) -> SessionRecord {
-    let strip = |d: &crate::Delivery| crate::Delivery {
-        ticket: None,
-        ..d.clone()
-    };
-    SessionRecord {
+/// A session's deliveries back in its queue and inflight window, in `seq` order. Version 1
+/// records (seq 0) are renumbered, and the next write replaces what the store holds.
+fn put_back(st: &mut SessionState, mut deliveries: Vec<StoredDelivery>) {
+    let legacy = deliveries.iter().any(|d| d.seq == 0);
+    if legacy {
+        for (seq, d) in (1..).zip(deliveries.iter_mut()) {
+            d.seq = seq;
+            d.delivery.seq = seq;
+        }
+    } else {
+        deliveries.sort_unstable_by_key(|d| d.seq);
+    }
+    st.next_seq = deliveries.last().map_or(1, |d| d.seq + 1);
+    let mut written = HashMap::with_capacity(deliveries.len());
+    for d in deliveries {
+        written.insert(d.seq, d.sent);
+        match d.sent {
+            Some((packet_id, state)) => st.inflight.push_back(crate::session::Inflight {
+                packet_id,
+                delivery: d.delivery,
+                state,
+            }),
+            None => st.queue.push_back(d.delivery),
+        }
+    }
+    st.written = (!legacy).then_some(written);
+}
+
+/// The write of a durable session, taken under its lock: its record, and its deliveries
+/// compared with what the store holds (`SessionState::written`), so that only new and
+/// changed deliveries are written and only gone ones deleted. Tickets are left out: a
+/// delivery ticket belongs to this process's publisher.
+fn write(s: &Session, st: &mut SessionState) -> SessionWrite {
+    let record = SessionRecord {
         client_id: s.client_id.clone(),
         created_at: s.created_at,
         expiry_interval: st.expiry_interval,
@@ -466,20 +503,46 @@ fn record(s: &Session, st: &SessionState) -> SessionRecord {
             .iter()
             .map(|(f, sub)| (f.clone(), sub.clone()))
             .collect(),
-        queue: st.queue.iter().map(strip).collect(),
-        inflight: st
-            .inflight
-            .iter()
-            .map(|i| crate::session::Inflight {
-                delivery: strip(&i.delivery),
-                ..i.clone()
-            })
-            .collect(),
         awaiting_rel: st.awaiting_rel.iter().copied().collect(),
         next_packet_id: st.next_packet_id,
+    };
+    let (replace, mut before) = match st.written.take() {
+        Some(w) => (false, w),
+        None => (true, HashMap::new()),
+    };
+    let current = st
+        .inflight
+        .iter()
+        .map(|i| (&i.delivery, Some((i.packet_id, i.state))))
+        .chain(st.queue.iter().map(|d| (d, None)));
+    let mut now = HashMap::with_capacity(st.inflight.len() + st.queue.len());
+    let mut put = Vec::new();
+    for (d, sent) in current {
+        if before.remove(&d.seq) != Some(sent) {
+            put.push(StoredDelivery {
+                seq: d.seq,
+                delivery: Delivery {
+                    ticket: None,
+                    ..d.clone()
+                },
+                sent,
+            });
+        }
+        now.insert(d.seq, sent);
+    }
+    let mut removed: Vec<u64> = before.into_keys().collect();
+    removed.sort_unstable();
+    st.written = Some(now);
+    SessionWrite {
+        record,
+        replace,
+        put,
+        removed,
     }
 }
 
+#[cfg(test)]
+mod incremental_tests;
 #[cfg(test)]
 mod settle_tests;
 #[cfg(test)]

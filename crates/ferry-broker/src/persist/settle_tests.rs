@@ -113,7 +113,7 @@ async fn a_failed_commit_settles_nothing_until_a_commit_succeeds() -> TestResult
     store.fail.store(false, Ordering::Relaxed);
     b.sync()?;
     assert!(done.is_done());
-    assert_eq!(store.inner.load()?.sessions[0].queue.len(), 1);
+    assert_eq!(store.inner.load()?.sessions[0].deliveries.len(), 1);
     Ok(())
 }
 
@@ -139,7 +139,7 @@ async fn strict_mode_settles_right_after_the_commit() -> TestResult {
         }
     })
     .await?;
-    assert_eq!(store.load()?.sessions[0].queue.len(), 1);
+    assert_eq!(store.load()?.sessions[0].deliveries.len(), 1);
     stop.notify_one();
     task.await?;
     Ok(())

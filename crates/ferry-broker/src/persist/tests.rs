@@ -83,6 +83,7 @@ fn codec_round_trips_a_session_record_and_a_message() -> TestResult {
         sub_ids: vec![7, 9],
         shared,
         ticket: None,
+        seq: 0,
     };
     let rec = SessionRecord {
         client_id: "c1".into(),
@@ -119,33 +120,15 @@ fn codec_round_trips_a_session_record_and_a_message() -> TestResult {
                 },
             ),
         ],
-        queue: vec![
-            d(QoS::AtMostOnce, None),
-            d(
-                QoS::AtLeastOnce,
-                Some(SharedVia {
-                    group: "g".into(),
-                    filter: "x".into(),
-                }),
-            ),
-        ],
-        inflight: vec![
-            session::Inflight {
-                packet_id: 5,
-                delivery: d(QoS::AtLeastOnce, None),
-                state: session::InflightState::Published,
-            },
-            session::Inflight {
-                packet_id: 6,
-                delivery: d(QoS::ExactlyOnce, None),
-                state: session::InflightState::Released,
-            },
-        ],
         awaiting_rel: vec![3, 4],
         next_packet_id: 6,
     };
     let bytes = codec::encode_session(&rec);
-    let back = codec::decode_session(&bytes)?;
+    let StoredSession {
+        record: back,
+        deliveries,
+    } = codec::decode_session(&bytes)?;
+    assert!(deliveries.is_empty(), "stored under their own keys");
     assert_eq!(back.client_id, rec.client_id);
     assert_eq!(
         (
@@ -158,24 +141,50 @@ fn codec_round_trips_a_session_record_and_a_message() -> TestResult {
     );
     assert_eq!(*back.client, *rec.client);
     assert_eq!(back.subscriptions, rec.subscriptions);
-    assert_eq!(back.queue.len(), 2);
-    assert_eq!(back.queue[1].shared, rec.queue[1].shared);
-    assert_eq!(back.queue[1].sub_ids, vec![7, 9]);
-    assert_eq!(back.queue[0].qos, QoS::AtMostOnce);
-    let states: Vec<_> = back
-        .inflight
-        .iter()
-        .map(|i| (i.packet_id, i.state))
-        .collect();
-    assert_eq!(
-        states,
-        vec![
-            (5, session::InflightState::Published),
-            (6, session::InflightState::Released)
-        ]
-    );
     assert_eq!(back.awaiting_rel, vec![3, 4]);
     assert_eq!(back.next_packet_id, 6);
+    // Deliveries: queued (QoS 0, and QoS 1 through a shared subscription) and inflight.
+    let stored = [
+        (1, d(QoS::AtMostOnce, None), None),
+        (
+            2,
+            d(
+                QoS::AtLeastOnce,
+                Some(SharedVia {
+                    group: "g".into(),
+                    filter: "x".into(),
+                }),
+            ),
+            None,
+        ),
+        (
+            7,
+            d(QoS::AtLeastOnce, None),
+            Some((5, session::InflightState::Published)),
+        ),
+        (
+            8,
+            d(QoS::ExactlyOnce, None),
+            Some((6, session::InflightState::Released)),
+        ),
+    ];
+    for (seq, delivery, sent) in stored {
+        let sd = StoredDelivery {
+            seq,
+            delivery,
+            sent,
+        };
+        let bytes = codec::encode_delivery(&sd);
+        let back = codec::decode_delivery(seq, &bytes)?;
+        assert_eq!((back.seq, back.delivery.seq, back.sent), (seq, seq, sent));
+        assert_eq!(back.delivery.qos, sd.delivery.qos);
+        assert_eq!(back.delivery.shared, sd.delivery.shared);
+        assert_eq!(back.delivery.sub_ids, vec![7, 9]);
+        assert_eq!(back.delivery.msg.payload, m.payload);
+        for n in 0..bytes.len() {
+            assert!(codec::decode_delivery(seq, &bytes[..n]).is_err(), "{n}");
+        }
+    }
     // Every truncation is refused, never a panic.
     for n in 0..bytes.len() {
         assert!(codec::decode_session(&bytes[..n]).is_err(), "{n}");
@@ -354,24 +363,27 @@ async fn a_clean_start_discards_the_stored_session() -> TestResult {
 #[tokio::test]
 async fn session_expiry_keeps_counting_across_a_restart() -> TestResult {
     let store = Arc::new(MemStore::default());
-    let record = |id: &str, expiry: u32, ago_ms: i64| SessionRecord {
-        client_id: id.into(),
-        created_at: 0,
-        expiry_interval: expiry,
-        disconnected_at: hook::now_ms() - ago_ms,
-        saved_at: hook::now_ms() - ago_ms,
-        client: Arc::new(ClientInfo::internal(id)),
-        subscriptions: vec![(
-            "t".into(),
-            Subscription {
-                opts: opts(QoS::AtLeastOnce),
-                sub_id: None,
-            },
-        )],
-        queue: vec![],
-        inflight: vec![],
-        awaiting_rel: vec![],
-        next_packet_id: 0,
+    let record = |id: &str, expiry: u32, ago_ms: i64| SessionWrite {
+        replace: true,
+        put: vec![],
+        removed: vec![],
+        record: SessionRecord {
+            client_id: id.into(),
+            created_at: 0,
+            expiry_interval: expiry,
+            disconnected_at: hook::now_ms() - ago_ms,
+            saved_at: hook::now_ms() - ago_ms,
+            client: Arc::new(ClientInfo::internal(id)),
+            subscriptions: vec![(
+                "t".into(),
+                Subscription {
+                    opts: opts(QoS::AtLeastOnce),
+                    sub_id: None,
+                },
+            )],
+            awaiting_rel: vec![],
+            next_packet_id: 0,
+        },
     };
     store.apply(&[
         Change::PutSession(Box::new(record("gone", 2, 3_000))),
