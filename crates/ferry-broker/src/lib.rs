@@ -49,7 +49,10 @@ pub use message::{Completion, Delivery, Expiry, Message, SharedVia, Ticket};
 pub use metrics::{BrokerMetric, Metrics};
 pub use persist::{PersistStats, Restored};
 pub use session::{Kick, Outgoing, Session, SessionGuard, SessionState, Subscription};
-pub use store::{Change, Loaded, NoStore, SessionRecord, Store, StoreError};
+pub use store::{
+    Change, Loaded, NoStore, SessionRecord, SessionWrite, Store, StoreError, StoredDelivery,
+    StoredSession,
+};
 
 /// Session expiry interval meaning "never expires".
 pub const NEVER_EXPIRE: u32 = u32::MAX;
@@ -160,16 +163,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Broker {
     /// A broker that keeps its state in memory only (see [`Broker::with_store`]).
     pub fn new(config: MqttConfig) -> Arc<Broker> {
-        Arc::new(Broker::build(config, None))
+        Arc::new(Broker::build(config, Registry::new(), None))
     }
 
-    fn build(config: MqttConfig, persist: Option<persist::Persist>) -> Broker {
+    fn build(
+        config: MqttConfig,
+        registry: Arc<Registry>,
+        persist: Option<persist::Persist>,
+    ) -> Broker {
         Broker {
             config,
             sessions: Mutex::default(),
             subs: RwLock::default(),
             retained: Mutex::new(retained::Retained::new(persist.is_some())),
-            registry: Registry::new(),
+            registry,
             next_conn_id: AtomicU64::new(1),
             hooks: Hooks::default(),
             persist,
@@ -492,6 +499,7 @@ impl Broker {
                 retain: msg.retain && e.opts.retain_as_published,
                 sub_ids: e.sub_id.into_iter().collect(),
                 ticket: ticket_for(&msg, qos),
+                seq: 0,
                 msg: msg.clone(),
                 shared: Some(via),
             };
@@ -543,6 +551,7 @@ impl Broker {
                 sub_ids,
                 shared: None,
                 ticket: ticket_for(msg, qos),
+                seq: 0,
             };
             self.enqueue(&session, d);
             count += 1;
@@ -583,6 +592,7 @@ impl Broker {
                     shared: None,
                     // Retained copies are not part of the original publish's delivery.
                     ticket: None,
+                    seq: 0,
                 };
                 self.enqueue(session, d);
             }

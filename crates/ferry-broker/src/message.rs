@@ -98,12 +98,15 @@ pub struct Delivery {
     pub shared: Option<SharedVia>,
     /// Held while this QoS 1/2 delivery is unfinished (see [`Completion`]).
     pub ticket: Option<Arc<Ticket>>,
+    /// The session's sequence number, set when it is queued (its key in the store).
+    pub seq: u64,
 }
 
 /// Tells an in-process publisher (e.g. a Kafka source) when a message it published was
 /// delivered: every QoS 1/2 delivery acknowledged by its subscriber (PUBACK/PUBCOMP) or
-/// given up (dropped from a full queue, expired, too large, session gone). QoS 0
-/// deliveries count as delivered when queued.
+/// given up (dropped from a full queue, expired, too large, session gone), or, when the
+/// broker persists state, committed to the store while its persistent session is offline
+/// (durably queued: see `persist`). QoS 0 deliveries count as delivered when queued.
 ///
 /// Each QoS 1/2 delivery holds a [`Ticket`]; the last clone of a delivery going away
 /// releases it, so every path that ends a delivery is covered without bookkeeping.

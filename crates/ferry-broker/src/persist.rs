@@ -16,14 +16,21 @@
 //! (one sync at a time) before everything else; then `sessions` (briefly, per id) and one
 //! session at a time, then `retained`; the tracker's list is a leaf.
 //!
+//! Durably queued counts as delivered: when a sync snapshots a durable session that is
+//! offline, it takes the delivery tickets of in-process publishers (Kafka sources) out of its
+//! queued and inflight deliveries and releases them after the commit succeeded (after a
+//! failed one, with the next commit that succeeds). So an offline device no longer holds
+//! back a source's offsets; a connected session keeps its tickets until its client
+//! acknowledges, and without a store nothing changes.
+//!
 //! Strict mode (`sync_interval` 0): a QoS 1/2 PUBLISH that changed durable state, a QoS 2
 //! PUBLISH or a SUBSCRIBE of a durable session is acknowledged only after a commit that
 //! covers it ([`Broker::commit_barrier`]); the sync task then commits as soon as someone
 //! waits, grouping whatever accumulated while the previous commit ran.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,21 +38,27 @@ use ferry_mqtt::reason;
 use tokio::sync::{Notify, oneshot};
 
 use crate::hook::{DurableAck, NotDurable, now_ms};
+use crate::message::Delivery;
+use crate::message::Ticket;
 use crate::session::{Session, SessionState};
-use crate::store::{Change, Loaded, NoStore, SessionRecord, Store, StoreError};
-use crate::{Broker, NEVER_EXPIRE, lock};
+use crate::store::{
+    Change, Loaded, NoStore, SessionRecord, SessionWrite, Store, StoreError, StoredDelivery,
+    StoredSession,
+};
+use crate::{Broker, NEVER_EXPIRE, Registry, lock};
+use ferry_metrics::{Counters, PersistMetric};
 
 type Waiter = oneshot::Sender<Result<(), NotDurable>>;
 
 /// The dirty list: client ids of durable sessions changed since the last sync, and the
 /// acknowledgements waiting for the next commit (strict mode).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tracker {
     pending: Mutex<Pending>,
     /// Changes to durable state so far (strict mode compares it around a publish).
     marks: AtomicU64,
-    /// Client ids put on the list so far.
-    enlisted: AtomicU64,
+    /// Counts client ids put on the list (`PersistMetric::Marked`).
+    registry: Arc<Registry>,
     wake: Notify,
 }
 
@@ -63,7 +76,7 @@ impl Tracker {
 
     /// Puts a client id on the list (once per sync per session: see `enlisted`).
     pub(crate) fn enlist(&self, id: Arc<str>) {
-        self.enlisted.fetch_add(1, Ordering::Relaxed);
+        self.registry.persist().inc(PersistMetric::Marked);
         lock(&self.pending).ids.push(id);
     }
 
@@ -81,12 +94,15 @@ pub(crate) struct Persist {
     interval: Duration,
     /// One sync at a time, so batches reach the store in the order they were taken.
     sync_lock: Mutex<()>,
-    syncs: AtomicU64,
-    written: AtomicU64,
-    failures: AtomicU64,
+    /// Tickets taken by a sync whose commit failed: released after the next commit that
+    /// succeeds (their sessions are on the dirty list again).
+    parked: Mutex<Vec<Arc<Ticket>>>,
+    /// Set by [`Broker::close_store`]: later "commits" keep nothing, so they settle nothing.
+    closed: AtomicBool,
 }
 
-/// What persistence did so far ([`Broker::persist_stats`]).
+/// What persistence did so far ([`Broker::persist_stats`]; the same numbers are in the
+/// metrics registry as [`PersistMetric`]s).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PersistStats {
     /// Commits handed to the store (batches with at least one change).
@@ -106,6 +122,16 @@ pub struct Restored {
     /// Sessions that expired while Ferry was down (deleted on the first sync).
     pub expired: usize,
     pub retained: usize,
+    /// Subscriptions of the restored sessions put back in the tries.
+    pub subscriptions: usize,
+    /// Stored subscriptions refused when put back (e.g. a filter no longer valid).
+    pub subscriptions_dropped: usize,
+    /// Queued deliveries of the restored sessions.
+    pub queued: usize,
+    /// Inflight (sent, unacknowledged) deliveries of the restored sessions.
+    pub inflight: usize,
+    /// Retained messages whose expiry passed while Ferry was down (left out).
+    pub retained_expired: usize,
 }
 
 impl Broker {
@@ -120,17 +146,23 @@ impl Broker {
         sync_interval: Duration,
     ) -> Result<(Arc<Broker>, Restored), StoreError> {
         let loaded = store.load()?;
+        let registry = Registry::new();
         let persist = Persist {
             store: Mutex::new(store),
-            tracker: Arc::new(Tracker::default()),
+            tracker: Arc::new(Tracker {
+                pending: Mutex::default(),
+                marks: AtomicU64::new(0),
+                registry: registry.clone(),
+                wake: Notify::new(),
+            }),
             interval: sync_interval,
             sync_lock: Mutex::new(()),
-            syncs: AtomicU64::new(0),
-            written: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            parked: Mutex::default(),
+            closed: AtomicBool::new(false),
         };
-        let broker = Arc::new(Broker::build(config, Some(persist)));
+        let broker = Arc::new(Broker::build(config, registry, Some(persist)));
         let restored = broker.restore(loaded);
+        restored.count(broker.registry.persist());
         Ok((broker, restored))
     }
 
@@ -168,14 +200,12 @@ impl Broker {
     }
 
     pub fn persist_stats(&self) -> PersistStats {
-        let Some(p) = &self.persist else {
-            return PersistStats::default();
-        };
+        let m = self.registry.persist();
         PersistStats {
-            commits: p.syncs.load(Ordering::Relaxed),
-            changes: p.written.load(Ordering::Relaxed),
-            failures: p.failures.load(Ordering::Relaxed),
-            enlisted: p.tracker.enlisted.load(Ordering::Relaxed),
+            commits: m.get(PersistMetric::Commits),
+            changes: m.get(PersistMetric::Changes),
+            failures: m.get(PersistMetric::CommitErrors),
+            enlisted: m.get(PersistMetric::Marked),
         }
     }
 
@@ -187,7 +217,13 @@ impl Broker {
             return Ok(0);
         };
         let _one = lock(&p.sync_lock);
+        let started = std::time::Instant::now();
+        let metrics = self.registry.persist();
+        metrics.inc(PersistMetric::Syncs);
         let Pending { ids, waiters } = std::mem::take(&mut *lock(&p.tracker.pending));
+        // Tickets of deliveries this commit makes durable (see `settle_offline`).
+        let mut settled = std::mem::take(&mut *lock(&p.parked));
+        let settle = !p.closed.load(Ordering::Acquire);
         let topics = lock(&self.retained).take_changed();
         let mut changes = Vec::with_capacity(ids.len() + topics.len());
         let mut seen = HashSet::with_capacity(ids.len());
@@ -202,9 +238,13 @@ impl Broker {
                     st.enlisted = false;
                     if st.expiry_interval > 0 {
                         st.stored = true;
-                        changes.push(Change::PutSession(Box::new(record(&s, &st))));
+                        if settle && st.conn.is_none() {
+                            settle_offline(&mut st, &mut settled);
+                        }
+                        changes.push(Change::PutSession(Box::new(write(&s, &mut st))));
                     } else {
                         st.stored = false;
+                        st.written = None;
                         changes.push(Change::DeleteSession(id.clone()));
                     }
                 }
@@ -229,26 +269,39 @@ impl Broker {
         match &result {
             Ok(()) => {
                 if !changes.is_empty() {
-                    p.syncs.fetch_add(1, Ordering::Relaxed);
-                    p.written.fetch_add(changes.len() as u64, Ordering::Relaxed);
+                    let took = started.elapsed();
+                    metrics.inc(PersistMetric::Commits);
+                    metrics.add(PersistMetric::Changes, changes.len() as u64);
+                    metrics.set(
+                        PersistMetric::LastCommitMicros,
+                        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                    );
+                    self.registry.commit_latency().record(took);
                 }
                 for w in waiters {
                     let _ = w.send(Ok(()));
                 }
+                // Durably queued: counted as delivered (their publishers may move on).
+                metrics.add(PersistMetric::DurablyQueued, settled.len() as u64);
+                drop(settled);
             }
             Err(e) => {
-                let n = p.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = metrics.inc(PersistMetric::CommitErrors);
                 if n.is_power_of_two() {
                     tracing::error!(failures = n, "state commit failed: {e}");
                 }
                 // Retry on the next sync: the sessions and topics are dirty again.
                 for id in seen {
                     if let Some(s) = lock(&self.sessions).get(&id).cloned() {
-                        s.lock().enlisted = true;
+                        let mut st = s.lock();
+                        st.enlisted = true;
+                        // What the store holds is not known now: rewrite it whole.
+                        st.written = None;
                     }
                     lock(&p.tracker.pending).ids.push(id);
                 }
                 lock(&self.retained).mark_changed(topics);
+                lock(&p.parked).extend(settled);
                 for w in waiters {
                     let _ = w.send(Err(NotDurable {
                         code: reason::UNSPECIFIED_ERROR,
@@ -269,6 +322,7 @@ impl Broker {
         let written = self.sync();
         let _one = lock(&p.sync_lock);
         *lock(&p.store) = Arc::new(NoStore::default());
+        p.closed.store(true, Ordering::Release);
         written
     }
 
@@ -308,7 +362,11 @@ impl Broker {
         let mut out = Restored::default();
         let now = now_ms();
         let tracker = self.tracker();
-        for r in loaded.sessions {
+        for StoredSession {
+            record: r,
+            deliveries,
+        } in loaded.sessions
+        {
             let elapsed = u64::try_from(now.saturating_sub(r.expiry_from())).unwrap_or(0);
             let expiry_ms = u64::from(r.expiry_interval) * 1000;
             if r.expiry_interval == 0 || (r.expiry_interval != NEVER_EXPIRE && elapsed >= expiry_ms)
@@ -327,8 +385,9 @@ impl Broker {
                 let mut st = session.lock();
                 st.expiry_interval = r.expiry_interval;
                 st.disconnected_at = r.expiry_from();
-                st.queue = r.queue.into();
-                st.inflight = r.inflight.into();
+                put_back(&mut st, deliveries);
+                out.queued += st.queue.len();
+                out.inflight += st.inflight.len();
                 st.awaiting_rel = r.awaiting_rel.into_iter().collect();
                 st.next_packet_id = r.next_packet_id;
                 st.stored = true;
@@ -337,8 +396,12 @@ impl Broker {
             };
             lock(&self.sessions).insert(r.client_id.clone(), session.clone());
             for (filter, sub) in r.subscriptions {
-                if let Err(e) = self.subscribe_quiet(&session, &filter, sub.opts, sub.sub_id) {
-                    tracing::warn!(client_id = %r.client_id, filter, "stored subscription dropped: {}", e.what);
+                match self.subscribe_quiet(&session, &filter, sub.opts, sub.sub_id) {
+                    Ok(_) => out.subscriptions += 1,
+                    Err(e) => {
+                        out.subscriptions_dropped += 1;
+                        tracing::warn!(client_id = %r.client_id, filter, "stored subscription dropped: {}", e.what);
+                    }
                 }
             }
             if r.expiry_interval != NEVER_EXPIRE {
@@ -353,20 +416,82 @@ impl Broker {
             if m.expiry(at) != crate::Expiry::Expired {
                 retained.restore(m);
                 out.retained += 1;
+            } else {
+                out.retained_expired += 1;
             }
         }
         out
     }
 }
 
-/// The durable part of a session, taken under its lock. Tickets are left out: a delivery
-/// ticket belongs to this process's publisher.
-fn record(s: &Session, st: &SessionState) -> SessionRecord {
-    let strip = |d: &crate::Delivery| crate::Delivery {
-        ticket: None,
-        ..d.clone()
-    };
-    SessionRecord {
+impl Restored {
+    /// Sets the restore gauges of the registry.
+    fn count(&self, m: &Counters<PersistMetric>) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        m.set(PersistMetric::RestoredSessions, n(self.sessions));
+        m.set(PersistMetric::RestoredSubscriptions, n(self.subscriptions));
+        m.set(PersistMetric::RestoredQueued, n(self.queued));
+        m.set(PersistMetric::RestoredInflight, n(self.inflight));
+        m.set(PersistMetric::RestoredRetained, n(self.retained));
+        m.set(PersistMetric::DroppedExpiredSessions, n(self.expired));
+        m.set(
+            PersistMetric::DroppedInvalidSubscriptions,
+            n(self.subscriptions_dropped),
+        );
+        m.set(
+            PersistMetric::DroppedExpiredRetained,
+            n(self.retained_expired),
+        );
+    }
+}
+
+/// An offline durable session is about to be committed: every queued and inflight delivery
+/// it holds will be in the store, so their tickets (of in-process publishers, e.g. Kafka
+/// sources) are taken out, to be released once the commit succeeded (issue 12 item 5: an
+/// offline device no longer holds back a source's offsets). A session that is online keeps
+/// its tickets until its client acknowledges.
+fn settle_offline(st: &mut SessionState, out: &mut Vec<Arc<Ticket>>) {
+    let deliveries = st
+        .queue
+        .iter_mut()
+        .chain(st.inflight.iter_mut().map(|i| &mut i.delivery));
+    out.extend(deliveries.filter_map(|d| d.ticket.take()));
+}
+
+/// A session's deliveries back in its queue and inflight window, in `seq` order. Version 1
+/// records (seq 0) are renumbered, and the next write replaces what the store holds.
+fn put_back(st: &mut SessionState, mut deliveries: Vec<StoredDelivery>) {
+    let legacy = deliveries.iter().any(|d| d.seq == 0);
+    if legacy {
+        for (seq, d) in (1..).zip(deliveries.iter_mut()) {
+            d.seq = seq;
+            d.delivery.seq = seq;
+        }
+    } else {
+        deliveries.sort_unstable_by_key(|d| d.seq);
+    }
+    st.next_seq = deliveries.last().map_or(1, |d| d.seq + 1);
+    let mut written = HashMap::with_capacity(deliveries.len());
+    for d in deliveries {
+        written.insert(d.seq, d.sent);
+        match d.sent {
+            Some((packet_id, state)) => st.inflight.push_back(crate::session::Inflight {
+                packet_id,
+                delivery: d.delivery,
+                state,
+            }),
+            None => st.queue.push_back(d.delivery),
+        }
+    }
+    st.written = (!legacy).then_some(written);
+}
+
+/// The write of a durable session, taken under its lock: its record, and its deliveries
+/// compared with what the store holds (`SessionState::written`), so that only new and
+/// changed deliveries are written and only gone ones deleted. Tickets are left out: a
+/// delivery ticket belongs to this process's publisher.
+fn write(s: &Session, st: &mut SessionState) -> SessionWrite {
+    let record = SessionRecord {
         client_id: s.client_id.clone(),
         created_at: s.created_at,
         expiry_interval: st.expiry_interval,
@@ -378,19 +503,47 @@ fn record(s: &Session, st: &SessionState) -> SessionRecord {
             .iter()
             .map(|(f, sub)| (f.clone(), sub.clone()))
             .collect(),
-        queue: st.queue.iter().map(strip).collect(),
-        inflight: st
-            .inflight
-            .iter()
-            .map(|i| crate::session::Inflight {
-                delivery: strip(&i.delivery),
-                ..i.clone()
-            })
-            .collect(),
         awaiting_rel: st.awaiting_rel.iter().copied().collect(),
         next_packet_id: st.next_packet_id,
+    };
+    let (replace, mut before) = match st.written.take() {
+        Some(w) => (false, w),
+        None => (true, HashMap::new()),
+    };
+    let current = st
+        .inflight
+        .iter()
+        .map(|i| (&i.delivery, Some((i.packet_id, i.state))))
+        .chain(st.queue.iter().map(|d| (d, None)));
+    let mut now = HashMap::with_capacity(st.inflight.len() + st.queue.len());
+    let mut put = Vec::new();
+    for (d, sent) in current {
+        if before.remove(&d.seq) != Some(sent) {
+            put.push(StoredDelivery {
+                seq: d.seq,
+                delivery: Delivery {
+                    ticket: None,
+                    ..d.clone()
+                },
+                sent,
+            });
+        }
+        now.insert(d.seq, sent);
+    }
+    let mut removed: Vec<u64> = before.into_keys().collect();
+    removed.sort_unstable();
+    st.written = Some(now);
+    SessionWrite {
+        record,
+        replace,
+        put,
+        removed,
     }
 }
 
+#[cfg(test)]
+mod incremental_tests;
+#[cfg(test)]
+mod settle_tests;
 #[cfg(test)]
 mod tests;

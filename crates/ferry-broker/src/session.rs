@@ -107,6 +107,11 @@ pub struct SessionState {
     pub(crate) enlisted: bool,
     /// The store holds a record of this session (so a change to expiry 0 deletes it).
     pub(crate) stored: bool,
+    /// The sequence number of the next queued delivery.
+    pub(crate) next_seq: u64,
+    /// What the store holds of this session's deliveries, by sequence number (`None`: not
+    /// known, so the next write replaces them all). Only the sync reads and writes it.
+    pub(crate) written: Option<HashMap<u64, Option<(u16, InflightState)>>>,
 }
 
 /// A client session. Shared by the broker (routing) and at most one connection.
@@ -191,6 +196,8 @@ impl Session {
                 changes: 0,
                 enlisted: false,
                 stored: false,
+                next_seq: 1,
+                written: None,
             }),
             notify: Notify::new(),
             tracker,
@@ -234,7 +241,7 @@ impl Session {
     /// the dropped one.
     pub(crate) fn enqueue(
         &self,
-        d: Delivery,
+        mut d: Delivery,
         max_queued: usize,
         metrics: &Metrics,
     ) -> Option<Delivery> {
@@ -249,6 +256,8 @@ impl Session {
                     tracing::warn!(client_id = %self.client_id, dropped_total = n, "session queue full, dropped the oldest message");
                 }
             }
+            d.seq = st.next_seq;
+            st.next_seq += 1;
             st.queue.push_back(d);
             st.changes += 1;
         }

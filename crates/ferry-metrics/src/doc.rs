@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 
 use crate::names::MetricSet;
-use crate::{ActionMetric, BrokerMetric, Registry, RuleMetric, Sample, SourceMetric};
+use crate::{
+    ActionMetric, BrokerMetric, PersistMetric, Registry, RuleMetric, Sample, SourceMetric,
+};
 
 /// The name given to the one rule, action, source and connector of the rendered registry;
 /// rendered as "configured name".
@@ -136,6 +138,7 @@ fn json_names() -> BTreeMap<String, Vec<String>> {
         }
     }
     add::<BrokerMetric>(&mut out);
+    add::<PersistMetric>(&mut out);
     add::<RuleMetric>(&mut out);
     add::<ActionMetric>(&mut out);
     add::<SourceMetric>(&mut out);
@@ -239,6 +242,8 @@ mod tests {
             "ferry_messages_received_total",
             "ferry_action_latency_seconds",
             "ferry_source_lag",
+            "ferry_state_commits_total",
+            "ferry_state_commit_seconds",
             "ferry_connector_state",
             "ferry_process_cpu_seconds_total",
             "ferry_build_info",

@@ -212,6 +212,13 @@ impl Registry {
             Vec::new(),
             &self.puback_delay,
         );
+        e.counters(&self.persist, None);
+        e.histogram(
+            "state_commit_seconds",
+            "Duration of each MQTT state commit (snapshot and store transaction).",
+            Vec::new(),
+            &self.commit_latency,
+        );
         for (name, r) in self.rules.all() {
             e.counters(&*r, Some(&name));
         }

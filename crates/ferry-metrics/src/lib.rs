@@ -22,7 +22,9 @@ mod registry;
 pub use counters::Counters;
 pub use exposition::{Sample, SampleKind};
 pub use histogram::{BUCKETS_SECONDS, Histogram, HistogramSnapshot};
-pub use names::{ActionMetric, BrokerMetric, Def, Kind, MetricSet, RuleMetric, SourceMetric};
+pub use names::{
+    ActionMetric, BrokerMetric, Def, Kind, MetricSet, PersistMetric, RuleMetric, SourceMetric,
+};
 pub use registry::{ActionStats, Registry, RuleStats, SourceStats};
 
 /// The Prometheus name prefix.

@@ -226,7 +226,7 @@ metric_set! {
         },
     ], totals = &[];
     Received => ("source_received_total", [], "received", Counter, "Records read from Kafka."),
-    Delivered => ("source_delivered_total", [], "delivered", Counter, "Records delivered (published, and acknowledged by every QoS 1/2 subscriber)."),
+    Delivered => ("source_delivered_total", [], "delivered", Counter, "Records delivered (published, and acknowledged by every QoS 1/2 subscriber or, with persistence, durably queued for it while it is offline)."),
     Failed => ("source_failed_total", [], "failed", Counter, "Records that could not be mapped to an MQTT message (skipped)."),
     Released => ("source_released_total", [], "released", Counter, "Records given back unsettled (partition revoked or source stopped); the next owner reads them again."),
     Commits => ("source_commits_total", [], "commits", Counter, "Offset commits that succeeded."),
@@ -234,4 +234,33 @@ metric_set! {
     Draining => ("source_draining", [], "draining", Gauge, "Records a partition revocation is waiting for."),
     /// Sum over partitions of high watermark − next offset (every 5 s).
     Lag => ("source_lag", [], "lag", Gauge, "Consumer lag summed over the source's partitions (updated every 5 s)."),
+}
+
+metric_set! {
+    /// MQTT state persistence (`[node] persistence`, ADR 0007): the sync task's work and
+    /// what the restore at start found. All zero when persistence is off.
+    PersistMetric, scope = None, derived = &[], totals = &[
+        Total { json: "state.restore_dropped", of: &[
+            PersistMetric::DroppedExpiredSessions,
+            PersistMetric::DroppedInvalidSubscriptions,
+            PersistMetric::DroppedExpiredRetained,
+        ] },
+    ];
+    Syncs => ("state_syncs_total", [], "state.syncs", Counter, "MQTT state syncs run (every state_sync_interval, on demand in strict mode, at stop), including those with nothing to write."),
+    Commits => ("state_commits_total", [], "state.commits", Counter, "MQTT state store transactions committed (syncs with something to write)."),
+    CommitErrors => ("state_commit_errors_total", [], "state.commit_errors", Counter, "MQTT state commits that failed (their changes are retried by the next sync)."),
+    Changes => ("state_changes_written_total", [], "state.changes_written", Counter, "Records written to the MQTT state store (session puts and deletes, retained sets and deletes)."),
+    Marked => ("state_sessions_marked_total", [], "state.sessions_marked", Counter, "Times a persistent session was marked for writing by the next sync."),
+    /// Queued deliveries of in-process publishers (Kafka sources) settled because their
+    /// offline persistent session's queue was committed.
+    DurablyQueued => ("state_durably_queued_total", [], "state.durably_queued", Counter, "Deliveries of in-process publishers (Kafka sources) to offline persistent sessions counted as delivered once committed to the store."),
+    LastCommitMicros => ("state_last_commit_duration_microseconds", [], "state.last_commit_us", Gauge, "Duration of the last MQTT state commit (snapshot and store transaction)."),
+    RestoredSessions => ("state_restored", [("what", "sessions")], "state.restored.sessions", Gauge, "MQTT state restored from the store at start, by kind."),
+    RestoredSubscriptions => ("state_restored", [("what", "subscriptions")], "state.restored.subscriptions", Gauge, "MQTT state restored from the store at start, by kind."),
+    RestoredQueued => ("state_restored", [("what", "queued_messages")], "state.restored.queued_messages", Gauge, "MQTT state restored from the store at start, by kind."),
+    RestoredInflight => ("state_restored", [("what", "inflight_messages")], "state.restored.inflight_messages", Gauge, "MQTT state restored from the store at start, by kind."),
+    RestoredRetained => ("state_restored", [("what", "retained_messages")], "state.restored.retained_messages", Gauge, "MQTT state restored from the store at start, by kind."),
+    DroppedExpiredSessions => ("state_restore_dropped", [("reason", "session_expired")], "state.restore_dropped.session_expired", Gauge, "Stored MQTT state dropped at start, by reason."),
+    DroppedInvalidSubscriptions => ("state_restore_dropped", [("reason", "subscription_invalid")], "state.restore_dropped.subscription_invalid", Gauge, "Stored MQTT state dropped at start, by reason."),
+    DroppedExpiredRetained => ("state_restore_dropped", [("reason", "retained_expired")], "state.restore_dropped.retained_expired", Gauge, "Stored MQTT state dropped at start, by reason."),
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::counters::Counters;
 use crate::histogram::Histogram;
-use crate::names::{ActionMetric, BrokerMetric, RuleMetric, SourceMetric};
+use crate::names::{ActionMetric, BrokerMetric, PersistMetric, RuleMetric, SourceMetric};
 
 /// One rule's counters.
 pub type RuleStats = Counters<RuleMetric>;
@@ -127,6 +127,8 @@ impl<T: Default> Named<T> {
 pub struct Registry {
     pub(crate) broker: Counters<BrokerMetric>,
     pub(crate) puback_delay: Histogram,
+    pub(crate) persist: Counters<PersistMetric>,
+    pub(crate) commit_latency: Histogram,
     pub(crate) rules: Named<RuleStats>,
     pub(crate) actions: Named<ActionStats>,
     pub(crate) sources: Named<SourceStats>,
@@ -137,6 +139,8 @@ impl Default for Registry {
         Registry {
             broker: Counters::default(),
             puback_delay: Histogram::default(),
+            persist: Counters::default(),
+            commit_latency: Histogram::default(),
             rules: Named::new(),
             actions: Named::new(),
             sources: Named::new(),
@@ -159,9 +163,24 @@ impl Registry {
         &self.puback_delay
     }
 
-    /// Broker counters by EMQX name (`messages.received`, `messages.dropped`, ...).
+    /// MQTT state persistence: sync counters and restore counts.
+    pub fn persist(&self) -> &Counters<PersistMetric> {
+        &self.persist
+    }
+
+    /// Duration of each MQTT state commit (snapshot and store transaction).
+    pub fn commit_latency(&self) -> &Histogram {
+        &self.commit_latency
+    }
+
+    /// Broker counters by EMQX name (`messages.received`, `messages.dropped`, ...), then
+    /// the persistence counters (`state.commits`, `state.restored.sessions`, ...) and the
+    /// commit latency (`state.commit.p50_us`, `.p99_us`, `.mean_us`, `.count`).
     pub fn json(&self) -> BTreeMap<String, u64> {
-        self.broker.json()
+        let mut out = self.broker.json();
+        out.extend(self.persist.json());
+        latency_json(&mut out, "state.commit", &self.commit_latency);
+        out
     }
 
     /// The rule's counters, created on first use. `name` is the configured rule name.

@@ -58,8 +58,13 @@ impl Gateway {
             .map_err(|e| anyhow::anyhow!("node.data_dir: {e}"))?;
             tracing::info!(
                 sessions = restored.sessions,
-                expired = restored.expired,
+                subscriptions = restored.subscriptions,
+                queued = restored.queued,
+                inflight = restored.inflight,
                 retained = restored.retained,
+                expired_sessions = restored.expired,
+                dropped_subscriptions = restored.subscriptions_dropped,
+                expired_retained = restored.retained_expired,
                 "MQTT state loaded from {}",
                 data_dir.join(ferry_store::FILE_NAME).display()
             );

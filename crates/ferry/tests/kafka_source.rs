@@ -1,5 +1,6 @@
 //! Kafka to MQTT: consumer sources against the Tansu test broker, delivered to MQTT
-//! subscribers over TCP; offsets committed only after delivery.
+//! subscribers over TCP; offsets committed only after delivery (with persistence, a record
+//! durably queued for an offline persistent session counts as delivered).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -456,6 +457,87 @@ async fn a_topic_pattern_reads_matching_topics_from_the_latest_offset() -> anyho
         got.iter().all(|(t, v)| t != "p/other-c" && v != "old"),
         "{got:?}"
     );
+    g.stop().await;
+    Ok(())
+}
+
+const DURABLE: &str = r#"
+[listeners.tcp.default]
+bind = "0.0.0.0:1883"
+[connectors.kafka.local]
+bootstrap_hosts = "127.0.0.1:9092"
+[sources.kafka.cmds]
+connector = "local"
+topics = ["durable"]
+offset_reset = "earliest"
+mqtt_topic = "cmd/${key}"
+qos = 1
+max_inflight = 5
+drain_timeout = "1s"
+"#;
+
+/// MQTT 5, clean start false, session expiry 300 s.
+async fn persistent_device(addr: std::net::SocketAddr) -> anyhow::Result<(RawClient, bool)> {
+    let mut c = RawClient::open(addr, Version::V5).await?;
+    let mut p = connect_packet(Version::V5, "dev", false);
+    p.properties.session_expiry_interval = Some(300);
+    let ack = c.handshake(p).await?;
+    anyhow::ensure!(ack.code == 0, "CONNACK {:#x}", ack.code);
+    Ok((c, ack.session_present))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_persistence_an_offline_persistent_session_does_not_hold_back_the_source()
+-> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("durable", 1);
+    let dir = tempfile::tempdir()?;
+    let mut cfg = common::config(DURABLE, &k.bootstrap);
+    cfg.node.persistence = true;
+    cfg.node.data_dir = dir.path().join("data");
+    let g = Gateway::start(&cfg).await?;
+    let (mut dev, _) = persistent_device(g.listeners[0].1).await?;
+    dev.subscribe("cmd/#", QoS::AtLeastOnce).await?;
+    dev.disconnect().await?;
+    wait_until("dev offline", Duration::from_secs(10), || {
+        g.broker.client("dev").is_some_and(|c| !c.connected)
+    })
+    .await;
+    // Four times max_inflight: without persistence the source would stop after 5 records
+    // and wait for the device.
+    let records: Vec<_> = (0..20)
+        .map(|i| (Some("dev".to_string()), format!("m{i}"), vec![]))
+        .collect();
+    produce_async(&k, "durable", records).await;
+    wait_until(
+        "every record durably queued",
+        Duration::from_secs(30),
+        || source(&g, "cmds")["delivered"] == 20,
+    )
+    .await;
+    assert!(g.broker.registry().json()["state.durably_queued"] >= 20);
+    // ...and the offsets moved past them while the device is still offline.
+    let stats = g.control.view().sources["cmds"].metrics.clone();
+    wait_until(
+        "offsets committed past every record",
+        Duration::from_secs(20),
+        || stats.lag().get("durable/0") == Some(&0),
+    )
+    .await;
+    g.stop().await;
+
+    // A restart: the device gets all of them from the store (the source, whose offsets
+    // were committed, has nothing to read again).
+    let g = Gateway::start(&cfg).await?;
+    let (mut dev, present) = persistent_device(g.listeners[0].1).await?;
+    assert!(present);
+    for i in 0..20 {
+        let m = dev.recv_publish().await?;
+        assert_eq!(&m.payload[..], format!("m{i}").as_bytes());
+    }
+    dev.expect_silence(Duration::from_millis(500)).await?;
+    assert_eq!(source(&g, "cmds")["received"], 0, "nothing re-read");
+    dev.disconnect().await?;
     g.stop().await;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! MQTT state across restarts, over real sockets: a persistent session with queued QoS 1
 //! messages and retained messages survives a graceful stop (in-process gateway) and a
-//! `kill -9` of the real binary; session expiry keeps counting while Ferry is down; plain
+//! `kill -9` of the real binary (strict mode, and the default mode once a sync covered the
+//! changes); session expiry keeps counting while Ferry is down; plain
 //! traffic of sessions that are not persistent never reaches the store.
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +13,7 @@ mod common;
 
 use ferry::{Config, Gateway};
 use ferry_mqtt::{Packet, Properties, QoS, Version};
-use ferry_testkit::{RawClient, connect_packet, publish_packet};
+use ferry_testkit::{RawClient, connect_packet, publish_packet, wait_until};
 
 type TestResult = anyhow::Result<()>;
 
@@ -214,14 +215,79 @@ async fn persistent_session_and_retained_messages_survive_kill_9() -> TestResult
         &path,
         config_text(&dir.path().join("data"), "state_sync_interval = \"0ms\""),
     )?;
-    let (mut child, addr) = common::serve_binary(&path);
+    let (child, addr) = common::serve_binary(&path);
+    let child = common::Killed(child);
     prepare(addr).await?;
     child.kill()?; // SIGKILL
-    child.wait()?;
 
-    let (mut child, addr) = common::serve_binary(&path);
-    let result = check(addr).await;
-    child.kill()?;
-    child.wait()?;
-    result
+    let (child, addr) = common::serve_binary(&path);
+    let _child = common::Killed(child);
+    check(addr).await
+}
+
+/// `state_syncs_total` of the Ferry whose API is at `api`.
+fn syncs(api: SocketAddr) -> f64 {
+    common::sample(&common::scrape(api), "ferry_state_syncs_total").unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_session_and_retained_messages_survive_kill_9_after_a_sync() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("ferry.toml");
+    // The default, non-strict mode: PUBACKs and SUBACKs go out at once, and the state is
+    // committed every 200 ms. A kill -9 loses what changed since the last commit (plus the
+    // commit in flight): here it could be the subscription, some of the queued messages or
+    // retained messages, had the kill come within 200 ms of them. So the test waits for a
+    // commit that covers everything before it kills.
+    let text = format!(
+        "[node]\ndata_dir = {:?}\nstate_sync_interval = \"200ms\"\n\
+         [api]\nenable = true\nbind = \"127.0.0.1:0\"\n\
+         [listeners.tcp.default]\nbind = \"127.0.0.1:0\"\n",
+        dir.path().join("data").display().to_string()
+    );
+    std::fs::write(&path, text)?;
+    let (child, addr, api) = common::serve_binary_with_api(&path);
+    let child = common::Killed(child);
+    prepare(addr).await?;
+    // Both clients have disconnected and the server saw it (dev's disconnect time is part
+    // of its session record).
+    wait_until(
+        "the clients' connections closed",
+        Duration::from_secs(10),
+        || common::sample(&common::scrape(api), "ferry_connections") == Some(0.0),
+    )
+    .await;
+    // `state_syncs_total` counts a sync when it starts (under the sync lock, before it takes
+    // the dirty lists): sync n + 1 took its batch after this read, so after every change
+    // above, and once sync n + 2 has started, n + 1 has committed.
+    let n = syncs(api);
+    wait_until(
+        "a sync that covers every change",
+        Duration::from_secs(10),
+        || syncs(api) >= n + 2.0,
+    )
+    .await;
+    let text = common::scrape(api);
+    assert!(common::sample(&text, "ferry_state_commits_total") >= Some(1.0));
+    assert_eq!(
+        common::sample(&text, "ferry_state_commit_errors_total"),
+        Some(0.0)
+    );
+    assert!(common::sample(&text, "ferry_state_commit_seconds_count") >= Some(1.0));
+    child.kill()?; // SIGKILL
+
+    let (child, addr, api) = common::serve_binary_with_api(&path);
+    let _child = common::Killed(child);
+    // What the restore found, as metrics.
+    let text = common::scrape(api);
+    for (what, n) in [
+        ("sessions", 1.0),
+        ("subscriptions", 1.0),
+        ("queued_messages", 10.0),
+        ("retained_messages", 3.0),
+    ] {
+        let series = format!("ferry_state_restored{{what=\"{what}\"}}");
+        assert_eq!(common::sample(&text, &series), Some(n), "{series}");
+    }
+    check(addr).await
 }

@@ -12,16 +12,16 @@ use crate::store::{MemStore, codec};
 use crate::tests::{drain, payloads};
 use crate::*;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub(super) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn opts(qos: QoS) -> SubOptions {
+pub(super) fn opts(qos: QoS) -> SubOptions {
     SubOptions {
         qos,
         ..Default::default()
     }
 }
 
-fn attach(b: &Broker, id: &str, clean_start: bool, expiry: u32) -> Attached {
+pub(super) fn attach(b: &Broker, id: &str, clean_start: bool, expiry: u32) -> Attached {
     b.connect(Arc::new(ClientInfo {
         clean_start,
         expiry_interval: expiry,
@@ -29,12 +29,15 @@ fn attach(b: &Broker, id: &str, clean_start: bool, expiry: u32) -> Attached {
     }))
 }
 
-fn detach(b: &Arc<Broker>, a: &Attached) {
+pub(super) fn detach(b: &Arc<Broker>, a: &Attached) {
     let client = a.session.lock().client().clone();
     b.disconnect(&a.session, a.conn_id, None, &client);
 }
 
-fn open(store: &Arc<MemStore>, interval: Duration) -> Result<(Arc<Broker>, Restored), StoreError> {
+pub(super) fn open(
+    store: &Arc<MemStore>,
+    interval: Duration,
+) -> Result<(Arc<Broker>, Restored), StoreError> {
     Broker::with_store(MqttConfig::default(), store.clone(), interval)
 }
 
@@ -80,6 +83,7 @@ fn codec_round_trips_a_session_record_and_a_message() -> TestResult {
         sub_ids: vec![7, 9],
         shared,
         ticket: None,
+        seq: 0,
     };
     let rec = SessionRecord {
         client_id: "c1".into(),
@@ -116,33 +120,15 @@ fn codec_round_trips_a_session_record_and_a_message() -> TestResult {
                 },
             ),
         ],
-        queue: vec![
-            d(QoS::AtMostOnce, None),
-            d(
-                QoS::AtLeastOnce,
-                Some(SharedVia {
-                    group: "g".into(),
-                    filter: "x".into(),
-                }),
-            ),
-        ],
-        inflight: vec![
-            session::Inflight {
-                packet_id: 5,
-                delivery: d(QoS::AtLeastOnce, None),
-                state: session::InflightState::Published,
-            },
-            session::Inflight {
-                packet_id: 6,
-                delivery: d(QoS::ExactlyOnce, None),
-                state: session::InflightState::Released,
-            },
-        ],
         awaiting_rel: vec![3, 4],
         next_packet_id: 6,
     };
     let bytes = codec::encode_session(&rec);
-    let back = codec::decode_session(&bytes)?;
+    let StoredSession {
+        record: back,
+        deliveries,
+    } = codec::decode_session(&bytes)?;
+    assert!(deliveries.is_empty(), "stored under their own keys");
     assert_eq!(back.client_id, rec.client_id);
     assert_eq!(
         (
@@ -155,24 +141,50 @@ fn codec_round_trips_a_session_record_and_a_message() -> TestResult {
     );
     assert_eq!(*back.client, *rec.client);
     assert_eq!(back.subscriptions, rec.subscriptions);
-    assert_eq!(back.queue.len(), 2);
-    assert_eq!(back.queue[1].shared, rec.queue[1].shared);
-    assert_eq!(back.queue[1].sub_ids, vec![7, 9]);
-    assert_eq!(back.queue[0].qos, QoS::AtMostOnce);
-    let states: Vec<_> = back
-        .inflight
-        .iter()
-        .map(|i| (i.packet_id, i.state))
-        .collect();
-    assert_eq!(
-        states,
-        vec![
-            (5, session::InflightState::Published),
-            (6, session::InflightState::Released)
-        ]
-    );
     assert_eq!(back.awaiting_rel, vec![3, 4]);
     assert_eq!(back.next_packet_id, 6);
+    // Deliveries: queued (QoS 0, and QoS 1 through a shared subscription) and inflight.
+    let stored = [
+        (1, d(QoS::AtMostOnce, None), None),
+        (
+            2,
+            d(
+                QoS::AtLeastOnce,
+                Some(SharedVia {
+                    group: "g".into(),
+                    filter: "x".into(),
+                }),
+            ),
+            None,
+        ),
+        (
+            7,
+            d(QoS::AtLeastOnce, None),
+            Some((5, session::InflightState::Published)),
+        ),
+        (
+            8,
+            d(QoS::ExactlyOnce, None),
+            Some((6, session::InflightState::Released)),
+        ),
+    ];
+    for (seq, delivery, sent) in stored {
+        let sd = StoredDelivery {
+            seq,
+            delivery,
+            sent,
+        };
+        let bytes = codec::encode_delivery(&sd);
+        let back = codec::decode_delivery(seq, &bytes)?;
+        assert_eq!((back.seq, back.delivery.seq, back.sent), (seq, seq, sent));
+        assert_eq!(back.delivery.qos, sd.delivery.qos);
+        assert_eq!(back.delivery.shared, sd.delivery.shared);
+        assert_eq!(back.delivery.sub_ids, vec![7, 9]);
+        assert_eq!(back.delivery.msg.payload, m.payload);
+        for n in 0..bytes.len() {
+            assert!(codec::decode_delivery(seq, &bytes[..n]).is_err(), "{n}");
+        }
+    }
     // Every truncation is refused, never a panic.
     for n in 0..bytes.len() {
         assert!(codec::decode_session(&bytes[..n]).is_err(), "{n}");
@@ -209,9 +221,22 @@ async fn a_persistent_session_and_retained_messages_survive_a_restart() -> TestR
         Restored {
             sessions: 1,
             expired: 0,
-            retained: 2
+            retained: 2,
+            subscriptions: 1,
+            subscriptions_dropped: 0,
+            queued: 10,
+            inflight: 1,
+            retained_expired: 0,
         }
     );
+    // The same counts are gauges of the registry (`/metrics`, the API's metrics).
+    let m = b.registry().json();
+    assert_eq!(m["state.restored.sessions"], 1);
+    assert_eq!(m["state.restored.subscriptions"], 1);
+    assert_eq!(m["state.restored.queued_messages"], 10);
+    assert_eq!(m["state.restored.inflight_messages"], 1);
+    assert_eq!(m["state.restored.retained_messages"], 2);
+    assert_eq!(m["state.restore_dropped"], 0);
     assert_eq!(b.retained_count(), 2);
     let offline = b.client("dev").ok_or("session restored")?;
     assert!(!offline.connected);
@@ -257,6 +282,20 @@ async fn changes_between_syncs_are_one_batch_with_one_record_per_key() -> TestRe
     assert_eq!(store.counts(), (1, 4));
     assert_eq!(b.sync()?, 0, "nothing changed since");
     assert_eq!(store.counts(), (1, 4));
+    // The registry has it: two syncs ran, one committed four records.
+    let m = b.registry().json();
+    assert_eq!(m["state.syncs"], 2);
+    assert_eq!(m["state.commits"], 1);
+    assert_eq!(m["state.changes_written"], 4);
+    assert_eq!(m["state.sessions_marked"], 3);
+    assert_eq!(m["state.commit.count"], 1, "only the commit is timed");
+    assert!(m["state.last_commit_us"] > 0);
+    let text = b.registry().encode_prometheus(&[]);
+    assert!(text.contains("ferry_state_commits_total 1\n"), "{text}");
+    assert!(
+        text.contains("ferry_state_commit_seconds_count 1\n"),
+        "{text}"
+    );
     Ok(())
 }
 
@@ -324,24 +363,27 @@ async fn a_clean_start_discards_the_stored_session() -> TestResult {
 #[tokio::test]
 async fn session_expiry_keeps_counting_across_a_restart() -> TestResult {
     let store = Arc::new(MemStore::default());
-    let record = |id: &str, expiry: u32, ago_ms: i64| SessionRecord {
-        client_id: id.into(),
-        created_at: 0,
-        expiry_interval: expiry,
-        disconnected_at: hook::now_ms() - ago_ms,
-        saved_at: hook::now_ms() - ago_ms,
-        client: Arc::new(ClientInfo::internal(id)),
-        subscriptions: vec![(
-            "t".into(),
-            Subscription {
-                opts: opts(QoS::AtLeastOnce),
-                sub_id: None,
-            },
-        )],
-        queue: vec![],
-        inflight: vec![],
-        awaiting_rel: vec![],
-        next_packet_id: 0,
+    let record = |id: &str, expiry: u32, ago_ms: i64| SessionWrite {
+        replace: true,
+        put: vec![],
+        removed: vec![],
+        record: SessionRecord {
+            client_id: id.into(),
+            created_at: 0,
+            expiry_interval: expiry,
+            disconnected_at: hook::now_ms() - ago_ms,
+            saved_at: hook::now_ms() - ago_ms,
+            client: Arc::new(ClientInfo::internal(id)),
+            subscriptions: vec![(
+                "t".into(),
+                Subscription {
+                    opts: opts(QoS::AtLeastOnce),
+                    sub_id: None,
+                },
+            )],
+            awaiting_rel: vec![],
+            next_packet_id: 0,
+        },
     };
     store.apply(&[
         Change::PutSession(Box::new(record("gone", 2, 3_000))),
@@ -416,9 +458,9 @@ async fn strict_mode_acknowledges_after_the_commit() -> TestResult {
 
 /// Fails while `fail` is set.
 #[derive(Debug, Default)]
-struct Flaky {
-    inner: MemStore,
-    fail: AtomicBool,
+pub(super) struct Flaky {
+    pub(super) inner: MemStore,
+    pub(super) fail: AtomicBool,
 }
 
 impl Store for Flaky {
@@ -449,8 +491,11 @@ async fn a_failed_commit_is_retried_by_the_next_sync() -> TestResult {
         "the waiter hears of the failure"
     );
     assert_eq!(b.persist_stats().failures, 1);
+    assert_eq!(b.registry().json()["state.commit_errors"], 1);
+    assert_eq!(b.registry().json()["state.commits"], 0);
     store.fail.store(false, Ordering::Relaxed);
     assert_eq!(b.sync()?, 2, "the session and the retained topic again");
+    assert_eq!(b.registry().json()["state.commits"], 1);
     let loaded = store.load()?;
     assert_eq!((loaded.sessions.len(), loaded.retained.len()), (1, 1));
     Ok(())

@@ -1,23 +1,30 @@
-//! Bytes for [`SessionRecord`]s and retained [`Message`]s, for stores that keep bytes.
+//! Bytes for [`SessionRecord`]s, their [`StoredDelivery`]s and retained [`Message`]s, for
+//! stores that keep bytes.
 //!
-//! Format, version 1 (integers big-endian; `str`/`bytes` are a u32 length then the bytes;
-//! `opt<T>` is a u8 0/1 then T; `vec<T>` is a u32 count then the items):
+//! Format (integers big-endian; `str`/`bytes` are a u32 length then the bytes; `opt<T>` is a
+//! u8 0/1 then T; `vec<T>` is a u32 count then the items):
 //!
 //! ```text
 //! message  = u8 version=1, i64 timestamp_ms, opt<str client_id, opt<str username>> publisher,
 //!            bytes publish   (an MQTT 5 PUBLISH packet: topic, qos, retain, properties,
 //!                             payload; packet id 1 when qos > 0)
-//! session  = u8 version=1, str client_id, i64 created_at, u32 expiry_interval,
+//! session  = u8 version=2, head, vec<u16> awaiting_rel
+//! head     = str client_id, i64 created_at, u32 expiry_interval,
 //!            i64 disconnected_at, i64 saved_at, u16 next_packet_id,
-//!            client, vec<subscription>, vec<delivery> queue,
-//!            vec<u16 packet_id, u8 state (0 published, 1 released), delivery> inflight,
-//!            vec<u16> awaiting_rel
+//!            client, vec<subscription>
+//! stored delivery (key: client id, seq) = u8 version=1,
+//!            opt<u16 packet_id, u8 state (0 published, 1 released)> sent, delivery
 //! client   = opt<str> username, opt<str> peer, u8 proto_ver, u16 keepalive,
 //!            u8 clean_start, u32 expiry_interval, i64 connected_at
 //! subscription = str filter, u8 qos, u8 flags (1 no local, 2 retain as published),
 //!            u8 retain_handling, opt<u32> sub_id
 //! delivery = bytes message, u8 qos, u8 retain, vec<u32> sub_ids, opt<str group, str filter>
 //! ```
+//!
+//! Version 1 session records (before deliveries had keys of their own) are still read:
+//! `u8 version=1, head, vec<delivery> queue, vec<u16 packet_id, u8 state, delivery>
+//! inflight, vec<u16> awaiting_rel`; their deliveries come back with `seq` 0, and the broker
+//! renumbers them and rewrites the session in the new form on its next sync.
 //!
 //! A message's arrival instant is rebuilt from its timestamp, so message expiry keeps
 //! counting across a restart.
@@ -30,10 +37,13 @@ use tokio::time::Instant;
 
 use crate::hook::{ClientInfo, now_ms};
 use crate::message::{Delivery, Message, SharedVia};
-use crate::session::{Inflight, InflightState, Subscription};
-use crate::store::SessionRecord;
+use crate::session::{InflightState, Subscription};
+use crate::store::{SessionRecord, StoredDelivery, StoredSession};
 
+/// Version of message and stored delivery encodings.
 const VERSION: u8 = 1;
+/// Version of session records: 2 (head only); 1 (deliveries inline) is still read.
+const SESSION_VERSION: u8 = 2;
 
 struct W(Vec<u8>);
 
@@ -260,13 +270,67 @@ fn delivery_from(r: &mut R<'_>) -> Result<Delivery, String> {
         sub_ids,
         shared,
         ticket: None,
+        seq: 0,
     })
 }
 
-/// A session record as bytes.
+fn state_byte(s: InflightState) -> u8 {
+    match s {
+        InflightState::Published => 0,
+        InflightState::Released => 1,
+    }
+}
+
+fn state_from(r: &mut R<'_>) -> Result<InflightState, String> {
+    match r.u8()? {
+        0 => Ok(InflightState::Published),
+        1 => Ok(InflightState::Released),
+        v => Err(format!("invalid inflight state {v}")),
+    }
+}
+
+/// A stored delivery as bytes (its key, client id and `seq`, is not part of them).
+pub fn encode_delivery(d: &StoredDelivery) -> Vec<u8> {
+    let mut w = W(Vec::with_capacity(d.delivery.msg.payload.len() + 64));
+    w.u8(VERSION);
+    match d.sent {
+        Some((packet_id, state)) => {
+            w.u8(1);
+            w.u16(packet_id);
+            w.u8(state_byte(state));
+        }
+        None => w.u8(0),
+    }
+    delivery_into(&mut w, &d.delivery);
+    w.0
+}
+
+/// The stored delivery `seq` of a session from its bytes.
+pub fn decode_delivery(seq: u64, b: &[u8]) -> Result<StoredDelivery, String> {
+    let mut r = R(b);
+    let v = r.u8()?;
+    if v != VERSION {
+        return Err(format!("unknown delivery format version {v}"));
+    }
+    let sent = if r.opt()? {
+        Some((r.u16()?, state_from(&mut r)?))
+    } else {
+        None
+    };
+    let mut delivery = delivery_from(&mut r)?;
+    r.end()?;
+    delivery.seq = seq;
+    Ok(StoredDelivery {
+        seq,
+        delivery,
+        sent,
+    })
+}
+
+/// A session record (without its deliveries) as bytes.
 pub fn encode_session(s: &SessionRecord) -> Vec<u8> {
     let mut w = W(Vec::with_capacity(256));
-    w.u8(VERSION);
+    w.u8(SESSION_VERSION);
     w.str(&s.client_id);
     w.i64(s.created_at);
     w.u32(s.expiry_interval);
@@ -295,19 +359,6 @@ pub fn encode_session(s: &SessionRecord) -> Vec<u8> {
             None => w.u8(0),
         }
     }
-    w.u32(s.queue.len() as u32);
-    for d in &s.queue {
-        delivery_into(&mut w, d);
-    }
-    w.u32(s.inflight.len() as u32);
-    for i in &s.inflight {
-        w.u16(i.packet_id);
-        w.u8(match i.state {
-            InflightState::Published => 0,
-            InflightState::Released => 1,
-        });
-        delivery_into(&mut w, &i.delivery);
-    }
     w.u32(s.awaiting_rel.len() as u32);
     for id in &s.awaiting_rel {
         w.u16(*id);
@@ -315,10 +366,11 @@ pub fn encode_session(s: &SessionRecord) -> Vec<u8> {
     w.0
 }
 
-pub fn decode_session(b: &[u8]) -> Result<SessionRecord, String> {
+/// A session record; a version 1 record also brings its deliveries (with `seq` 0).
+pub fn decode_session(b: &[u8]) -> Result<StoredSession, String> {
     let mut r = R(b);
     let v = r.u8()?;
-    if v != VERSION {
+    if v != SESSION_VERSION && v != 1 {
         return Err(format!("unknown session format version {v}"));
     }
     let client_id: Arc<str> = r.str()?.into();
@@ -361,40 +413,45 @@ pub fn decode_session(b: &[u8]) -> Result<SessionRecord, String> {
             },
         ));
     }
-    let n = r.count(8)?;
-    let mut queue = Vec::with_capacity(n);
-    for _ in 0..n {
-        queue.push(delivery_from(&mut r)?);
-    }
-    let n = r.count(10)?;
-    let mut inflight = Vec::with_capacity(n);
-    for _ in 0..n {
-        let packet_id = r.u16()?;
-        let state = match r.u8()? {
-            0 => InflightState::Published,
-            1 => InflightState::Released,
-            v => return Err(format!("invalid inflight state {v}")),
-        };
-        inflight.push(Inflight {
-            packet_id,
-            delivery: delivery_from(&mut r)?,
-            state,
-        });
+    let mut deliveries = Vec::new();
+    if v == 1 {
+        // Inline queue, then inflight window (sent before anything queued).
+        let n = r.count(8)?;
+        let mut queue = Vec::with_capacity(n);
+        for _ in 0..n {
+            queue.push(delivery_from(&mut r)?);
+        }
+        let n = r.count(10)?;
+        for _ in 0..n {
+            let packet_id = r.u16()?;
+            let state = state_from(&mut r)?;
+            deliveries.push(StoredDelivery {
+                seq: 0,
+                delivery: delivery_from(&mut r)?,
+                sent: Some((packet_id, state)),
+            });
+        }
+        deliveries.extend(queue.into_iter().map(|delivery| StoredDelivery {
+            seq: 0,
+            delivery,
+            sent: None,
+        }));
     }
     let n = r.count(2)?;
     let awaiting_rel = (0..n).map(|_| r.u16()).collect::<Result<Vec<_>, _>>()?;
     r.end()?;
-    Ok(SessionRecord {
-        client_id,
-        created_at,
-        expiry_interval,
-        disconnected_at,
-        saved_at,
-        client,
-        subscriptions,
-        queue,
-        inflight,
-        awaiting_rel,
-        next_packet_id,
+    Ok(StoredSession {
+        record: SessionRecord {
+            client_id,
+            created_at,
+            expiry_interval,
+            disconnected_at,
+            saved_at,
+            client,
+            subscriptions,
+            awaiting_rel,
+            next_packet_id,
+        },
+        deliveries,
     })
 }

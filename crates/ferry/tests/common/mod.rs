@@ -70,3 +70,62 @@ pub(crate) fn serve_command(
     let api = with_api.then(|| read("ferry: api on "));
     (child, mqtt, api)
 }
+
+/// Like [`serve_binary`] with `[api] enable = true` (one listener): also returns the API's
+/// address.
+pub(crate) fn serve_binary_with_api(
+    config: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.arg("serve").arg("--config").arg(config);
+    cmd.stderr(std::process::Stdio::null());
+    let (child, mqtt, api) = serve_command(cmd, true);
+    (child, mqtt, api.unwrap())
+}
+
+/// `GET /metrics` of a Ferry API, as text (HTTP/1.0, so never chunked). Blocking: for
+/// `wait_until` conditions.
+pub(crate) fn scrape(api: std::net::SocketAddr) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The value of the series `series` (name and labels as exposed) in a scrape.
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a failing test
+/// leaves no process behind.
+pub(crate) struct Killed(pub(crate) std::process::Child);
+
+impl Killed {
+    /// `kill -9` now, and reap it.
+    pub(crate) fn kill(mut self) -> std::io::Result<()> {
+        self.0.kill()?;
+        self.0.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
