@@ -35,6 +35,10 @@ def pinned(cmd, role):
     return ["taskset", "-c", cpu] + cmd
 NK = int(os.environ.get("BENCH_N_KAFKA", "20000"))
 # BENCH_ONLY=M4 or M1,K1: run only these scenarios (default: all).
+# K1 runs Ferry with the Kafka action in each of these modes (BENCH_K1_MODES=sync,disk to pick).
+K1_ALL = [("sync", 'query_mode = "sync"\n'), ("async", 'query_mode = "async"\n'),
+          ("disk", 'buffer_mode = "disk"\n'), ("hybrid", 'buffer_mode = "hybrid"\n')]
+K1_MODES = [m for m in K1_ALL if m[0] in os.environ.get("BENCH_K1_MODES", "sync,async,disk").split(",")]
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 
 
@@ -182,21 +186,26 @@ def main():
     try:
         wait_port(kport)
         bootstrap = f"127.0.0.1:{kport}"
-        for t in ["k1-ferry", "k1-bridge"]:
+        for t in ["k1-bridge"]:
             subprocess.run([TANSU, "topic", "create", t, "--partitions", "1", "--broker", f"tcp://{bootstrap}"],
                            check=True, capture_output=True)
         row = {"scenario": "K1"}
-        port = free_port()
-        f = start_ferry(port, f'[connectors.kafka.k]\nbootstrap_hosts = "{bootstrap}"\n'
-                              '[actions.kafka.a]\nconnector = "k"\ntopic = "k1-ferry"\nkey = "${clientid}"\n'
-                              'value = "${payload}"\nquery_mode = "sync"\n'
-                              '[rules.r]\nsql = \'SELECT * FROM "t/#"\'\nactions = ["kafka:a"]\n')
-        try:
-            time.sleep(2)
-            row["ferry"] = run_kafka([f], port, bootstrap, "k1-ferry", NK)
-        finally:
-            f.terminate()
-            f.wait()
+        # Ferry in each mode of the Kafka action (one topic each), then the peer.
+        for mode, setting in K1_MODES:
+            topic = f"k1-ferry-{mode}"
+            subprocess.run([TANSU, "topic", "create", topic, "--partitions", "1", "--broker", f"tcp://{bootstrap}"],
+                           check=True, capture_output=True)
+            port = free_port()
+            f = start_ferry(port, f'[connectors.kafka.k]\nbootstrap_hosts = "{bootstrap}"\n'
+                                  f'[actions.kafka.a]\nconnector = "k"\ntopic = "{topic}"\nkey = "${{clientid}}"\n'
+                                  f'value = "${{payload}}"\n{setting}'
+                                  '[rules.r]\nsql = \'SELECT * FROM "t/#"\'\nactions = ["kafka:a"]\n')
+            try:
+                time.sleep(2)
+                row["ferry" if mode == "sync" else f"ferry-{mode}"] = run_kafka([f], port, bootstrap, topic, NK)
+            finally:
+                f.terminate()
+                f.wait()
         port = free_port()
         m = start_mosquitto(port)
         bridge = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "bridge.py"), str(port), bootstrap,
@@ -230,9 +239,17 @@ def report(results):
             print(f"{row['scenario']:8} {k:24} {r['cpu_us_per_msg']:10.2f} {r['msg_per_s']:10.0f} {r['lost']:6} "
                   f"{r['duplicates']:5} {r['p50_us']:8} {r['p99_us']:8} {r['rss_kb'] / 1024:7.1f} "
                   f"{loadgen(r):>26} {r.get('loadgen_us_per_msg', float('nan')) / max(r['cpu_us_per_msg'], 1e-9):14.2f}")
-        f, p = row[peers[0]], row[peers[1]]
-        print(f"{row['scenario']:8} {'ferry/peer':24} {f['cpu_us_per_msg'] / max(p['cpu_us_per_msg'], 1e-9):10.2f} "
-              f"{f['msg_per_s'] / max(p['msg_per_s'], 1e-9):10.2f}")
+        p = row[peers[-1]]
+        for k in peers[:-1]:
+            f = row[k]
+            name = "ferry/peer" if k == "ferry" else f"{k}/peer"
+            print(f"{row['scenario']:8} {name:24} {f['cpu_us_per_msg'] / max(p['cpu_us_per_msg'], 1e-9):10.2f} "
+                  f"{f['msg_per_s'] / max(p['msg_per_s'], 1e-9):10.2f}")
+        if "ferry-async" in row and "ferry-disk" in row:
+            a, d = row["ferry-async"], row["ferry-disk"]
+            print(f"{row['scenario']:8} {'ferry-disk/ferry-async':24} "
+                  f"{d['cpu_us_per_msg'] / max(a['cpu_us_per_msg'], 1e-9):10.2f} "
+                  f"{d['msg_per_s'] / max(a['msg_per_s'], 1e-9):10.2f}")
     with open(os.path.join(ROOT, "target", "bench-compare.json"), "w") as fh:
         json.dump(results, fh, indent=2)
 
