@@ -168,6 +168,26 @@ async fn wait_front(pending: &mut VecDeque<PendingAck>) -> Result<(), NotDurable
     Ok(())
 }
 
+/// The outcome of a pending acknowledgement if every consumer has answered already (`None`
+/// while one is still working on it). Answers taken are removed.
+fn settled_now(p: &mut PendingAck) -> Option<Result<(), NotDurable>> {
+    while let Some(a) = p.acks.last_mut() {
+        let r = match a.try_recv() {
+            Ok(r) => r,
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return None,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Err(NotDurable {
+                code: reason::UNSPECIFIED_ERROR,
+                why: "the durable consumer went away".into(),
+            }),
+        };
+        p.acks.pop();
+        if r.is_err() {
+            return Some(r);
+        }
+    }
+    Some(Ok(()))
+}
+
 impl Conn {
     async fn run<R, W>(
         &mut self,
@@ -251,7 +271,21 @@ impl Conn {
 
     /// The first pending publish is settled: acknowledge it (with the failure's reason
     /// code for MQTT 5), then every following one that waits for nothing.
-    fn release_front(&mut self, r: Result<(), NotDurable>) -> Option<Close> {
+    /// Then every following one already settled is released too, so the acknowledgements
+    /// of one group commit leave in one write.
+    fn release_front(&mut self, mut r: Result<(), NotDurable>) -> Option<Close> {
+        loop {
+            if let Some(close) = self.settle_front(r) {
+                return Some(close);
+            }
+            match self.pending.front_mut().map(settled_now) {
+                Some(Some(next)) => r = next,
+                _ => return None,
+            }
+        }
+    }
+
+    fn settle_front(&mut self, r: Result<(), NotDurable>) -> Option<Close> {
         let p = self.pop_pending()?;
         match r {
             Ok(()) => self.send_pending(p),
@@ -275,11 +309,6 @@ impl Conn {
                     ));
                 }
                 self.send_ack(p.qos, p.packet_id, e.code, p.read_at);
-            }
-        }
-        while self.pending.front().is_some_and(|p| p.acks.is_empty()) {
-            if let Some(p) = self.pop_pending() {
-                self.send_pending(p);
             }
         }
         None
