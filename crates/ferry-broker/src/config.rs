@@ -17,6 +17,14 @@ pub struct MqttConfig {
     pub max_topic_alias: u16,
     /// If set, overrides the keep alive an MQTT 5 client asked for (Server Keep Alive).
     pub server_keepalive: Option<u16>,
+    /// Longest keep alive accepted, in seconds (0: no cap). An MQTT 5 client asking for
+    /// more, or for none (0), is told this value (Server Keep Alive); an MQTT 3.x client
+    /// asking for more cannot be told and is refused (CONNACK 2, identifier rejected, as
+    /// Mosquitto does); a 3.x client asking for none (0) is accepted.
+    pub max_keepalive: u16,
+    /// Longest session expiry granted, in seconds: an MQTT 5 client asking for more gets
+    /// this (told in CONNACK); MQTT 3.x sessions get `min(session_expiry_interval, this)`.
+    pub max_session_expiry_interval: u32,
     /// Messages queued per session (online or offline) before the oldest is dropped.
     pub max_queued_messages: usize,
     /// QoS 1/2 messages sent to a client and not yet acknowledged, per session (further
@@ -43,6 +51,8 @@ impl Default for MqttConfig {
             receive_maximum: 32,
             max_topic_alias: 65535,
             server_keepalive: None,
+            max_keepalive: 0,
+            max_session_expiry_interval: u32::MAX,
             max_queued_messages: 1000,
             max_inflight: 32,
             retain_available: true,
@@ -76,6 +86,15 @@ impl MqttConfig {
         }
         if self.connect_timeout == 0 {
             errs.push("mqtt.connect_timeout: must be at least 1 second".into());
+        }
+        if let Some(k) = self.server_keepalive
+            && self.max_keepalive > 0
+            && k > self.max_keepalive
+        {
+            errs.push(format!(
+                "mqtt.server_keepalive: {k} is above mqtt.max_keepalive ({})",
+                self.max_keepalive
+            ));
         }
         if self.max_clientid_len == 0 {
             errs.push("mqtt.max_clientid_len: must be at least 1".into());

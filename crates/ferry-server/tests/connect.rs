@@ -291,3 +291,47 @@ async fn shutdown_sends_server_shutting_down() -> anyhow::Result<()> {
     stop.await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn max_keepalive_caps_v5_and_refuses_v3_asking_for_more() -> anyhow::Result<()> {
+    let b = TestBroker::with_config(MqttConfig {
+        max_keepalive: 60,
+        max_session_expiry_interval: 100,
+        ..MqttConfig::default()
+    })
+    .await;
+    for (asked, told) in [(100, Some(60)), (0, Some(60)), (30, None), (60, None)] {
+        let mut c = RawClient::open(b.addr, Version::V5).await?;
+        let mut p = connect_packet(Version::V5, &format!("v5-{asked}"), true);
+        p.keep_alive = asked;
+        let ack = c.handshake(p).await?;
+        assert_eq!(
+            (ack.code, ack.properties.server_keep_alive),
+            (0, told),
+            "{asked}"
+        );
+    }
+    for (asked, code) in [(100, 0x02), (61, 0x02), (60, 0), (0, 0)] {
+        let mut c = RawClient::open(b.addr, Version::V311).await?;
+        let mut p = connect_packet(Version::V311, &format!("v3-{asked}"), true);
+        p.keep_alive = asked;
+        let ack = c.handshake(p).await?;
+        assert_eq!(ack.code, code, "3.1.1 keep alive {asked}");
+    }
+    // Session expiry above the cap: granted the cap, and told so.
+    let mut c = RawClient::open(b.addr, Version::V5).await?;
+    let mut p = connect_packet(Version::V5, "long", false);
+    p.properties.session_expiry_interval = Some(1000);
+    let ack = c.handshake(p).await?;
+    assert_eq!(ack.properties.session_expiry_interval, Some(100));
+    let mut c = RawClient::open(b.addr, Version::V5).await?;
+    let mut p = connect_packet(Version::V5, "short", false);
+    p.properties.session_expiry_interval = Some(50);
+    let ack = c.handshake(p).await?;
+    assert_eq!(
+        ack.properties.session_expiry_interval, None,
+        "not capped: not told"
+    );
+    b.stop().await;
+    Ok(())
+}

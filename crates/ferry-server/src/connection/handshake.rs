@@ -109,14 +109,30 @@ impl Conn {
         } else {
             c.client_id.as_str().into()
         };
-        let expiry = if v5 {
+        let asked = if v5 {
             c.properties.session_expiry_interval.unwrap_or(0)
         } else if c.clean_start {
             0
         } else {
             cfg.session_expiry_interval
         };
+        let expiry = asked.min(cfg.max_session_expiry_interval);
+        if v5 && expiry < asked {
+            properties.session_expiry_interval = Some(expiry);
+        }
         let mut keep_alive = c.keep_alive;
+        let max = cfg.max_keepalive;
+        if max > 0 && (keep_alive > max || keep_alive == 0) {
+            if v5 {
+                keep_alive = max;
+                properties.server_keep_alive = Some(max);
+            } else if keep_alive > max {
+                return refuse(
+                    reason::CLIENT_IDENTIFIER_NOT_VALID,
+                    &format!("keep alive {keep_alive} s is above mqtt.max_keepalive ({max} s)"),
+                );
+            }
+        }
         if v5 && let Some(k) = cfg.server_keepalive {
             keep_alive = k;
             properties.server_keep_alive = Some(k);
