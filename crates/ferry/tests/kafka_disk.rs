@@ -481,7 +481,8 @@ actions = ["kafka:out"]
             bootstrap = k.bootstrap,
         ),
     )?;
-    let (mut ferry, addr) = common::serve_binary(&config);
+    let (child, addr) = common::serve_binary(&config);
+    let ferry = common::Killed(child); // also on a failed assertion
     let (mut c, _) = RawClient::connect(addr, Version::V5, "pub", true).await?;
     const N: usize = 500;
     let msgs: Vec<(String, String)> = (0..N)
@@ -496,15 +497,13 @@ actions = ["kafka:out"]
     let acked: Vec<usize> = (0..N).filter(|i| codes[*i] < 0x80).collect();
     assert_eq!(acked.len(), N, "every PUBLISH is acknowledged once on disk");
     ferry.kill()?; // SIGKILL
-    ferry.wait()?;
     drop(c);
 
     k.restart();
     k.create_topic("crash", 3);
-    let (mut ferry, _) = common::serve_binary(&config);
+    let ferry = common::Killed(common::serve_binary(&config).0);
     let recs = read(&k.bootstrap, "crash", N).await;
     ferry.kill()?;
-    ferry.wait()?;
     let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
     let mut per_key: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
     for r in &recs {

@@ -316,7 +316,9 @@ actions = ["kafka:out"]
         .arg(env!("CARGO_BIN_EXE_ferry"))
         .arg(&config)
         .stderr(std::fs::File::create(&log)?);
-    let (mut ferry, addr, api) = common::serve_command(cmd, true);
+    let (child, addr, api) = common::serve_command(cmd, true);
+    // Killed when the test ends, even by a failed assertion.
+    let ferry = common::Killed(child);
     let api = api.unwrap();
 
     let (mut c, _) = RawClient::connect(addr, Version::V5, "pub", true).await?;
@@ -410,7 +412,6 @@ actions = ["kafka:out"]
         status.body
     );
     ferry.kill()?;
-    ferry.wait()?;
     Ok(())
 }
 
