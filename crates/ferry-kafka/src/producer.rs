@@ -816,7 +816,8 @@ impl Action for KafkaAction {
             // Backpressure: a full buffer holds the publisher (whatever the QoS) until the
             // record is stored.
             let holds = disk.pressing();
-            let wants_ack = holds || env.msg.is_some_and(|msg| msg.qos != QoS::AtMostOnce);
+            let wants_ack = holds
+                || (!disk.in_memory() && env.msg.is_some_and(|msg| msg.qos != QoS::AtMostOnce));
             let received_ms = env
                 .msg
                 .map_or_else(ferry_broker::hook::now_ms, |msg| msg.timestamp);

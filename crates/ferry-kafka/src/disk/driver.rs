@@ -6,6 +6,10 @@ use crate::config::BufferMode;
 
 use super::*;
 
+/// Hybrid: memory kept free while publishers are acknowledged without waiting for the
+/// thread (records handed over meanwhile must still fit).
+const MEMORY_SPARE: u64 = 1 << 20;
+
 /// A record held for room (`backpressure`), with its publisher's acknowledgement.
 struct Held {
     record: Record,
@@ -124,6 +128,13 @@ impl<I: Io> Driver<I> {
             if self.release_held() {
                 self.commit();
             }
+            let memory = self.mem_limit.is_some_and(|limit| {
+                self.mem_bytes + MEMORY_SPARE <= limit
+                    && self.held.is_empty()
+                    && self.buf.pending_records() == 0
+                    && self.next > self.buf.durable().0
+            });
+            self.handle.in_memory.store(memory, Ordering::Relaxed);
             if self.last_gauges.elapsed() >= Duration::from_millis(200) {
                 self.gauges();
             }
@@ -131,6 +142,7 @@ impl<I: Io> Driver<I> {
                 break;
             }
         }
+        self.handle.in_memory.store(false, Ordering::Relaxed);
         self.shutdown(rx);
     }
 

@@ -99,6 +99,8 @@ pub struct DiskHandle {
     queued: Arc<AtomicUsize>,
     /// `backpressure`: records are held for room (new ones hold their publishers).
     pressing: Arc<AtomicBool>,
+    /// Hybrid: new records go to memory (their publishers need not wait for the thread).
+    in_memory: Arc<AtomicBool>,
 }
 
 impl DiskHandle {
@@ -109,6 +111,7 @@ impl DiskHandle {
                 tx,
                 queued: Arc::default(),
                 pressing: Arc::default(),
+                in_memory: Arc::default(),
             },
             rx,
         )
@@ -143,6 +146,13 @@ impl DiskHandle {
     /// Is the buffer full and holding records for room (`when_full = "backpressure"`)?
     pub fn pressing(&self) -> bool {
         self.pressing.load(Ordering::Relaxed)
+    }
+
+    /// Hybrid: do records go to memory now (with room to spare)? Then a publisher is
+    /// acknowledged without waiting for the buffer thread; should the record go to disk
+    /// after all, it is only kept more safely than promised.
+    pub fn in_memory(&self) -> bool {
+        self.in_memory.load(Ordering::Relaxed)
     }
 }
 
