@@ -249,7 +249,7 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             tracing::info!("API on http://{addr}");
             say(&format!("ferry: api on {addr}"));
         }
-        wait_for_signal().await;
+        wait_for_signal(&gateway).await;
         tracing::info!("shutting down");
         // The same registry feeds the API, Prometheus and this log.
         let registry = gateway.broker.registry().clone();
@@ -274,17 +274,27 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM; SIGHUP reloads the ssl/wss listeners' certificates.
+async fn wait_for_signal(gateway: &Gateway) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).ok();
+        let hangup = async |hup: &mut Option<tokio::signal::unix::Signal>| match hup {
+            Some(h) => h.recv().await,
+            None => std::future::pending().await,
+        };
         match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+            Ok(mut term) => loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hangup(&mut hup) => {
+                        tracing::info!("SIGHUP: reloading certificates");
+                        gateway.reload_certificates();
+                    }
                 }
-            }
+            },
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
             }
@@ -292,6 +302,7 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     {
+        let _ = gateway;
         let _ = tokio::signal::ctrl_c().await;
     }
 }
