@@ -51,6 +51,7 @@ where
     let config = WebSocketConfig::default()
         .max_frame_size(Some(limit))
         .max_message_size(Some(limit));
+    #[allow(clippy::result_large_err, reason = "tungstenite's callback type")]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != path {
             return Err(refuse(StatusCode::NOT_FOUND, "no MQTT endpoint here"));
