@@ -340,4 +340,63 @@ mod tests {
             "{dn}"
         );
     }
+
+    fn opts(dir: &Path) -> TlsOptions {
+        TlsOptions {
+            certfile: dir.join("cert.pem"),
+            keyfile: dir.join("key.pem"),
+            cacertfile: None,
+            verify: Verify::VerifyNone,
+            fail_if_no_peer_cert: false,
+            peer_cert_as_username: None,
+            peer_cert_as_clientid: None,
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_the_file_and_an_expiry_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(dir.path());
+        let e = server_config(&o).unwrap_err().to_string();
+        assert!(
+            e.starts_with("certfile: cannot read ") && e.contains("cert.pem"),
+            "{e}"
+        );
+        let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 6, 30);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        std::fs::write(&o.certfile, cert.pem()).unwrap();
+        let e = server_config(&o).unwrap_err().to_string();
+        assert!(
+            e.starts_with("certfile: the certificate") && e.contains("expired on 2021-06-30"),
+            "{e}"
+        );
+        p.not_after = rcgen::date_time_ymd(4000, 1, 1);
+        std::fs::write(&o.certfile, p.self_signed(&key).unwrap().pem()).unwrap();
+        let e = server_config(&o).unwrap_err().to_string();
+        assert!(e.starts_with("keyfile: cannot read"), "{e}");
+        std::fs::write(&o.keyfile, "nothing here").unwrap();
+        let e = server_config(&o).unwrap_err().to_string();
+        assert!(e.starts_with("keyfile: no PEM private key found in"), "{e}");
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&o.keyfile, other.serialize_pem()).unwrap();
+        let e = server_config(&o).unwrap_err().to_string();
+        assert!(e.contains("does not go with the certfile"), "{e}");
+        std::fs::write(&o.keyfile, key.serialize_pem()).unwrap();
+        server_config(&o).unwrap();
+        let needs = TlsOptions {
+            peer_cert_as_clientid: Some(PeerCertField::Cn),
+            ..o.clone()
+        };
+        let e = server_config(&needs).unwrap_err().to_string();
+        assert!(e.starts_with("peer_cert_as_clientid: needs verify"), "{e}");
+        let no_ca = TlsOptions {
+            verify: Verify::VerifyPeer,
+            ..o
+        };
+        let e = server_config(&no_ca).unwrap_err().to_string();
+        assert_eq!(e, "cacertfile: required");
+    }
 }

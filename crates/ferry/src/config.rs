@@ -379,4 +379,53 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn listener_errors_name_the_listener_key_and_file() {
+        let e = Config::parse(
+            "[listeners.ssl.edge]\ncertfile = \"/nonexistent/cert.pem\"\nkeyfile = \"/nonexistent/key.pem\"\n\
+             [listeners.ws.w]\npath = \"mqtt\"\nmax_connections = 0\n\
+             [listeners.wss.s]\nverify = \"verify_peer\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("listeners.ssl.edge.certfile: cannot read /nonexistent/cert.pem:"),
+            "{e}"
+        );
+        assert!(
+            e.contains("listeners.ws.w.path: \"mqtt\" must start with \"/\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("listeners.ws.w.max_connections: must be at least 1"),
+            "{e}"
+        );
+        assert!(e.contains("listeners.wss.s.certfile: required"), "{e}");
+        let e = Config::parse("[listeners.ssl.x]\nverify = \"sometimes\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("verify_none") && e.contains("verify_peer"),
+            "{e}"
+        );
+        let e = Config::parse("[listeners.tcp.x]\npath = \"/mqtt\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `path`"), "{e}");
+        let cfg = Config::parse(
+            "[listeners.tcp.lb]\nbind = \"127.0.0.1:0\"\nproxy_protocol = true\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(
+            cfg.listeners.ws.is_empty(),
+            "declaring a listener replaces the defaults"
+        );
+        assert_eq!(
+            cfg.listeners.tcp["lb"].common().proxy,
+            Some(Duration::from_secs(3))
+        );
+    }
 }
