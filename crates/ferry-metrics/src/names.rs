@@ -127,6 +127,15 @@ metric_set! {
     PacketsReceived => ("packets_received_total", [], "packets.received", Counter, "MQTT packets read."),
     PacketsSent => ("packets_sent_total", [], "packets.sent", Counter, "MQTT packets written."),
     ProtocolErrors => ("protocol_errors_total", [], "packets.protocol_error", Counter, "Connections closed for a protocol error."),
+    HandshakeFailedTls => ("listener_handshake_failures_total", [("reason", "tls")], "listener.handshake_failed.tls", Counter, "Connections closed before MQTT began, by reason: TLS handshake (wrong or missing certificate, not TLS), WebSocket upgrade (bad request, path or subprotocol), PROXY header, timeout."),
+    HandshakeFailedWebsocket => ("listener_handshake_failures_total", [("reason", "websocket")], "listener.handshake_failed.websocket", Counter, "Connections closed before MQTT began, by reason: TLS handshake (wrong or missing certificate, not TLS), WebSocket upgrade (bad request, path or subprotocol), PROXY header, timeout."),
+    HandshakeFailedProxy => ("listener_handshake_failures_total", [("reason", "proxy_protocol")], "listener.handshake_failed.proxy_protocol", Counter, "Connections closed before MQTT began, by reason: TLS handshake (wrong or missing certificate, not TLS), WebSocket upgrade (bad request, path or subprotocol), PROXY header, timeout."),
+    HandshakeFailedTimeout => ("listener_handshake_failures_total", [("reason", "timeout")], "listener.handshake_failed.timeout", Counter, "Connections closed before MQTT began, by reason: TLS handshake (wrong or missing certificate, not TLS), WebSocket upgrade (bad request, path or subprotocol), PROXY header, timeout."),
+    WebsocketNotBinary => ("websocket_errors_total", [("reason", "not_binary")], "listener.websocket_error.not_binary", Counter, "WebSocket connections closed for a bad frame, by reason (a text frame, a frame larger than the limit, another protocol violation)."),
+    WebsocketFrameTooLarge => ("websocket_errors_total", [("reason", "frame_too_large")], "listener.websocket_error.frame_too_large", Counter, "WebSocket connections closed for a bad frame, by reason (a text frame, a frame larger than the limit, another protocol violation)."),
+    WebsocketProtocol => ("websocket_errors_total", [("reason", "protocol")], "listener.websocket_error.protocol", Counter, "WebSocket connections closed for a bad frame, by reason (a text frame, a frame larger than the limit, another protocol violation)."),
+    CertReloaded => ("listener_cert_reloads_total", [("result", "ok")], "listener.cert_reload.ok", Counter, "Certificate reloads of ssl/wss listeners (files changed or SIGHUP), by result; a failed reload keeps the previous certificate."),
+    CertReloadFailed => ("listener_cert_reloads_total", [("result", "failed")], "listener.cert_reload.failed", Counter, "Certificate reloads of ssl/wss listeners (files changed or SIGHUP), by result; a failed reload keeps the previous certificate."),
 }
 
 impl BrokerMetric {

@@ -10,7 +10,9 @@ use ferry_broker::MqttConfig;
 use ferry_engine::RulesConfig;
 use ferry_kafka::config::Dur;
 use ferry_kafka::{KafkaActions, KafkaConnectors, KafkaSources};
-use ferry_server::TcpListenerConfig;
+use ferry_server::{
+    SslListenerConfig, TcpListenerConfig, WsListenerConfig, WssListenerConfig, config::check_common,
+};
 use serde::{Deserialize, Serialize};
 
 /// The documented default config, shipped as `examples/ferry.toml`.
@@ -42,6 +44,9 @@ impl Default for Config {
             api: ApiConfig::default(),
             listeners: Listeners {
                 tcp: BTreeMap::from([("default".to_owned(), TcpListenerConfig::default())]),
+                ssl: BTreeMap::new(),
+                ws: BTreeMap::from([("default".to_owned(), WsListenerConfig::default())]),
+                wss: BTreeMap::new(),
             },
             mqtt: MqttConfig::default(),
             rules: RulesConfig::new(),
@@ -149,7 +154,50 @@ impl ApiConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listeners {
+    /// `[listeners.tcp.NAME]`: plain MQTT (default port 1883).
     pub tcp: BTreeMap<String, TcpListenerConfig>,
+    /// `[listeners.ssl.NAME]`: MQTT over TLS (default port 8883).
+    pub ssl: BTreeMap<String, SslListenerConfig>,
+    /// `[listeners.ws.NAME]`: MQTT over WebSocket (default port 8083).
+    pub ws: BTreeMap<String, WsListenerConfig>,
+    /// `[listeners.wss.NAME]`: MQTT over WebSocket over TLS (default port 8084).
+    pub wss: BTreeMap<String, WssListenerConfig>,
+}
+
+impl Listeners {
+    /// Every problem with the listeners, each naming its key (and the file for TLS files).
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.tcp.is_empty() && self.ssl.is_empty() && self.ws.is_empty() && self.wss.is_empty() {
+            problems.push("listeners: at least one listener is needed".into());
+        }
+        for (name, l) in &self.tcp {
+            problems.extend(check_common(
+                &format!("listeners.tcp.{name}"),
+                &l.common(),
+                None,
+            ));
+        }
+        for (name, l) in &self.ws {
+            let key = format!("listeners.ws.{name}");
+            problems.extend(check_common(&key, &l.common(), Some(&l.ws())));
+        }
+        for (name, l) in &self.ssl {
+            let key = format!("listeners.ssl.{name}");
+            problems.extend(check_common(&key, &l.common(), None));
+            if let Err(e) = ferry_server::tls::server_config(&l.tls()) {
+                problems.push(format!("{key}.{e}"));
+            }
+        }
+        for (name, l) in &self.wss {
+            let key = format!("listeners.wss.{name}");
+            problems.extend(check_common(&key, &l.common(), Some(&l.ws())));
+            if let Err(e) = ferry_server::tls::server_config(&l.tls()) {
+                problems.push(format!("{key}.{e}"));
+            }
+        }
+        problems
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,16 +265,7 @@ impl Config {
                 p.display()
             ));
         }
-        if self.listeners.tcp.is_empty() {
-            problems.push("listeners.tcp: at least one listener is needed".into());
-        }
-        for (name, l) in &self.listeners.tcp {
-            if l.max_connections == 0 {
-                problems.push(format!(
-                    "listeners.tcp.{name}.max_connections: must be at least 1"
-                ));
-            }
-        }
+        problems.extend(self.listeners.validate());
         problems.extend(ferry_kafka::config::validate(
             &self.connectors,
             &self.actions,
@@ -338,6 +377,55 @@ mod tests {
         assert!(
             e.contains("mqtt.receive_maximum") && e.contains("mqtt.max_inflight"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn listener_errors_name_the_listener_key_and_file() {
+        let e = Config::parse(
+            "[listeners.ssl.edge]\ncertfile = \"/nonexistent/cert.pem\"\nkeyfile = \"/nonexistent/key.pem\"\n\
+             [listeners.ws.w]\npath = \"mqtt\"\nmax_connections = 0\n\
+             [listeners.wss.s]\nverify = \"verify_peer\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("listeners.ssl.edge.certfile: cannot read /nonexistent/cert.pem:"),
+            "{e}"
+        );
+        assert!(
+            e.contains("listeners.ws.w.path: \"mqtt\" must start with \"/\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("listeners.ws.w.max_connections: must be at least 1"),
+            "{e}"
+        );
+        assert!(e.contains("listeners.wss.s.certfile: required"), "{e}");
+        let e = Config::parse("[listeners.ssl.x]\nverify = \"sometimes\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("verify_none") && e.contains("verify_peer"),
+            "{e}"
+        );
+        let e = Config::parse("[listeners.tcp.x]\npath = \"/mqtt\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `path`"), "{e}");
+        let cfg = Config::parse(
+            "[listeners.tcp.lb]\nbind = \"127.0.0.1:0\"\nproxy_protocol = true\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(
+            cfg.listeners.ws.is_empty(),
+            "declaring a listener replaces the defaults"
+        );
+        assert_eq!(
+            cfg.listeners.tcp["lb"].common().proxy,
+            Some(Duration::from_secs(3))
         );
     }
 }

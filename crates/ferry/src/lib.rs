@@ -30,6 +30,8 @@ pub struct Gateway {
     pub listeners: Vec<(String, SocketAddr)>,
     /// Where the HTTP API listens, if enabled.
     pub api: Option<SocketAddr>,
+    /// The TLS settings of the ssl/wss listeners, reloaded by [`Gateway::reload_certificates`].
+    tls: Vec<Arc<ferry_server::TlsConfig>>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     /// The MQTT state sync task and its stop (it outlives the connections: their
@@ -79,18 +81,18 @@ impl Gateway {
         control.start_sources().await?;
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
-        for (name, l) in &cfg.listeners.tcp {
-            let listener = tokio::net::TcpListener::bind(l.bind)
+        let mut tls = Vec::new();
+        for (ep, bind) in endpoints(cfg)? {
+            let listener = tokio::net::TcpListener::bind(bind)
                 .await
-                .with_context(|| {
-                    format!("listeners.tcp.{name}.bind: cannot listen on {}", l.bind)
-                })?;
+                .with_context(|| format!("listeners.{}.bind: cannot listen on {bind}", ep.name))?;
             let addr = listener.local_addr()?;
-            listeners.push((format!("tcp.{name}"), addr));
-            tasks.spawn(ferry_server::run(
+            listeners.push((ep.name.clone(), addr));
+            tls.extend(ep.tls());
+            tasks.spawn(ferry_server::serve(
                 listener,
+                ep,
                 broker.clone(),
-                l.max_connections,
                 shutdown.clone(),
             ));
         }
@@ -145,10 +147,33 @@ impl Gateway {
             control,
             listeners,
             api,
+            tls,
             shutdown,
             tasks,
             state_sync,
         })
+    }
+
+    /// Reads every ssl/wss listener's certificate files again (SIGHUP). New handshakes use
+    /// them; established connections are not touched. A listener whose files are bad keeps
+    /// its previous certificate.
+    pub fn reload_certificates(&self) {
+        for t in &self.tls {
+            match t.reload() {
+                Ok(()) => {
+                    self.broker
+                        .metrics()
+                        .inc(ferry_broker::BrokerMetric::CertReloaded);
+                    tracing::info!(certfile = %t.options().certfile.display(), "certificate reloaded");
+                }
+                Err(e) => {
+                    self.broker
+                        .metrics()
+                        .inc(ferry_broker::BrokerMetric::CertReloadFailed);
+                    tracing::warn!("certificate reload failed, keeping the previous one: {e}");
+                }
+            }
+        }
     }
 
     /// Stops accepting, closes every connection (DISCONNECT 0x8B to MQTT 5 clients) and
@@ -175,4 +200,26 @@ impl Gateway {
             .stop_kafka(std::time::Duration::from_secs(5))
             .await;
     }
+}
+
+/// Every configured listener, TCP first, with its TLS files loaded.
+fn endpoints(cfg: &Config) -> anyhow::Result<Vec<(ferry_server::Endpoint, SocketAddr)>> {
+    use ferry_server::Endpoint;
+    let l = &cfg.listeners;
+    let mut out = Vec::new();
+    for (name, c) in &l.tcp {
+        out.push((Endpoint::tcp(name, c), c.bind));
+    }
+    for (name, c) in &l.ssl {
+        let ep = Endpoint::ssl(name, c).map_err(|e| anyhow::anyhow!("listeners.ssl.{name}.{e}"))?;
+        out.push((ep, c.bind));
+    }
+    for (name, c) in &l.ws {
+        out.push((Endpoint::ws(name, c), c.bind));
+    }
+    for (name, c) in &l.wss {
+        let ep = Endpoint::wss(name, c).map_err(|e| anyhow::anyhow!("listeners.wss.{name}.{e}"))?;
+        out.push((ep, c.bind));
+    }
+    Ok(out)
 }

@@ -239,6 +239,8 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
+        // Before the listening lines: a SIGHUP sent once they are printed must not kill us.
+        let hup = hangup();
         let gateway = Gateway::start(&cfg).await?;
         for (name, addr) in &gateway.listeners {
             tracing::info!("listener {name} on {addr}");
@@ -249,7 +251,7 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             tracing::info!("API on http://{addr}");
             say(&format!("ferry: api on {addr}"));
         }
-        wait_for_signal().await;
+        wait_for_signal(&gateway, hup).await;
         tracing::info!("shutting down");
         // The same registry feeds the API, Prometheus and this log.
         let registry = gateway.broker.registry().clone();
@@ -274,17 +276,40 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
-async fn wait_for_signal() {
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+fn hangup() -> Hangup {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup()).ok()
+    }
+}
+
+/// Waits for SIGINT or SIGTERM; SIGHUP reloads the ssl/wss listeners' certificates.
+async fn wait_for_signal(gateway: &Gateway, hup: Hangup) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = hup;
+        let hangup = async |hup: &mut Option<tokio::signal::unix::Signal>| match hup {
+            Some(h) => h.recv().await,
+            None => std::future::pending().await,
+        };
         match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+            Ok(mut term) => loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hangup(&mut hup) => {
+                        tracing::info!("SIGHUP: reloading certificates");
+                        gateway.reload_certificates();
+                    }
                 }
-            }
+            },
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
             }
@@ -292,6 +317,7 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     {
+        let _ = (gateway, hup);
         let _ = tokio::signal::ctrl_c().await;
     }
 }

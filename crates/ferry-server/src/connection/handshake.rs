@@ -12,7 +12,11 @@ pub(super) async fn refuse<W: AsyncWrite + Unpin>(wr: &mut W, version: Version, 
         properties: Properties::default(),
     });
     if ferry_mqtt::encode(&p, version, &mut out).is_ok() {
-        let _ = timeout(Duration::from_secs(5), wr.write_all(&out)).await;
+        let _ = timeout(Duration::from_secs(5), async {
+            wr.write_all(&out).await?;
+            wr.shutdown().await
+        })
+        .await;
     }
 }
 
@@ -66,10 +70,17 @@ impl Conn {
     pub(super) fn accept(
         broker: Arc<Broker>,
         cfg: MqttConfig,
-        c: Connect,
-        peer: SocketAddr,
-        local: Option<SocketAddr>,
+        mut c: Connect,
+        who: Peer,
     ) -> Result<Conn, (Version, u8, String)> {
+        let (peer, local) = (who.addr, who.local);
+        // The certificate's identity wins over what the client claims.
+        if let Some(u) = who.username {
+            c.username = Some(u);
+        }
+        if let Some(id) = who.client_id {
+            c.client_id = id;
+        }
         let v = c.version;
         let v5 = v.is_v5();
         let refuse = |code: u8, why: &str| Err((v, code, why.to_owned()));

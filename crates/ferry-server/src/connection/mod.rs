@@ -51,13 +51,23 @@ fn err(code: u8, what: impl Into<String>) -> Close {
 const READ_CHUNK: usize = 8 * 1024;
 const BATCH: usize = 256;
 
-pub(crate) async fn serve<S>(
-    stream: S,
-    peer: SocketAddr,
-    local: Option<SocketAddr>,
-    broker: Arc<Broker>,
-    shutdown: CancellationToken,
-) where
+/// Who is on the other end, as the transport established it.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    /// The client's address (from the PROXY header when the listener expects one).
+    pub(crate) addr: SocketAddr,
+    pub(crate) local: Option<SocketAddr>,
+    /// `peer_cert_as_username`: replaces the username in CONNECT.
+    pub(crate) username: Option<String>,
+    /// `peer_cert_as_clientid`: replaces the client id in CONNECT.
+    pub(crate) client_id: Option<String>,
+}
+
+/// Serves one connection over any transport: plain TCP, TLS and WebSocket streams are
+/// each a type of their own, so this is monomorphized per transport (no dynamic dispatch
+/// per read or write).
+pub(crate) async fn serve<S>(stream: S, who: Peer, broker: Arc<Broker>, shutdown: CancellationToken)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -68,6 +78,7 @@ pub(crate) async fn serve<S>(
     broker
         .metrics()
         .add(BrokerMetric::BytesReceived, connect_bytes);
+    let peer = who.addr;
     let connect = match connect {
         Ok(c) => c,
         Err(ConnectFailure { connack, why }) => {
@@ -78,7 +89,7 @@ pub(crate) async fn serve<S>(
             return;
         }
     };
-    let mut conn = match Conn::accept(broker, cfg, *connect, peer, local) {
+    let mut conn = match Conn::accept(broker, cfg, *connect, who) {
         Ok(c) => c,
         Err((version, code, why)) => {
             tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
@@ -214,7 +225,13 @@ impl Conn {
         loop {
             self.pump();
             if !self.wbuf.is_empty() {
-                if let Err(e) = wr.write_all(&self.wbuf).await {
+                // flush: TLS and WebSocket streams buffer (a no-op on TCP).
+                if let Err(e) = async {
+                    wr.write_all(&self.wbuf).await?;
+                    wr.flush().await
+                }
+                .await
+                {
                     tracing::debug!(client_id = %self.client_id, "write failed: {e}");
                     return Close::Gone;
                 }
@@ -714,12 +731,15 @@ impl Conn {
         let mut written = false;
         if !self.wbuf.is_empty() {
             self.count_written();
-            let _ = timeout(Duration::from_secs(5), async {
-                written = wr.write_all(&self.wbuf).await.is_ok();
-                let _ = wr.shutdown().await;
-            })
-            .await;
         }
+        // shutdown also ends TLS (close_notify) and WebSocket (close frame) politely.
+        let _ = timeout(Duration::from_secs(5), async {
+            if !self.wbuf.is_empty() {
+                written = wr.write_all(&self.wbuf).await.is_ok();
+            }
+            let _ = wr.shutdown().await;
+        })
+        .await;
         if written {
             ClientCounters::add(&self.session.counters().send_oct, self.wbuf.len() as u64);
         } else {
