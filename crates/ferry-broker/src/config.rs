@@ -42,6 +42,20 @@ pub struct MqttConfig {
     pub connect_timeout: u16,
     /// Longest client id accepted.
     pub max_clientid_len: usize,
+    /// PUBLISH packets a client may send per second (0: no limit). Over it the connection
+    /// is not read until the rate allows (TCP pushes back); nothing is dropped.
+    pub client_message_rate: u64,
+    /// Bytes a client may send per second (0: no limit), enforced the same way.
+    pub client_byte_rate: u64,
+    /// Subscriptions a client may hold (0: no limit); past it SUBACK says 0x97 (quota
+    /// exceeded; 0x80 to MQTT 3.x).
+    pub max_subscriptions: usize,
+    /// Retained messages kept (0: no limit); past it a new retained topic is not retained
+    /// (the message is still delivered; counted), a retained topic may still be replaced.
+    pub max_retained_messages: usize,
+    /// Largest payload kept as a retained message, in bytes (larger ones are delivered but
+    /// not retained; counted).
+    pub max_retained_payload_size: usize,
 }
 
 impl Default for MqttConfig {
@@ -61,6 +75,11 @@ impl Default for MqttConfig {
             keepalive_multiplier: 1.5,
             connect_timeout: 15,
             max_clientid_len: 65535,
+            client_message_rate: 0,
+            client_byte_rate: 0,
+            max_subscriptions: 0,
+            max_retained_messages: 0,
+            max_retained_payload_size: 1024 * 1024,
         }
     }
 }

@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod config;
 pub mod hook;
+pub mod limits;
 pub mod message;
 pub mod metrics;
 mod persist;
@@ -145,6 +146,8 @@ pub struct Broker {
     hooks: Hooks,
     /// The store and dirty list, if sessions and retained messages persist.
     persist: Option<persist::Persist>,
+    /// Who may not connect (replaced as a whole).
+    banned: RwLock<Arc<limits::Banned>>,
 }
 
 #[derive(Default)]
@@ -180,7 +183,21 @@ impl Broker {
             next_conn_id: AtomicU64::new(1),
             hooks: Hooks::default(),
             persist,
+            banned: RwLock::default(),
         }
+    }
+
+    /// Replaces the banned list (at start, and when the config changes).
+    pub fn set_banned(&self, banned: limits::Banned) {
+        *self.banned.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(banned);
+    }
+
+    /// The banned list in force.
+    pub fn banned(&self) -> Arc<limits::Banned> {
+        self.banned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Installs the in-process observers (once, at startup). Returns them back if hooks
@@ -466,8 +483,20 @@ impl Broker {
             _ => self.strict_marks(),
         };
         if msg.retain {
-            lock(&self.retained).set(&msg);
-            self.retained_changed();
+            let kept = lock(&self.retained).set(
+                &msg,
+                self.config.max_retained_messages,
+                self.config.max_retained_payload_size,
+            );
+            match kept {
+                Ok(()) => self.retained_changed(),
+                Err(retained::NotKept::MaxCount) => {
+                    self.metrics().inc(BrokerMetric::RetainedNotKeptCount);
+                }
+                Err(retained::NotKept::PayloadTooLarge) => {
+                    self.metrics().inc(BrokerMetric::RetainedNotKeptSize);
+                }
+            }
         }
         let mut normal: Vec<SubEntry> = Vec::new();
         let mut shared: Vec<(SubEntry, SharedVia)> = Vec::new();
@@ -626,6 +655,18 @@ impl Broker {
         };
         let existed = {
             let mut st = session.lock();
+            let max = self.config.max_subscriptions;
+            if max > 0
+                && st.subscriptions.len() >= max
+                && !st.subscriptions.contains_key(raw_filter)
+            {
+                drop(st);
+                self.metrics().inc(BrokerMetric::SubscriptionsRefusedQuota);
+                return Err(SubscribeError {
+                    code: reason::QUOTA_EXCEEDED,
+                    what: format!("the client holds mqtt.max_subscriptions ({max}) already"),
+                });
+            }
             st.subscriptions
                 .insert(raw_filter.to_owned(), Subscription { opts, sub_id })
                 .is_some()

@@ -12,6 +12,13 @@ use ferry_mqtt::topic::matches;
 
 use crate::message::Message;
 
+/// Why a retained message was not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotKept {
+    MaxCount,
+    PayloadTooLarge,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Retained {
     by_topic: HashMap<String, Arc<Message>>,
@@ -35,16 +42,33 @@ impl Retained {
         }
     }
 
-    /// Stores, replaces, or (empty payload) clears the retained message of its topic.
-    pub(crate) fn set(&mut self, msg: &Arc<Message>) {
+    /// Stores, replaces, or (empty payload) clears the retained message of its topic. Past
+    /// `max_count` (0: no limit) a new topic is not kept, and neither is a payload over
+    /// `max_payload`: why not, if it was not kept.
+    pub(crate) fn set(
+        &mut self,
+        msg: &Arc<Message>,
+        max_count: usize,
+        max_payload: usize,
+    ) -> Result<(), NotKept> {
         if msg.payload.is_empty() {
             if self.by_topic.remove(&msg.topic).is_some() {
                 self.record(&msg.topic);
             }
-        } else {
-            self.by_topic.insert(msg.topic.clone(), msg.clone());
-            self.record(&msg.topic);
+            return Ok(());
         }
+        if msg.payload.len() > max_payload {
+            return Err(NotKept::PayloadTooLarge);
+        }
+        if max_count > 0
+            && self.by_topic.len() >= max_count
+            && !self.by_topic.contains_key(&msg.topic)
+        {
+            return Err(NotKept::MaxCount);
+        }
+        self.by_topic.insert(msg.topic.clone(), msg.clone());
+        self.record(&msg.topic);
+        Ok(())
     }
 
     /// Puts back a message loaded from the store (not a change).

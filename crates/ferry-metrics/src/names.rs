@@ -135,6 +135,11 @@ metric_set! {
     WebsocketFrameTooLarge => ("websocket_errors_total", [("reason", "frame_too_large")], "listener.websocket_error.frame_too_large", Counter, "WebSocket connections closed for a bad frame, by reason (a text frame, a frame larger than the limit, another protocol violation)."),
     WebsocketProtocol => ("websocket_errors_total", [("reason", "protocol")], "listener.websocket_error.protocol", Counter, "WebSocket connections closed for a bad frame, by reason (a text frame, a frame larger than the limit, another protocol violation)."),
     CertReloaded => ("listener_cert_reloads_total", [("result", "ok")], "listener.cert_reload.ok", Counter, "Certificate reloads of ssl/wss listeners (files changed or SIGHUP), by result; a failed reload keeps the previous certificate."),
+    RefusedBanned => ("connections_refused_total", [("reason", "banned")], "client.refused.banned", Counter, "CONNECTs refused by the broker's limits, by reason (banned client id, username or address)."),
+    Throttled => ("clients_throttled_total", [], "client.throttled", Counter, "Times a connection was not read for a while because its client went over client_message_rate or client_byte_rate."),
+    SubscriptionsRefusedQuota => ("subscriptions_refused_total", [("reason", "quota")], "subscriptions.refused.quota", Counter, "Subscriptions refused, by reason (the client holds max_subscriptions already)."),
+    RetainedNotKeptCount => ("retained_not_kept_total", [("reason", "max_count")], "retained.not_kept.max_count", Counter, "Retained messages delivered but not kept, by reason (max_retained_messages reached, payload above max_retained_payload_size)."),
+    RetainedNotKeptSize => ("retained_not_kept_total", [("reason", "payload_too_large")], "retained.not_kept.payload_too_large", Counter, "Retained messages delivered but not kept, by reason (max_retained_messages reached, payload above max_retained_payload_size)."),
     CertReloadFailed => ("listener_cert_reloads_total", [("result", "failed")], "listener.cert_reload.failed", Counter, "Certificate reloads of ssl/wss listeners (files changed or SIGHUP), by result; a failed reload keeps the previous certificate."),
 }
 

@@ -42,7 +42,7 @@ fn v3_connack_code(code: u8) -> u8 {
         CLIENT_IDENTIFIER_NOT_VALID => 2,
         SERVER_UNAVAILABLE | SERVER_BUSY => 3,
         BAD_USER_NAME_OR_PASSWORD => 4,
-        NOT_AUTHORIZED => 5,
+        NOT_AUTHORIZED | BANNED => 5,
         c if c <= 5 => c,
         _ => 3,
     }

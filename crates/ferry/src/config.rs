@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferry_broker::MqttConfig;
+use ferry_broker::limits::BannedConfig;
 use ferry_engine::RulesConfig;
 use ferry_kafka::config::Dur;
 use ferry_kafka::{KafkaActions, KafkaConnectors, KafkaSources};
@@ -18,6 +19,10 @@ use serde::{Deserialize, Serialize};
 /// The documented default config, shipped as `examples/ferry.toml`.
 pub const EXAMPLE: &str = include_str!("../../../examples/ferry.toml");
 
+fn is_empty_banned(b: &BannedConfig) -> bool {
+    *b == BannedConfig::default()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -26,6 +31,9 @@ pub struct Config {
     pub api: ApiConfig,
     pub listeners: Listeners,
     pub mqtt: MqttConfig,
+    /// `[banned]`: client ids, usernames and address ranges refused at CONNECT.
+    #[serde(skip_serializing_if = "is_empty_banned")]
+    pub banned: BannedConfig,
     /// `[rules.NAME]`: rule SQL and actions.
     pub rules: RulesConfig,
     /// `[connectors.kafka.NAME]`: Kafka clusters.
@@ -49,6 +57,7 @@ impl Default for Config {
                 wss: BTreeMap::new(),
             },
             mqtt: MqttConfig::default(),
+            banned: BannedConfig::default(),
             rules: RulesConfig::new(),
             connectors: KafkaConnectors::default(),
             actions: KafkaActions::default(),
@@ -242,6 +251,7 @@ impl Config {
     /// Every problem with this config, each naming its key; empty if it is valid.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = self.mqtt.validate();
+        problems.extend(self.banned.validate());
         if self.node.data_dir.as_os_str().is_empty() {
             problems.push("node.data_dir: must not be empty".into());
         }
@@ -341,6 +351,23 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("rules.bad.actions[1].args.topic"), "{e}");
+    }
+
+    #[test]
+    fn limit_errors_name_their_keys() {
+        let e = Config::parse(
+            "[mqtt]\nmax_keepalive = 60\nserver_keepalive = 90\n[banned]\naddresses = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mqtt.server_keepalive: 90 is above mqtt.max_keepalive (60)"),
+            "{e}"
+        );
+        assert!(e.contains("banned.addresses[1]: \"10.0.0.0/40\""), "{e}");
+        let ok = Config::parse("[banned]\nclientids = [\"x\"]\n", "t.toml").unwrap();
+        assert_eq!(ok.banned.clientids, vec!["x".to_owned()]);
     }
 
     #[test]

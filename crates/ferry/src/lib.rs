@@ -74,6 +74,10 @@ impl Gateway {
         } else {
             Broker::new(cfg.mqtt.clone())
         };
+        broker.set_banned(
+            ferry_broker::limits::Banned::new(&cfg.banned)
+                .map_err(|e| anyhow::anyhow!("banned.addresses: {e}"))?,
+        );
         let control = Control::new(cfg.clone(), broker.clone())?;
         let rules = control.rules.clone();
         let hook: Arc<dyn ferry_broker::Hook> = rules.clone();

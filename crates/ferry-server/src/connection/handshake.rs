@@ -120,6 +120,13 @@ impl Conn {
         } else {
             c.client_id.as_str().into()
         };
+        if let Some(why) = broker
+            .banned()
+            .check(&client_id, c.username.as_deref(), Some(peer.ip()))
+        {
+            broker.metrics().inc(BrokerMetric::RefusedBanned);
+            return refuse(reason::BANNED, &format!("banned ({why})"));
+        }
         let asked = if v5 {
             c.properties.session_expiry_interval.unwrap_or(0)
         } else if c.clean_start {
@@ -201,6 +208,7 @@ impl Conn {
             batch: Vec::with_capacity(BATCH),
             pending: VecDeque::new(),
             holding: 0,
+            rates: Rates::new(&cfg),
             traffic: Traffic::default(),
             read_at: Instant::now(),
             broker,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use ferry_broker::limits::Bucket;
 use ferry_broker::metrics::{self, BrokerMetric};
 use ferry_broker::{
     Broker, ClientCounters, ClientInfo, Delivery, DurableAck, Expiry, Kick, Message, MqttConfig,
@@ -132,6 +133,8 @@ struct Conn {
     pending: VecDeque<PendingAck>,
     /// Entries of `pending` that hold the reads: while any, the socket is not read.
     holding: usize,
+    /// `client_message_rate` / `client_byte_rate`, when configured.
+    rates: Option<Box<Rates>>,
     traffic: Traffic,
     /// When the last read completed: a PUBLISH's PUBACK delay starts here.
     read_at: Instant,
@@ -179,6 +182,51 @@ async fn wait_front(pending: &mut VecDeque<PendingAck>) -> Result<(), NotDurable
     Ok(())
 }
 
+/// A client's message and byte rate limits: over either, the socket is not read until the
+/// buckets are out of debt.
+#[derive(Debug)]
+pub(super) struct Rates {
+    msgs: Option<Bucket>,
+    bytes: Option<Bucket>,
+    /// Not read until then.
+    until: Option<std::time::Instant>,
+    /// `until` was set and the loop has not armed its timer yet.
+    new: bool,
+}
+
+impl Rates {
+    pub(super) fn new(cfg: &MqttConfig) -> Option<Box<Rates>> {
+        let now = std::time::Instant::now();
+        let bucket = |rate: u64| (rate > 0).then(|| Bucket::new(rate, now));
+        let r = Rates {
+            msgs: bucket(cfg.client_message_rate),
+            bytes: bucket(cfg.client_byte_rate),
+            until: None,
+            new: false,
+        };
+        (r.msgs.is_some() || r.bytes.is_some()).then(|| Box::new(r))
+    }
+
+    /// Charges one packet; over a limit, the connection is not read (nor its buffered
+    /// packets handled) until the buckets are out of debt.
+    fn charge(&mut self, msgs: u64, bytes: u64) {
+        let now = std::time::Instant::now();
+        let a = self.msgs.as_mut().and_then(|b| b.take(msgs, now));
+        let b = self.bytes.as_mut().and_then(|b| b.take(bytes, now));
+        if let Some(wait) = a.max(b) {
+            self.until = Some(now + wait);
+            self.new = true;
+        }
+    }
+
+    /// When the loop must arm its timer for a throttle that just began.
+    fn newly_throttled(&mut self) -> Option<std::time::Instant> {
+        std::mem::take(&mut self.new)
+            .then_some(self.until)
+            .flatten()
+    }
+}
+
 /// The outcome of a pending acknowledgement if every consumer has answered already (`None`
 /// while one is still working on it). Answers taken are removed.
 fn settled_now(p: &mut PendingAck) -> Option<Result<(), NotDurable>> {
@@ -215,6 +263,8 @@ impl Conn {
         let mut deadline = Instant::now() + self.keep_alive.unwrap_or(far);
         let keepalive = sleep_until(deadline);
         tokio::pin!(keepalive);
+        let throttle = sleep_until(Instant::now() + far);
+        tokio::pin!(throttle);
         let Some(mut kicked) = self.kicked.take() else {
             return Close::Gone;
         };
@@ -223,6 +273,10 @@ impl Conn {
             return close;
         }
         loop {
+            if let Some(until) = self.rates.as_mut().and_then(|r| r.newly_throttled()) {
+                self.broker.metrics().inc(BrokerMetric::Throttled);
+                throttle.as_mut().reset(until.into());
+            }
             self.pump();
             if !self.wbuf.is_empty() {
                 // flush: TLS and WebSocket streams buffer (a no-op on TCP).
@@ -249,9 +303,22 @@ impl Conn {
                         Ok(Kick::Admin) => err(reason::ADMINISTRATIVE_ACTION, "kicked by an administrator"),
                     };
                 }
-                // Not reading (backpressure) means not hearing PINGREQs either.
-                _ = &mut keepalive, if self.holding == 0 => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
-                r = rd.read_buf(&mut rbuf), if self.holding == 0 => match r {
+                // Not reading (backpressure, rate limits) means not hearing PINGREQs either.
+                _ = &mut keepalive, if self.reading() => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
+                _ = &mut throttle, if self.throttled() => {
+                    if let Some(r) = &mut self.rates {
+                        r.until = None;
+                    }
+                    // What was read and not handled yet goes first.
+                    if let Some(close) = self.handle_buffered(&mut rbuf) {
+                        return close;
+                    }
+                    if self.reading() && let Some(ka) = self.keep_alive {
+                        deadline = Instant::now() + ka;
+                        keepalive.as_mut().reset(deadline);
+                    }
+                }
+                r = rd.read_buf(&mut rbuf), if self.reading() => match r {
                     Ok(0) => return Close::Gone,
                     Err(e) => {
                         tracing::debug!(client_id = %self.client_id, "read failed: {e}");
@@ -276,7 +343,7 @@ impl Conn {
                     if let Some(close) = self.release_front(r) {
                         return close;
                     }
-                    if held && self.holding == 0 && let Some(ka) = self.keep_alive {
+                    if held && self.reading() && let Some(ka) = self.keep_alive {
                         // Reading again: the client's keep alive counts from now.
                         deadline = Instant::now() + ka;
                         keepalive.as_mut().reset(deadline);
@@ -331,6 +398,15 @@ impl Conn {
         None
     }
 
+    /// Is the socket read (not held by backpressure, not over a rate limit)?
+    fn reading(&self) -> bool {
+        self.holding == 0 && !self.throttled()
+    }
+
+    fn throttled(&self) -> bool {
+        self.rates.as_ref().is_some_and(|r| r.until.is_some())
+    }
+
     fn pop_pending(&mut self) -> Option<PendingAck> {
         let p = self.pending.pop_front()?;
         if p.holds {
@@ -370,19 +446,27 @@ impl Conn {
     }
 
     /// Handles the complete frames in `rbuf`.
+    /// Over a rate limit it stops, leaving the rest in `rbuf` for when the limit allows.
     fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Option<Close> {
         loop {
-            match ferry_mqtt::read_frame(rbuf, self.cfg.max_packet_size) {
+            if self.throttled() {
+                return None;
+            }
+            let frame = match ferry_mqtt::read_frame(rbuf, self.cfg.max_packet_size) {
                 Ok(None) => return None,
-                Ok(Some(frame)) => match ferry_mqtt::parse(frame, self.version) {
-                    Ok(p) => {
-                        if let Some(close) = self.handle(p) {
-                            return Some(close);
-                        }
-                    }
-                    Err(e) => return Some(err(e.reason_code(), e.to_string())),
-                },
+                Ok(Some(frame)) => frame,
                 Err(e) => return Some(err(e.reason_code(), e.to_string())),
+            };
+            let len = frame.body.len() as u64 + 2;
+            let p = match ferry_mqtt::parse(frame, self.version) {
+                Ok(p) => p,
+                Err(e) => return Some(err(e.reason_code(), e.to_string())),
+            };
+            if let Some(r) = &mut self.rates {
+                r.charge(u64::from(matches!(p, Packet::Publish(_))), len);
+            }
+            if let Some(close) = self.handle(p) {
+                return Some(close);
             }
         }
     }
