@@ -24,6 +24,9 @@ pub struct TcpListenerConfig {
     pub bind: SocketAddr,
     /// Connections accepted at once on this listener; further ones wait in the backlog.
     pub max_connections: usize,
+    /// New connections accepted per second on this listener (0: no limit); more wait
+    /// in the backlog.
+    pub max_conn_rate: u64,
     /// Expect a PROXY protocol v1 or v2 header (from a load balancer) first on every
     /// connection; the client address it carries becomes the peer address.
     pub proxy_protocol: bool,
@@ -36,6 +39,7 @@ impl Default for TcpListenerConfig {
         TcpListenerConfig {
             bind: any(1883),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_conn_rate: 0,
             proxy_protocol: false,
             proxy_protocol_timeout: DEFAULT_PROXY_TIMEOUT,
         }
@@ -71,6 +75,9 @@ pub enum PeerCertField {
 pub struct SslListenerConfig {
     pub bind: SocketAddr,
     pub max_connections: usize,
+    /// New connections accepted per second on this listener (0: no limit); more wait
+    /// in the backlog.
+    pub max_conn_rate: u64,
     pub proxy_protocol: bool,
     pub proxy_protocol_timeout: u64,
     /// PEM certificate chain of the server (leaf first).
@@ -91,6 +98,7 @@ impl Default for SslListenerConfig {
         SslListenerConfig {
             bind: any(8883),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_conn_rate: 0,
             proxy_protocol: false,
             proxy_protocol_timeout: DEFAULT_PROXY_TIMEOUT,
             certfile: PathBuf::new(),
@@ -110,6 +118,9 @@ impl Default for SslListenerConfig {
 pub struct WsListenerConfig {
     pub bind: SocketAddr,
     pub max_connections: usize,
+    /// New connections accepted per second on this listener (0: no limit); more wait
+    /// in the backlog.
+    pub max_conn_rate: u64,
     pub proxy_protocol: bool,
     pub proxy_protocol_timeout: u64,
     /// HTTP path of the upgrade request; other paths get 404.
@@ -121,6 +132,7 @@ impl Default for WsListenerConfig {
         WsListenerConfig {
             bind: any(8083),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_conn_rate: 0,
             proxy_protocol: false,
             proxy_protocol_timeout: DEFAULT_PROXY_TIMEOUT,
             path: "/mqtt".into(),
@@ -135,6 +147,9 @@ impl Default for WsListenerConfig {
 pub struct WssListenerConfig {
     pub bind: SocketAddr,
     pub max_connections: usize,
+    /// New connections accepted per second on this listener (0: no limit); more wait
+    /// in the backlog.
+    pub max_conn_rate: u64,
     pub proxy_protocol: bool,
     pub proxy_protocol_timeout: u64,
     pub path: String,
@@ -152,6 +167,7 @@ impl Default for WssListenerConfig {
         WssListenerConfig {
             bind: any(8084),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_conn_rate: 0,
             proxy_protocol: false,
             proxy_protocol_timeout: DEFAULT_PROXY_TIMEOUT,
             path: "/mqtt".into(),
@@ -189,14 +205,17 @@ pub struct WsOptions {
 pub struct Common {
     pub bind: SocketAddr,
     pub max_connections: usize,
+    /// New connections per second (0: no limit).
+    pub max_conn_rate: u64,
     /// `Some(timeout)` when the PROXY protocol is on.
     pub proxy: Option<Duration>,
 }
 
-fn common(bind: SocketAddr, max: usize, proxy: bool, timeout: u64) -> Common {
+fn common(bind: SocketAddr, max: usize, rate: u64, proxy: bool, timeout: u64) -> Common {
     Common {
         bind,
         max_connections: max,
+        max_conn_rate: rate,
         proxy: proxy.then(|| Duration::from_secs(timeout)),
     }
 }
@@ -206,6 +225,7 @@ impl TcpListenerConfig {
         common(
             self.bind,
             self.max_connections,
+            self.max_conn_rate,
             self.proxy_protocol,
             self.proxy_protocol_timeout,
         )
@@ -217,6 +237,7 @@ impl WsListenerConfig {
         common(
             self.bind,
             self.max_connections,
+            self.max_conn_rate,
             self.proxy_protocol,
             self.proxy_protocol_timeout,
         )
@@ -235,6 +256,7 @@ macro_rules! tls_keys {
                 common(
                     self.bind,
                     self.max_connections,
+                    self.max_conn_rate,
                     self.proxy_protocol,
                     self.proxy_protocol_timeout,
                 )

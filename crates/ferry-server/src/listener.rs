@@ -49,6 +49,8 @@ pub struct Endpoint {
     pub name: String,
     pub transport: Transport,
     pub max_connections: usize,
+    /// New connections per second (0: no limit).
+    pub max_conn_rate: u64,
     /// `Some(timeout)`: every connection starts with a PROXY v1/v2 header.
     pub proxy: Option<Duration>,
     started: Instant,
@@ -67,6 +69,7 @@ impl Endpoint {
             name,
             transport,
             max_connections,
+            max_conn_rate: 0,
             proxy,
             started: Instant::now(),
             last_warn: AtomicU64::new(0),
@@ -81,6 +84,7 @@ impl Endpoint {
             k.max_connections,
             k.proxy,
         )
+        .with_conn_rate(k.max_conn_rate)
     }
 
     /// Loads the certificate files: the error names the key and the file.
@@ -92,7 +96,8 @@ impl Endpoint {
             Transport::Ssl(tls),
             k.max_connections,
             k.proxy,
-        ))
+        )
+        .with_conn_rate(k.max_conn_rate))
     }
 
     pub fn ws(name: &str, c: &WsListenerConfig) -> Endpoint {
@@ -103,6 +108,7 @@ impl Endpoint {
             k.max_connections,
             k.proxy,
         )
+        .with_conn_rate(k.max_conn_rate)
     }
 
     pub fn wss(name: &str, c: &WssListenerConfig) -> Result<Endpoint, TlsError> {
@@ -113,7 +119,14 @@ impl Endpoint {
             Transport::Wss(tls, c.ws()),
             k.max_connections,
             k.proxy,
-        ))
+        )
+        .with_conn_rate(k.max_conn_rate))
+    }
+
+    /// With at most `rate` new connections a second (0: no limit).
+    pub fn with_conn_rate(mut self, rate: u64) -> Endpoint {
+        self.max_conn_rate = rate;
+        self
     }
 
     /// The TLS side, for reloading on SIGHUP.
@@ -190,8 +203,21 @@ pub async fn serve(
         ep.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
     let mut conns = JoinSet::new();
+    let mut rate = (ep.max_conn_rate > 0)
+        .then(|| ferry_broker::limits::Bucket::new(ep.max_conn_rate, std::time::Instant::now()));
     loop {
         while conns.try_join_next().is_some() {}
+        // Over max_conn_rate: the next connection waits in the backlog.
+        if let Some(wait) = rate
+            .as_mut()
+            .and_then(|b| b.take(1, std::time::Instant::now()))
+        {
+            broker.metrics().inc(BrokerMetric::ConnRateLimited);
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
             p = permits.clone().acquire_owned() => match p {

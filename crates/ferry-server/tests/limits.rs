@@ -179,3 +179,36 @@ async fn a_client_over_its_message_rate_is_slowed_while_another_works() -> anyho
     b.stop().await;
     Ok(())
 }
+
+/// A listener accepts at most `max_conn_rate` new connections a second; the rest wait in
+/// the backlog and are served in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_accepts_at_most_its_connection_rate() -> anyhow::Result<()> {
+    let broker = ferry_broker::Broker::new(MqttConfig::default());
+    let cfg = ferry_server::config::TcpListenerConfig {
+        max_conn_rate: 20,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(ferry_server::serve(
+        listener,
+        ferry_server::Endpoint::tcp("limited", &cfg),
+        broker.clone(),
+        stop.clone(),
+    ));
+    let start = Instant::now();
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let (c, _) = RawClient::connect(addr, Version::V5, &format!("c{i}"), true).await?;
+        clients.push(c);
+    }
+    // 20 at once (a second's worth), then 20 more at 20 a second.
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(700), "{took:?}");
+    assert!(broker.metrics().get(BrokerMetric::ConnRateLimited) >= 15);
+    stop.cancel();
+    serving.await?;
+    Ok(())
+}
