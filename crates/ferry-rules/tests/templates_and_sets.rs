@@ -19,6 +19,7 @@ fn output() -> Map {
         username: None,
         payload: br#"{"temp": 21.5, "hum": 40}"#,
         peerhost: "127.0.0.1",
+        peername: "127.0.0.1:52918".parse().ok(),
         topic: "t/1",
         qos: 1,
         retain: false,
