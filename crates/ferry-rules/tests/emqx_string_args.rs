@@ -122,3 +122,18 @@ fn functions_that_convert_any_value_keep_doing_so() {
         assert!(eval(e).is_err_and(|m| m.contains("exception")), "{e}");
     }
 }
+
+#[test]
+fn a_missing_value_is_undefined_as_text_and_a_json_null_is_null() {
+    let cases = [
+        ("str(payload.missing)", json!("undefined")),
+        ("str(payload.n)", json!("null")),
+        ("concat('a', payload.missing)", json!("aundefined")),
+        ("concat(['a', payload.n])", json!("anull")),
+        ("'a' + payload.missing", json!("aundefined")),
+        ("join_to_string('-', [payload.n, 1])", json!("null-1")),
+    ];
+    for (e, want) in cases {
+        assert_eq!(eval(e).as_ref(), Ok(&want), "{e}");
+    }
+}

@@ -116,13 +116,19 @@ pub(super) fn is_bool(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Bool(matches!(a[0], Value::Bool(_))))
 }
 pub(super) fn is_int(a: &[Value], _: &mut Env<'_>) -> R {
-    Ok(Value::Bool(matches!(a[0], Value::Int(_))))
+    Ok(Value::Bool(matches!(
+        a[0],
+        Value::Int(_) | Value::BigInt(_)
+    )))
 }
 pub(super) fn is_float(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Bool(matches!(a[0], Value::Float(_))))
 }
 pub(super) fn is_num(a: &[Value], _: &mut Env<'_>) -> R {
-    Ok(Value::Bool(matches!(a[0], Value::Int(_) | Value::Float(_))))
+    Ok(Value::Bool(matches!(
+        a[0],
+        Value::Int(_) | Value::BigInt(_) | Value::Float(_)
+    )))
 }
 pub(super) fn is_map(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Bool(matches!(a[0], Value::Map(_))))

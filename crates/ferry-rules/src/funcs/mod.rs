@@ -124,6 +124,7 @@ pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, EvalError> {
 pub(crate) fn num(v: &Value, f: &str) -> Result<f64, EvalError> {
     match v {
         Value::Int(i) => Ok(*i as f64),
+        Value::BigInt(i) => Ok(**i as f64),
         Value::Float(x) => Ok(*x),
         other => err(format!("{f}: expected a number, got {}", other.type_name())),
     }

@@ -47,7 +47,7 @@ pub(super) fn rm_prefix(a: &[Value], _: &mut Env<'_>) -> R {
     // null is returned as it is.
     if matches!(
         &a[0],
-        Value::Int(_) | Value::Float(_) | Value::Array(_) | Value::Map(_)
+        Value::Int(_) | Value::BigInt(_) | Value::Float(_) | Value::Array(_) | Value::Map(_)
     ) {
         return Ok(a[0].clone());
     }
@@ -146,11 +146,9 @@ pub(super) fn concat(a: &[Value], _: &mut Env<'_>) -> R {
         a
     };
     let mut out = String::new();
+    // EMQX's any_to_str/1: a missing value is the atom `undefined`, written as its name.
     for v in items {
-        match v {
-            Value::Null => {}
-            other => out.push_str(&other.to_text()),
-        }
+        out.push_str(&v.to_text());
     }
     s(out)
 }
