@@ -86,11 +86,18 @@ impl Value {
     /// when a parse meets an integral float that large, the text is parsed again with those
     /// literals quoted and marked (no cost for data without them).
     pub fn from_json(text: &[u8]) -> Option<Value> {
-        BIG_FLOAT_SEEN.with(|c| c.set(false));
         let v: Value = serde_json::from_slice(text).ok()?;
-        if !BIG_FLOAT_SEEN.with(|c| c.replace(false)) {
+        // A scalar is checked directly (the common case of a lazily decoded payload field
+        // costs nothing more); a container asks the visitor's flag.
+        let seen = match &v {
+            Value::Float(f) => big_integral(*f),
+            Value::Map(_) | Value::Array(_) => BIG_FLOAT_SEEN.with(|c| c.replace(false)),
+            _ => false,
+        };
+        if !seen {
             return Some(v);
         }
+        BIG_FLOAT_SEEN.with(|c| c.set(false));
         serde_json::from_slice(&mark_big_integers(text)).ok()
     }
 
@@ -114,6 +121,12 @@ thread_local! {
     /// Set by the JSON visitor when it reads an integral float beyond 64 bits (which may
     /// have been an integer literal serde_json could not hold).
     static BIG_FLOAT_SEEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// An integral float beyond 64-bit integers: maybe an integer literal serde_json could
+/// not hold.
+fn big_integral(f: f64) -> bool {
+    f.abs() >= 9.2e18 && f.fract() == 0.0
 }
 
 /// What [`mark_big_integers`] puts before a quoted integer literal. A NUL cannot be in
@@ -328,7 +341,7 @@ impl<'de> Deserialize<'de> for Value {
                 Ok(Value::from_i128(i128::from(v)))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-                if v.fract() == 0.0 && v.abs() >= 9.2e18 {
+                if big_integral(v) {
                     BIG_FLOAT_SEEN.with(|c| c.set(true));
                 }
                 Ok(Value::Float(v))

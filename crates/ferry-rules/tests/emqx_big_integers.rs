@@ -30,6 +30,14 @@ fn big_integers_round_trip_exactly_from_payload_to_output() {
     // Decoding the whole payload, and encoding it again, keeps them too.
     let out = run("json_encode(json_decode(payload)) as j").unwrap();
     assert!(out.contains(&format!("\\\"big\\\":{BIG}")), "{out}");
+    // A big integer alone, and a big integral float literal (stays a float).
+    assert_eq!(
+        run(&format!(
+            "json_decode('{BIG}') as a, json_decode('1.5e30') as b"
+        ))
+        .unwrap(),
+        format!("{{\"a\":{BIG},\"b\":1.5e+30}}")
+    );
     // Strings of digits, floats and literals beyond 128 bits are not touched / are floats.
     assert_eq!(
         run("payload.s as s, payload.f as f, is_float(payload.huge) as h").unwrap(),
