@@ -193,14 +193,13 @@ impl Broker {
     }
 
     /// Queues a delivery for a session; a message pushed out of a full queue is reported
-    /// to hooks as dropped.
+    /// to hooks as dropped for that subscriber.
     fn enqueue(&self, session: &Session, d: Delivery) {
         if let Some((dropped, to)) =
             session.enqueue(d, self.config.max_queued_messages, self.metrics())
         {
-            for h in self.hooks() {
-                h.message_dropped(&dropped.msg, DropReason::QueueFull);
-            }
+            // EMQX reports a full queue as `delivery.dropped` (per subscriber), not as
+            // `message.dropped` (which is for a message nobody took).
             self.delivery_dropped(&to, &dropped.msg, DeliveryDropReason::QueueFull);
         }
     }
