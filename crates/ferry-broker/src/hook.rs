@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ferry_mqtt::SubOptions;
+use ferry_mqtt::{Connect, SubOptions};
 
 use crate::message::Message;
 
@@ -41,8 +41,30 @@ impl ClientInfo {
         }
     }
 
+    /// Who sent a CONNECT that is refused before a session exists: what the packet says,
+    /// for the `client_connack` hook.
+    pub fn from_connect(c: &Connect, peer: SocketAddr, local: Option<SocketAddr>) -> ClientInfo {
+        ClientInfo {
+            client_id: c.client_id.as_str().into(),
+            username: c.username.as_deref().map(Arc::from),
+            peer: Some(peer),
+            local,
+            proto_ver: c.version.level(),
+            keepalive: c.keep_alive,
+            clean_start: c.clean_start,
+            expiry_interval: c.properties.session_expiry_interval.unwrap_or(0),
+            connected_at: now_ms(),
+        }
+    }
+
     pub fn peerhost(&self) -> String {
         self.peer.map(|p| p.ip().to_string()).unwrap_or_default()
+    }
+
+    /// An in-process client (no socket): not authorized, not reported as a delivery
+    /// target's peer.
+    pub fn is_internal(&self) -> bool {
+        self.peer.is_none()
     }
 }
 
@@ -134,6 +156,68 @@ impl DropReason {
     }
 }
 
+/// Why a message for one subscriber was not delivered (EMQX's `delivery.dropped` reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryDropReason {
+    /// The subscriber's queue was full; the oldest queued message made room.
+    QueueFull,
+    /// The message expired before it could be sent.
+    Expired,
+    /// The subscriber published it and subscribed with No Local.
+    NoLocal,
+}
+
+impl DeliveryDropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryDropReason::QueueFull => "queue_full",
+            DeliveryDropReason::Expired => "expired",
+            DeliveryDropReason::NoLocal => "no_local",
+        }
+    }
+}
+
+/// What authentication decided for a CONNECT. Ferry has no authenticator yet, so every
+/// client is accepted as EMQX accepts it with authentication disabled: anonymous, not a
+/// superuser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authn {
+    /// A CONNACK reason code: `reason::SUCCESS` or the refusal.
+    pub reason_code: u8,
+    pub is_superuser: bool,
+    pub is_anonymous: bool,
+}
+
+/// What a client asks to do with a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthzAction {
+    Publish,
+    Subscribe,
+}
+
+impl AuthzAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthzAction::Publish => "publish",
+            AuthzAction::Subscribe => "subscribe",
+        }
+    }
+}
+
+/// What authorization decided, and which source decided it (EMQX's `authz_source`:
+/// `default` when no source matched, as with no ACL at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authz {
+    pub allow: bool,
+    pub source: &'static str,
+}
+
+impl Authz {
+    pub fn result(self) -> &'static str {
+        if self.allow { "allow" } else { "deny" }
+    }
+}
+
 /// Observer of broker events. Every method has an empty default.
 pub trait Hook: Send + Sync + 'static {
     /// A message was accepted from a publisher, before routing. A hook that makes the
@@ -149,6 +233,22 @@ pub trait Hook: Send + Sync + 'static {
     /// A subscriber acknowledged a QoS 1/2 message (PUBACK or PUBCOMP).
     fn message_acked(&self, _to: &ClientInfo, _msg: &Arc<Message>) {}
     fn message_dropped(&self, _msg: &Arc<Message>, _reason: DropReason) {}
+    /// A message routed to `to` was dropped before it reached that subscriber.
+    fn delivery_dropped(&self, _to: &ClientInfo, _msg: &Arc<Message>, _reason: DeliveryDropReason) {
+    }
+    /// A CONNACK is about to be sent (success or refusal, an MQTT 5 reason code).
+    fn client_connack(&self, _client: &ClientInfo, _reason_code: u8) {}
+    /// Authentication of a CONNECT finished ([`crate::Broker::authenticate`]).
+    fn client_check_authn_complete(&self, _client: &ClientInfo, _authn: &Authn) {}
+    /// An authorization check finished ([`crate::Broker::authorize`]).
+    fn client_check_authz_complete(
+        &self,
+        _client: &ClientInfo,
+        _action: AuthzAction,
+        _topic: &str,
+        _authz: &Authz,
+    ) {
+    }
     /// Lets the broker skip building event data nobody wants.
     fn wants_message_events(&self) -> bool {
         true

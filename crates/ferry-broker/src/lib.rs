@@ -5,7 +5,9 @@
 //! (overlap merging, No Local, Retain As Published, QoS downgrade), will messages with delay,
 //! the broker counters of the metrics registry ([`Broker::registry`]), and the admin
 //! queries and operations the HTTP API needs ([`admin`]: clients with per-client counters,
-//! subscriptions, topics, retained messages, kick).
+//! subscriptions, topics, retained messages, kick), and the authentication / authorization
+//! decision points and the hooks that report them ([`Broker::authenticate`],
+//! [`Broker::authorize`]: allow-all until an ACL exists).
 //!
 //! Must not: do network I/O or know the wire format beyond `ferry-mqtt`'s types; know about
 //! rules or Kafka (those attach as in-process clients through [`Broker::publish`] and
@@ -17,6 +19,7 @@
 //! `.await`. Admin listings clone the session list out of `sessions` first, then lock each
 //! session in turn, never the whole map while visiting every session.
 
+mod access;
 pub mod admin;
 pub mod config;
 pub mod hook;
@@ -45,7 +48,10 @@ pub use admin::{
 pub use config::MqttConfig;
 pub use ferry_metrics::Registry;
 use ferry_mqtt::trie::Trie;
-pub use hook::{AckSender, ClientInfo, DropReason, DurableAck, Hook, NotDurable};
+pub use hook::{
+    AckSender, Authn, Authz, AuthzAction, ClientInfo, DeliveryDropReason, DropReason, DurableAck,
+    Hook, NotDurable,
+};
 pub use message::{Completion, Delivery, Expiry, Message, SharedVia, Ticket};
 pub use metrics::{BrokerMetric, Metrics};
 pub use persist::{PersistStats, Restored};
@@ -211,12 +217,14 @@ impl Broker {
     }
 
     /// Queues a delivery for a session; a message pushed out of a full queue is reported
-    /// to hooks as dropped.
+    /// to hooks as dropped for that subscriber.
     fn enqueue(&self, session: &Session, d: Delivery) {
-        if let Some(dropped) = session.enqueue(d, self.config.max_queued_messages, self.metrics()) {
-            for h in self.hooks() {
-                h.message_dropped(&dropped.msg, DropReason::QueueFull);
-            }
+        if let Some((dropped, to)) =
+            session.enqueue(d, self.config.max_queued_messages, self.metrics())
+        {
+            // EMQX reports a full queue as `delivery.dropped` (per subscriber), not as
+            // `message.dropped` (which is for a message nobody took).
+            self.delivery_dropped(&to, &dropped.msg, DeliveryDropReason::QueueFull);
         }
     }
 
@@ -454,8 +462,7 @@ impl Broker {
         drop(subs);
         for (e, mut d) in targets {
             d.qos = d.msg.qos.min(e.opts.qos);
-            e.session
-                .enqueue(d, self.config.max_queued_messages, self.metrics());
+            self.enqueue(&e.session, d);
         }
         // Nobody else can take them: they stay with the departed member's session.
         for d in keep {
@@ -474,6 +481,11 @@ impl Broker {
     /// QoS 1/2 publisher is acknowledged only when all of them resolved `Ok`.
     pub fn publish_durable(&self, msg: Message, acks: &mut Vec<DurableAck>) -> usize {
         self.metrics().inc(metrics::received(msg.qos));
+        if let Some(from) = msg.publisher.as_deref().filter(|p| !p.is_internal())
+            && !self.authorize(from, AuthzAction::Publish, &msg.topic).allow
+        {
+            return 0;
+        }
         let msg = Arc::new(msg);
         for h in self.hooks() {
             h.message_published(&msg, acks);
@@ -500,11 +512,14 @@ impl Broker {
         }
         let mut normal: Vec<SubEntry> = Vec::new();
         let mut shared: Vec<(SubEntry, SharedVia)> = Vec::new();
+        let mut no_local: Vec<Arc<Session>> = Vec::new();
         {
             let subs = self.subs.read().unwrap_or_else(|e| e.into_inner());
             subs.normal.for_each_match(&msg.topic, |e| {
                 let own = e.opts.no_local && msg.publisher_id() == Some(&*e.session.client_id);
-                if !own {
+                if own {
+                    no_local.push(e.session.clone());
+                } else {
                     normal.push(e.clone());
                 }
             });
@@ -519,6 +534,10 @@ impl Broker {
                     ));
                 }
             });
+        }
+        for s in no_local {
+            let to = s.lock().client().clone();
+            self.delivery_dropped(&to, &msg, DeliveryDropReason::NoLocal);
         }
         let count = self.deliver_merged(&msg, normal) + shared.len();
         for (e, via) in shared {
@@ -597,6 +616,17 @@ impl Broker {
         opts: SubOptions,
         sub_id: Option<u32>,
     ) -> Result<Subscribed, SubscribeError> {
+        let client = session.lock().client().clone();
+        if !client.is_internal()
+            && !self
+                .authorize(&client, AuthzAction::Subscribe, raw_filter)
+                .allow
+        {
+            return Err(SubscribeError {
+                code: reason::NOT_AUTHORIZED,
+                what: "not authorized".into(),
+            });
+        }
         let existed = self.subscribe_quiet(session, raw_filter, opts, sub_id)?;
         session.lock().changes += 1;
         let parsed = parse_subscription(raw_filter)?;

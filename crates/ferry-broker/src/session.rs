@@ -238,18 +238,18 @@ impl Session {
     }
 
     /// Queues a delivery, dropping the oldest queued one when the queue is full; returns
-    /// the dropped one.
+    /// the dropped one and the session's client.
     pub(crate) fn enqueue(
         &self,
         mut d: Delivery,
         max_queued: usize,
         metrics: &Metrics,
-    ) -> Option<Delivery> {
+    ) -> Option<(Delivery, Arc<ClientInfo>)> {
         let mut dropped = None;
         {
             let mut st = self.lock();
             if st.queue.len() >= max_queued {
-                dropped = st.queue.pop_front();
+                dropped = st.queue.pop_front().map(|d| (d, st.client.clone()));
                 ClientCounters::add(&self.counters.mqueue_dropped, 1);
                 let n = metrics.inc(BrokerMetric::DroppedQueueFull);
                 if n.is_power_of_two() {
@@ -353,6 +353,23 @@ impl SessionState {
         metrics: &Metrics,
         out: &mut Vec<Outgoing>,
     ) {
+        let mut expired = Vec::new();
+        self.next_batch_reporting(conn_id, window, limit, now, metrics, out, &mut expired);
+    }
+
+    /// [`SessionState::next_batch`], handing the expired deliveries to `expired` (for the
+    /// `delivery_dropped` hook, run by [`crate::Broker::next_batch`] outside the lock).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn next_batch_reporting(
+        &mut self,
+        conn_id: u64,
+        window: usize,
+        limit: usize,
+        now: Instant,
+        metrics: &Metrics,
+        out: &mut Vec<Outgoing>,
+        expired: &mut Vec<Delivery>,
+    ) {
         if !self.attached_to(conn_id) {
             return;
         }
@@ -369,6 +386,7 @@ impl SessionState {
             self.changes += 1;
             if d.msg.expiry(now) == Expiry::Expired {
                 metrics.inc(BrokerMetric::DroppedExpired);
+                expired.push(d);
                 continue;
             }
             if d.qos == QoS::AtMostOnce {

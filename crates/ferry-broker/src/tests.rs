@@ -261,3 +261,60 @@ async fn completion_is_immediate_without_qos1_subscribers_and_on_drops() {
     );
     assert!(gone.is_done(), "the session ended");
 }
+
+/// Records the per-subscriber drops and authorization checks hooks hear of.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl Hook for Recorder {
+    fn delivery_dropped(&self, to: &ClientInfo, msg: &Arc<Message>, why: DeliveryDropReason) {
+        let line = format!("{} {} {}", to.client_id, why.as_str(), msg.topic);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    fn client_check_authz_complete(
+        &self,
+        c: &ClientInfo,
+        action: AuthzAction,
+        topic: &str,
+        authz: &Authz,
+    ) {
+        let line = format!(
+            "{} {} {topic} {}",
+            c.client_id,
+            action.as_str(),
+            authz.result()
+        );
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+}
+
+#[tokio::test]
+async fn expired_and_overflowing_deliveries_are_reported_per_subscriber() {
+    let cfg = MqttConfig {
+        max_queued_messages: 2,
+        ..MqttConfig::default()
+    };
+    let b = Broker::new(cfg);
+    let rec = Arc::new(Recorder::default());
+    let hook: Arc<dyn Hook> = rec.clone();
+    assert!(b.install_hooks(vec![hook]).is_ok());
+    let a = attach(&b, "sub", true, NEVER_EXPIRE);
+    b.subscribe(&a.session, "t/#", opts(QoS::AtLeastOnce), None)
+        .unwrap();
+    for topic in ["t/1", "t/2", "t/3"] {
+        let mut m = Message::new(topic, "x", QoS::AtLeastOnce, false);
+        m.properties.message_expiry_interval = Some(5);
+        b.publish(m);
+    }
+    let mut out = Vec::new();
+    let later = Instant::now() + std::time::Duration::from_secs(6);
+    b.next_batch(&a.session, a.conn_id, 10, 10, later, &mut out);
+    assert!(out.is_empty());
+    let seen = rec.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        ["sub queue_full t/1", "sub expired t/2", "sub expired t/3"],
+        "in-process clients are not authorized, so only drops are heard"
+    );
+}

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ferry_broker::{ClientInfo, DropReason, Message, hook::now_ms};
+use ferry_broker::{Authn, Authz, AuthzAction, ClientInfo, Message, hook::now_ms};
 use ferry_mqtt::{Properties, SubOptions};
 use ferry_rules::{Event, Map, MessageInput, Value};
 
@@ -80,6 +80,7 @@ impl<'a> MessageParts<'a> {
             username: p.and_then(|p| p.username.as_deref()),
             payload: &self.msg.payload,
             peerhost: &self.peerhost,
+            peername: self.msg.publisher.as_ref().and_then(|p| p.peer),
             topic: &self.msg.topic,
             qos: self.msg.qos as u8,
             retain: self.msg.retain,
@@ -107,13 +108,15 @@ fn base(event: Event, node: &str) -> Map {
     ])
 }
 
+fn peername(c: Option<&ClientInfo>) -> Value {
+    c.and_then(|c| c.peer)
+        .map_or(Value::Null, |p| Value::from(p.to_string()))
+}
+
 fn client_columns(m: &mut Map, c: &ClientInfo) {
     m.insert("clientid".into(), s(&c.client_id));
     m.insert("username".into(), opt(c.username.as_deref()));
-    m.insert(
-        "peername".into(),
-        c.peer.map_or(Value::Null, |p| Value::from(p.to_string())),
-    );
+    m.insert("peername".into(), peername(Some(c)));
     m.insert(
         "sockname".into(),
         c.local.map_or(Value::Null, |p| Value::from(p.to_string())),
@@ -125,26 +128,121 @@ fn client_columns(m: &mut Map, c: &ClientInfo) {
     m.insert("proto_ver".into(), Value::Int(i64::from(c.proto_ver)));
 }
 
-pub(crate) fn connected(c: &ClientInfo, node: &str) -> Map {
-    let mut m = base(Event::ClientConnected, node);
-    client_columns(&mut m, c);
-    m.insert("mountpoint".into(), Value::Null);
+/// The session columns `client.connected` and `client.connack` share.
+fn session_columns(m: &mut Map, c: &ClientInfo) {
     m.insert("keepalive".into(), Value::Int(i64::from(c.keepalive)));
     m.insert("clean_start".into(), Value::Bool(c.clean_start));
     m.insert(
         "expiry_interval".into(),
         Value::Int(i64::from(c.expiry_interval)),
     );
-    m.insert("is_bridge".into(), Value::Bool(false));
     m.insert("connected_at".into(), Value::Int(c.connected_at));
     m.insert("conn_props".into(), Value::Map(Map::new()));
+}
+
+pub(crate) fn connected(c: &ClientInfo, node: &str) -> Map {
+    let mut m = base(Event::ClientConnected, node);
+    client_columns(&mut m, c);
+    m.insert("mountpoint".into(), Value::Null);
+    m.insert("is_bridge".into(), Value::Bool(false));
+    session_columns(&mut m, c);
     m
+}
+
+/// `client.connack`: `reason_code` is EMQX's name of the MQTT 5 reason code.
+pub(crate) fn connack(c: &ClientInfo, code: u8, node: &str) -> Map {
+    let mut m = base(Event::ClientConnack, node);
+    m.insert("reason_code".into(), s(reason_name(code)));
+    client_columns(&mut m, c);
+    session_columns(&mut m, c);
+    m
+}
+
+pub(crate) fn authn_complete(c: &ClientInfo, a: &Authn, node: &str) -> Map {
+    let mut m = base(Event::ClientCheckAuthnComplete, node);
+    m.insert("clientid".into(), s(&c.client_id));
+    m.insert("username".into(), opt(c.username.as_deref()));
+    m.insert("peername".into(), peername(Some(c)));
+    m.insert("reason_code".into(), s(reason_name(a.reason_code)));
+    m.insert("is_superuser".into(), Value::Bool(a.is_superuser));
+    m.insert("is_anonymous".into(), Value::Bool(a.is_anonymous));
+    m
+}
+
+pub(crate) fn authz_complete(
+    c: &ClientInfo,
+    action: AuthzAction,
+    topic: &str,
+    a: &Authz,
+    node: &str,
+) -> Map {
+    let mut m = base(Event::ClientCheckAuthzComplete, node);
+    m.insert("clientid".into(), s(&c.client_id));
+    m.insert("username".into(), opt(c.username.as_deref()));
+    m.insert("peerhost".into(), s(&c.peerhost()));
+    m.insert("peername".into(), peername(Some(c)));
+    m.insert("topic".into(), s(topic));
+    m.insert("action".into(), s(action.as_str()));
+    m.insert("authz_source".into(), s(a.source));
+    m.insert("result".into(), s(a.result()));
+    m
+}
+
+/// EMQX's name of an MQTT 5 reason code (`emqx_reason_codes:name/1`).
+pub(crate) fn reason_name(code: u8) -> &'static str {
+    match code {
+        0x00 => "success",
+        0x01 => "granted_qos1",
+        0x02 => "granted_qos2",
+        0x04 => "disconnect_with_will_message",
+        0x10 => "no_matching_subscribers",
+        0x11 => "no_subscription_existed",
+        0x18 => "continue_authentication",
+        0x19 => "re_authenticate",
+        0x80 => "unspecified_error",
+        0x81 => "malformed_packet",
+        0x82 => "protocol_error",
+        0x83 => "implementation_specific_error",
+        0x84 => "unsupported_protocol_version",
+        0x85 => "client_identifier_not_valid",
+        0x86 => "bad_username_or_password",
+        0x87 => "not_authorized",
+        0x88 => "server_unavailable",
+        0x89 => "server_busy",
+        0x8A => "banned",
+        0x8B => "server_shutting_down",
+        0x8C => "bad_authentication_method",
+        0x8D => "keepalive_timeout",
+        0x8E => "session_taken_over",
+        0x8F => "topic_filter_invalid",
+        0x90 => "topic_name_invalid",
+        0x91 => "packet_identifier_inuse",
+        0x92 => "packet_identifier_not_found",
+        0x93 => "receive_maximum_exceeded",
+        0x94 => "topic_alias_invalid",
+        0x95 => "packet_too_large",
+        0x96 => "message_rate_too_high",
+        0x97 => "quota_exceeded",
+        0x98 => "administrative_action",
+        0x99 => "payload_format_invalid",
+        0x9A => "retain_not_supported",
+        0x9B => "qos_not_supported",
+        0x9C => "use_another_server",
+        0x9D => "server_moved",
+        0x9E => "shared_subscriptions_not_supported",
+        0x9F => "connection_rate_exceeded",
+        0xA0 => "maximum_connect_time",
+        0xA1 => "subscription_identifiers_not_supported",
+        0xA2 => "wildcard_subscriptions_not_supported",
+        _ => "unknown_error",
+    }
 }
 
 pub(crate) fn disconnected(c: &ClientInfo, reason: &str, node: &str) -> Map {
     let mut m = base(Event::ClientDisconnected, node);
     client_columns(&mut m, c);
     m.insert("reason".into(), s(reason));
+    m.insert("connected_at".into(), Value::Int(c.connected_at));
     m.insert("disconnected_at".into(), Value::Int(now_ms()));
     m.insert("disconn_props".into(), Value::Map(Map::new()));
     m
@@ -165,6 +263,7 @@ pub(crate) fn subscription(
     m.insert("clientid".into(), s(&c.client_id));
     m.insert("username".into(), opt(c.username.as_deref()));
     m.insert("peerhost".into(), s(&c.peerhost()));
+    m.insert("peername".into(), peername(Some(c)));
     m.insert("topic".into(), s(filter));
     m.insert("qos".into(), Value::Int(opts.map_or(0, |o| o.qos as i64)));
     let key = if opts.is_some() {
@@ -176,39 +275,42 @@ pub(crate) fn subscription(
     m
 }
 
+/// The columns of a message event: `to` is the subscriber (delivered, acked, delivery
+/// dropped), otherwise the publisher is the client (message dropped).
 pub(crate) fn message_event(
     ev: Event,
     to: Option<&ClientInfo>,
     msg: &Arc<Message>,
-    reason: Option<DropReason>,
+    reason: Option<&str>,
     node: &str,
 ) -> Map {
     let mut m = base(ev, node);
     let from = msg.publisher.as_deref();
     m.insert("id".into(), Value::from(message_id()));
-    if let Some(to) = to {
-        m.insert("from_clientid".into(), opt(from.map(|p| &*p.client_id)));
-        m.insert(
-            "from_username".into(),
-            opt(from.and_then(|p| p.username.as_deref())),
-        );
-        m.insert("clientid".into(), s(&to.client_id));
-        m.insert("username".into(), opt(to.username.as_deref()));
-        m.insert("peerhost".into(), s(&to.peerhost()));
-    } else {
-        m.insert("clientid".into(), opt(from.map(|p| &*p.client_id)));
-        m.insert(
-            "username".into(),
-            opt(from.and_then(|p| p.username.as_deref())),
-        );
-        m.insert(
-            "peerhost".into(),
-            s(&from.map(|p| p.peerhost()).unwrap_or_default()),
-        );
-    }
     if let Some(r) = reason {
-        m.insert("reason".into(), s(r.as_str()));
+        m.insert("reason".into(), s(r));
     }
+    let client = match to {
+        Some(to) => {
+            m.insert("from_clientid".into(), opt(from.map(|p| &*p.client_id)));
+            m.insert(
+                "from_username".into(),
+                opt(from.and_then(|p| p.username.as_deref())),
+            );
+            Some(to)
+        }
+        None => from,
+    };
+    m.insert("clientid".into(), opt(client.map(|c| &*c.client_id)));
+    m.insert(
+        "username".into(),
+        opt(client.and_then(|c| c.username.as_deref())),
+    );
+    m.insert(
+        "peerhost".into(),
+        s(&client.map(|c| c.peerhost()).unwrap_or_default()),
+    );
+    m.insert("peername".into(), peername(client));
     m.insert("payload".into(), Value::from_bytes(msg.payload.to_vec()));
     m.insert("topic".into(), s(&msg.topic));
     m.insert("qos".into(), Value::Int(msg.qos as i64));
@@ -220,6 +322,9 @@ pub(crate) fn message_event(
         ])),
     );
     m.insert("pub_props".into(), Value::Map(pub_props(&msg.properties)));
+    if ev == Event::MessageAcked {
+        m.insert("puback_props".into(), Value::Map(Map::new()));
+    }
     m.insert("publish_received_at".into(), Value::Int(msg.timestamp));
     m
 }

@@ -19,7 +19,10 @@ use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 
-use ferry_broker::{Broker, ClientInfo, DropReason, DurableAck, Hook, Message};
+use ferry_broker::{
+    Authn, Authz, AuthzAction, Broker, ClientInfo, DeliveryDropReason, DropReason, DurableAck,
+    Hook, Message,
+};
 use ferry_metrics::{RuleMetric, RuleStats};
 use ferry_mqtt::SubOptions;
 use ferry_rules::{Columns, Event, Rule, RuleError, RuleSet};
@@ -329,8 +332,52 @@ impl Hook for RuleEngine {
     fn message_dropped(&self, msg: &Arc<Message>, reason: DropReason) {
         self.run_event(
             Event::MessageDropped,
-            || input::message_event(Event::MessageDropped, None, msg, Some(reason), &self.node),
+            || {
+                let why = Some(reason.as_str());
+                input::message_event(Event::MessageDropped, None, msg, why, &self.node)
+            },
             Some(msg),
+        );
+    }
+
+    fn delivery_dropped(&self, to: &ClientInfo, msg: &Arc<Message>, reason: DeliveryDropReason) {
+        self.run_event(
+            Event::DeliveryDropped,
+            || {
+                let why = Some(reason.as_str());
+                input::message_event(Event::DeliveryDropped, Some(to), msg, why, &self.node)
+            },
+            Some(msg),
+        );
+    }
+
+    fn client_connack(&self, c: &ClientInfo, reason_code: u8) {
+        self.run_event(
+            Event::ClientConnack,
+            || input::connack(c, reason_code, &self.node),
+            None,
+        );
+    }
+
+    fn client_check_authn_complete(&self, c: &ClientInfo, authn: &Authn) {
+        self.run_event(
+            Event::ClientCheckAuthnComplete,
+            || input::authn_complete(c, authn, &self.node),
+            None,
+        );
+    }
+
+    fn client_check_authz_complete(
+        &self,
+        c: &ClientInfo,
+        action: AuthzAction,
+        topic: &str,
+        authz: &Authz,
+    ) {
+        self.run_event(
+            Event::ClientCheckAuthzComplete,
+            || input::authz_complete(c, action, topic, authz, &self.node),
+            None,
         );
     }
 }

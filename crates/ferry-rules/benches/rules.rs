@@ -15,6 +15,7 @@ fn bench(c: &mut Criterion) {
         username: None,
         payload,
         peerhost: "127.0.0.1",
+        peername: "127.0.0.1:52918".parse().ok(),
         topic: "temp_hum/emqx",
         qos: 1,
         retain: false,

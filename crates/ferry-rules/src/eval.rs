@@ -298,8 +298,8 @@ pub(crate) fn walk(v: &Value, segs: &[&Seg]) -> Value {
 /// A string compared with a number is read as a number, as EMQX's `number/1` does
 /// (`binary_to_integer`, else `binary_to_float`); a string that is not one is an error.
 fn str_number(s: &str) -> Result<Value, EvalError> {
-    if let Ok(i) = s.parse::<i64>() {
-        return Ok(Value::Int(i));
+    if let Ok(i) = s.parse::<i128>() {
+        return Ok(Value::from_i128(i));
     }
     match s.parse::<f64>() {
         Ok(f) if f.is_finite() && s.contains('.') => Ok(Value::Float(f)),
@@ -313,7 +313,7 @@ fn str_number(s: &str) -> Result<Value, EvalError> {
 /// and `null` are atoms, ordered by name.
 fn type_rank(v: &Value) -> u8 {
     match v {
-        Value::Int(_) | Value::Float(_) => 0,
+        Value::Int(_) | Value::BigInt(_) | Value::Float(_) => 0,
         Value::Bool(_) | Value::JsonNull | Value::Null => 1,
         Value::Map(_) => 2,
         Value::Array(_) => 3,
@@ -330,11 +330,26 @@ fn atom_name(v: &Value) -> &'static str {
     }
 }
 
+/// An integer value (`Int` or `BigInt`) as an `i128`.
+fn integer(v: &Value) -> i128 {
+    match v {
+        Value::Int(i) => i128::from(*i),
+        Value::BigInt(i) => **i,
+        _ => 0,
+    }
+}
+
 /// Erlang's term order (`==` for equality: `1 == 1.0`).
 fn term_cmp(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => x.cmp(y),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+        (Value::Int(_) | Value::BigInt(_), Value::Int(_) | Value::BigInt(_)) => {
+            integer(a).cmp(&integer(b))
+        }
+        (
+            Value::Int(_) | Value::BigInt(_) | Value::Float(_),
+            Value::Int(_) | Value::BigInt(_) | Value::Float(_),
+        ) => {
             let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
             x.partial_cmp(&y).unwrap_or(Ordering::Equal)
         }
@@ -389,8 +404,12 @@ fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>, EvalError> {
     Ok(match (a, b) {
         (Value::Null, Value::Null) => Some(Ordering::Equal),
         (Value::Null, _) | (_, Value::Null) => None,
-        (Value::Int(_) | Value::Float(_), Value::Str(s)) => Some(term_cmp(a, &str_number(s)?)),
-        (Value::Str(s), Value::Int(_) | Value::Float(_)) => Some(term_cmp(&str_number(s)?, b)),
+        (Value::Int(_) | Value::BigInt(_) | Value::Float(_), Value::Str(s)) => {
+            Some(term_cmp(a, &str_number(s)?))
+        }
+        (Value::Str(s), Value::Int(_) | Value::BigInt(_) | Value::Float(_)) => {
+            Some(term_cmp(&str_number(s)?, b))
+        }
         (Value::Bool(_) | Value::JsonNull, Value::Str(s)) => Some(atom_name(a).cmp(s.as_str())),
         (Value::Str(s), Value::Bool(_) | Value::JsonNull) => Some(s.as_str().cmp(atom_name(b))),
         _ => Some(term_cmp(a, b)),
@@ -411,6 +430,13 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
         ))
     };
     let overflow = || EvalError::new(format!("integer overflow in '{}'", op.text()));
+    if matches!(a, Value::BigInt(_)) || matches!(b, Value::BigInt(_)) {
+        // Our integer arithmetic is 64-bit: a wider operand overflows, as a wider result does.
+        return Err(EvalError::new(format!(
+            "integer overflow in '{}' (an operand beyond 64 bits)",
+            op.text()
+        )));
+    }
     if let (Value::Int(x), Value::Int(y)) = (a, b) {
         let (x, y) = (*x, *y);
         let r = match op {

@@ -151,7 +151,26 @@ impl Event {
                 "timestamp",
                 "node",
             ],
-            Event::MessageDelivered | Event::MessageAcked => &[
+            // EMQX gives `puback_props` to acked messages only.
+            Event::MessageDelivered => &[
+                "event",
+                "id",
+                "from_clientid",
+                "from_username",
+                "clientid",
+                "username",
+                "payload",
+                "peerhost",
+                "peername",
+                "topic",
+                "qos",
+                "flags",
+                "pub_props",
+                "timestamp",
+                "publish_received_at",
+                "node",
+            ],
+            Event::MessageAcked => &[
                 "event",
                 "id",
                 "from_clientid",

@@ -12,6 +12,8 @@ pub struct MessageInput<'a> {
     pub username: Option<&'a str>,
     pub payload: &'a [u8],
     pub peerhost: &'a str,
+    /// The publisher's address and port (`None` for in-process publishers).
+    pub peername: Option<std::net::SocketAddr>,
     pub topic: &'a str,
     pub qos: u8,
     pub retain: bool,
@@ -31,6 +33,9 @@ impl Columns for MessageInput<'_> {
             "username" => self.username.map_or(Value::Null, Value::from),
             "payload" => Value::from_bytes(self.payload.to_vec()),
             "peerhost" => Value::from(self.peerhost),
+            "peername" => self
+                .peername
+                .map_or(Value::Null, |p| Value::from(p.to_string())),
             "topic" => Value::from(self.topic),
             "qos" => Value::Int(i64::from(self.qos)),
             "flags" => Value::Map(Map::from_iter([
@@ -58,12 +63,13 @@ impl Columns for MessageInput<'_> {
     }
 
     fn all(&self) -> Map {
-        const COLS: [&str; 14] = [
+        const COLS: [&str; 15] = [
             "id",
             "clientid",
             "username",
             "payload",
             "peerhost",
+            "peername",
             "topic",
             "qos",
             "flags",

@@ -318,8 +318,8 @@ impl Parser {
         let e = match t.tok {
             Tok::Int(i) => Expr::Lit(Value::Int(i)),
             Tok::Float(f) => Expr::Lit(Value::Float(f)),
-            // EMQX's lexer reads a double-quoted token as a name (a variable); Ferry keeps it
-            // a string, as it always has, so existing rules (`t =~ "cmd/#"`) keep working.
+            // EMQX's lexer reads a double-quoted token as a name (a variable); Ferry keeps an
+            // operand a string, so existing rules (`t =~ "cmd/#"`) keep working: ADR 0009.
             Tok::Str(s) | Tok::DStr(s) => Expr::Lit(Value::Str(s)),
             Tok::Minus => {
                 let e = self.expr(BP_NEG)?;

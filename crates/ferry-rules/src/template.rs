@@ -1,9 +1,10 @@
 //! `${path}` templates for action parameters, compiled once and rendered from a rule output.
 //!
 //! Rendering rule: strings are inserted as they are, numbers and booleans as their text,
-//! maps and arrays as JSON. A missing or null value renders as an empty string, except in a
-//! JSON template (one whose text starts with `{` or `[`), where it renders as `null` so the
-//! result stays valid JSON. `${.}` is the whole output as JSON. A path that is not in the
+//! maps and arrays as JSON, a JSON `null` as `null`, and a missing value as `undefined`,
+//! as EMQX 5 renders a missing binding (`emqx_template:render/2` through `to_string/1`;
+//! its republish action notes "rendering missing bindings as string \"undefined\""), in
+//! JSON-looking templates too (`{"x": ${nope}}` is `{"x": undefined}`). `${.}` is the whole output as JSON. A path that is not in the
 //! output may be looked up in the rule's input (`render_with`): `${clientid}` after
 //! `SELECT payload` is the message's client id.
 
@@ -22,7 +23,6 @@ enum Part {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     parts: Vec<Part>,
-    json: bool,
 }
 
 fn path_of(e: Expr) -> Option<(String, Vec<Seg>)> {
@@ -78,11 +78,7 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Lit(rest.to_owned()));
         }
-        let t = src.trim_start();
-        Ok(Template {
-            parts,
-            json: t.starts_with('{') || t.starts_with('['),
-        })
+        Ok(Template { parts })
     }
 
     /// Is the template a single `${...}` and nothing else?
@@ -157,8 +153,6 @@ impl Template {
             match p {
                 Part::Lit(l) => s.push_str(l),
                 Part::Path(path) => match Self::lookup(out, path, input) {
-                    Value::Null if self.json => s.push_str("null"),
-                    Value::Null => {}
                     Value::Str(v) => s.push_str(&v),
                     other => s.push_str(&other.to_text()),
                 },

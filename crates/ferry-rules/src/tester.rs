@@ -115,6 +115,7 @@ pub fn test_rule(sql: &str, context: &str) -> Result<Vec<Map>, TestError> {
             username: Some(&get_str(&ctx, "username", "u_emqx")),
             payload: payload.as_bytes(),
             peerhost: &get_str(&ctx, "peerhost", "127.0.0.1"),
+            peername: get_str(&ctx, "peername", "127.0.0.1:52918").parse().ok(),
             topic: &topic,
             qos: u8::try_from(qos)
                 .ok()

@@ -19,6 +19,11 @@ pub enum Value {
     JsonNull,
     Bool(bool),
     Int(i64),
+    /// An integer from JSON data that does not fit in 64 bits (never one that does). EMQX
+    /// (Erlang) keeps such integers exact; so do we through decoding, selecting,
+    /// comparing, `str` and encoding. Arithmetic on them is an overflow error, like 64-bit
+    /// arithmetic that overflows. Beyond 128 bits a JSON integer becomes a float.
+    BigInt(Box<i128>),
     Float(f64),
     Str(String),
     /// Bytes that are not UTF-8 text (e.g. from gzip, base64_decode, hexstr2bin).
@@ -33,7 +38,7 @@ impl Value {
             Value::Null => "null",
             Value::JsonNull => "null",
             Value::Bool(_) => "bool",
-            Value::Int(_) => "integer",
+            Value::Int(_) | Value::BigInt(_) => "integer",
             Value::Float(_) => "float",
             Value::Str(_) => "string",
             Value::Bin(_) => "binary",
@@ -64,6 +69,7 @@ impl Value {
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Int(i) => Some(*i as f64),
+            Value::BigInt(i) => Some(**i as f64),
             Value::Float(f) => Some(*f),
             Value::Str(s) => s.trim().parse().ok(),
             _ => None,
@@ -75,21 +81,124 @@ impl Value {
         serde_json::to_string(self).unwrap_or_else(|_| "null".into())
     }
 
-    /// Parses JSON text; `None` if it is not JSON.
+    /// Parses JSON text; `None` if it is not JSON. Integers beyond 64 bits stay exact
+    /// ([`Value::BigInt`]): serde_json reads an integer literal beyond `u64` as a float, so
+    /// when a parse meets an integral float that large, the text is parsed again with those
+    /// literals quoted and marked (no cost for data without them).
     pub fn from_json(text: &[u8]) -> Option<Value> {
-        serde_json::from_slice(text).ok()
+        let v: Value = serde_json::from_slice(text).ok()?;
+        // A scalar is checked directly (the common case of a lazily decoded payload field
+        // costs nothing more); a container asks the visitor's flag.
+        let seen = match &v {
+            Value::Float(f) => big_integral(*f),
+            Value::Map(_) | Value::Array(_) => BIG_FLOAT_SEEN.with(|c| c.replace(false)),
+            _ => false,
+        };
+        if !seen {
+            return Some(v);
+        }
+        BIG_FLOAT_SEEN.with(|c| c.set(false));
+        serde_json::from_slice(&mark_big_integers(text)).ok()
     }
 
-    /// The value as text in string contexts (concatenation, templates): strings as they are,
-    /// everything else as JSON.
+    /// The value as text in string contexts (concatenation, `str`, templates), as EMQX's
+    /// `emqx_utils_conv:bin/1` and `emqx_template:to_string/1` write it: strings as they
+    /// are, a missing value as `undefined` (the atom's name), a JSON `null` as `null`,
+    /// maps and arrays as JSON.
     pub fn to_text(&self) -> String {
         match self {
             Value::Str(s) => s.clone(),
             Value::Bin(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::Null | Value::JsonNull => "null".into(),
+            Value::Null => "undefined".into(),
+            Value::JsonNull => "null".into(),
             Value::Float(f) => float_text(*f),
             other => other.to_json(),
         }
+    }
+}
+
+thread_local! {
+    /// Set by the JSON visitor when it reads an integral float beyond 64 bits (which may
+    /// have been an integer literal serde_json could not hold).
+    static BIG_FLOAT_SEEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// An integral float beyond 64-bit integers: maybe an integer literal serde_json could
+/// not hold.
+fn big_integral(f: f64) -> bool {
+    f.abs() >= 9.2e18 && f.fract() == 0.0
+}
+
+/// What [`mark_big_integers`] puts before a quoted integer literal. A NUL cannot be in
+/// JSON text unescaped, so a real string starts with it only if the data wrote `\u0000`.
+const BIG_MARK: &str = "\u{0}ferry-bigint:";
+
+/// The JSON text with every integer literal of 19 or more digits (outside strings) turned
+/// into a marked string, which the visitor reads back as an exact integer.
+fn mark_big_integers(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 64);
+    let mut i = 0;
+    let mut in_str = false;
+    while i < text.len() {
+        let c = text[i];
+        if in_str {
+            out.push(c);
+            match c {
+                b'\\' => {
+                    if let Some(n) = text.get(i + 1) {
+                        out.push(*n);
+                    }
+                    i += 2;
+                    continue;
+                }
+                b'"' => in_str = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_str = true;
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if c == b'-' || c.is_ascii_digit() {
+            let start = i;
+            i += usize::from(c == b'-');
+            let digits = i;
+            while i < text.len() && text[i].is_ascii_digit() {
+                i += 1;
+            }
+            let integral = !matches!(text.get(i), Some(b'.' | b'e' | b'E'));
+            let lit = &text[start..i];
+            if integral && i - digits >= 19 {
+                out.extend_from_slice(b"\"\\u0000ferry-bigint:");
+                out.extend_from_slice(lit);
+                out.push(b'"');
+            } else {
+                out.extend_from_slice(lit);
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// A marked integer literal back to a value: exact if it fits in 128 bits.
+fn big_integer(digits: &str) -> Value {
+    match digits.parse::<i128>() {
+        Ok(i) => Value::from_i128(i),
+        Err(_) => digits.parse::<f64>().map_or(Value::Null, Value::Float),
+    }
+}
+
+impl Value {
+    /// An integer: `Int` when it fits in 64 bits, `BigInt` otherwise.
+    pub fn from_i128(i: i128) -> Value {
+        i64::try_from(i).map_or_else(|_| Value::BigInt(Box::new(i)), Value::Int)
     }
 }
 
@@ -185,6 +294,7 @@ impl Serialize for Value {
             Value::Null | Value::JsonNull => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Int(i) => s.serialize_i64(*i),
+            Value::BigInt(i) => s.serialize_i128(**i),
             Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
             Value::Float(_) => s.serialize_unit(),
             Value::Str(v) => s.serialize_str(v),
@@ -228,18 +338,25 @@ impl<'de> Deserialize<'de> for Value {
                 Ok(Value::Int(v))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-                Ok(i64::try_from(v)
-                    .map(Value::Int)
-                    .unwrap_or(Value::Float(v as f64)))
+                Ok(Value::from_i128(i128::from(v)))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+                if big_integral(v) {
+                    BIG_FLOAT_SEEN.with(|c| c.set(true));
+                }
                 Ok(Value::Float(v))
             }
             fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-                Ok(Value::Str(v.to_owned()))
+                Ok(match v.strip_prefix(BIG_MARK) {
+                    Some(digits) => big_integer(digits),
+                    None => Value::Str(v.to_owned()),
+                })
             }
             fn visit_string<E>(self, v: String) -> Result<Value, E> {
-                Ok(Value::Str(v))
+                Ok(match v.strip_prefix(BIG_MARK) {
+                    Some(digits) => big_integer(digits),
+                    None => Value::Str(v),
+                })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
                 let mut out = Vec::with_capacity(a.size_hint().unwrap_or(0));

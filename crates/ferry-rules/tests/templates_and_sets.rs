@@ -19,6 +19,7 @@ fn output() -> Map {
         username: None,
         payload: br#"{"temp": 21.5, "hum": 40}"#,
         peerhost: "127.0.0.1",
+        peername: "127.0.0.1:52918".parse().ok(),
         topic: "t/1",
         qos: 1,
         retain: false,
@@ -65,12 +66,21 @@ fn renders_paths_literals_and_the_whole_output() {
 }
 
 #[test]
-fn missing_values_render_empty_in_text_and_null_in_json() {
+fn missing_values_render_as_undefined_like_emqx() {
+    // emqx_rule_actions:republish: "rendering missing bindings as string \"undefined\"".
     let out = output();
-    assert_eq!(Template::parse("k-${nope}").unwrap().render(&out), "k-");
+    assert_eq!(
+        Template::parse("k-${nope}").unwrap().render(&out),
+        "k-undefined"
+    );
     assert_eq!(
         Template::parse("{\"x\": ${nope}}").unwrap().render(&out),
-        "{\"x\": null}"
+        "{\"x\": undefined}"
+    );
+    assert_eq!(
+        Template::parse("${nope}").unwrap().render_value(&out),
+        Value::Null,
+        "a single placeholder keeps the value (an action decides what a missing one means)"
     );
 }
 

@@ -17,7 +17,8 @@ pub(super) fn str(a: &[Value], _: &mut Env<'_>) -> R {
 }
 
 pub(super) fn str_utf16_le(a: &[Value], _: &mut Env<'_>) -> R {
-    let t = text(&a[0], "str_utf16_le")?;
+    // EMQX converts anything that is not a binary with `str/1` first.
+    let t = a[0].to_text();
     Ok(Value::Bin(
         t.encode_utf16().flat_map(u16::to_le_bytes).collect(),
     ))
@@ -115,13 +116,19 @@ pub(super) fn is_bool(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Bool(matches!(a[0], Value::Bool(_))))
 }
 pub(super) fn is_int(a: &[Value], _: &mut Env<'_>) -> R {
-    Ok(Value::Bool(matches!(a[0], Value::Int(_))))
+    Ok(Value::Bool(matches!(
+        a[0],
+        Value::Int(_) | Value::BigInt(_)
+    )))
 }
 pub(super) fn is_float(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Bool(matches!(a[0], Value::Float(_))))
 }
 pub(super) fn is_num(a: &[Value], _: &mut Env<'_>) -> R {
-    Ok(Value::Bool(matches!(a[0], Value::Int(_) | Value::Float(_))))
+    Ok(Value::Bool(matches!(
+        a[0],
+        Value::Int(_) | Value::BigInt(_) | Value::Float(_)
+    )))
 }
 pub(super) fn is_map(a: &[Value], _: &mut Env<'_>) -> R {
     Ok(Value::Bool(matches!(a[0], Value::Map(_))))
@@ -291,8 +298,11 @@ pub(super) fn nth(a: &[Value], _: &mut Env<'_>) -> R {
 pub(super) fn length(a: &[Value], _: &mut Env<'_>) -> R {
     match &a[0] {
         Value::Array(x) => Ok(Value::Int(x.len() as i64)),
-        Value::Map(m) => Ok(Value::Int(m.len() as i64)),
-        other => Ok(Value::Int(text(other, "length")?.chars().count() as i64)),
+        // EMQX: `length(List) when is_list(List)`; strings and maps are errors.
+        other => err(format!(
+            "length: expected an array, got {}",
+            other.type_name()
+        )),
     }
 }
 

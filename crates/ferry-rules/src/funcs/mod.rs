@@ -124,6 +124,7 @@ pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, EvalError> {
 pub(crate) fn num(v: &Value, f: &str) -> Result<f64, EvalError> {
     match v {
         Value::Int(i) => Ok(*i as f64),
+        Value::BigInt(i) => Ok(**i as f64),
         Value::Float(x) => Ok(*x),
         other => err(format!("{f}: expected a number, got {}", other.type_name())),
     }
@@ -140,13 +141,25 @@ pub(crate) fn int(v: &Value, f: &str) -> Result<i64, EvalError> {
     }
 }
 
-/// Text of a string-like argument (numbers and booleans are accepted as their text).
+/// Text of a string argument. EMQX's functions guard with `is_binary`, so a number, a
+/// boolean, a map or an array is an error (an exception: the rule fails for the message).
 pub(crate) fn text(v: &Value, f: &str) -> Result<String, EvalError> {
     match v {
         Value::Str(s) => Ok(s.clone()),
         Value::Bin(b) => Ok(String::from_utf8_lossy(b).into_owned()),
-        Value::Int(_) | Value::Float(_) | Value::Bool(_) => Ok(v.to_text()),
         other => err(format!("{f}: expected a string, got {}", other.type_name())),
+    }
+}
+
+/// Text of the string a string function works on (its first argument). EMQX's string
+/// functions (`emqx_variform_bif`) raise `badarg` for a missing value or a JSON `null`,
+/// take an atom as its name (so `true`/`false` are the strings "true"/"false"), and have
+/// no clause for numbers, maps or arrays (an exception too).
+pub(crate) fn subject(v: &Value, f: &str) -> Result<String, EvalError> {
+    match v {
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null | Value::JsonNull => err(format!("{f}: badarg (no string)")),
+        other => text(other, f),
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
-use super::{array, err, int, text};
+use super::{array, err, int, subject, text};
 use crate::error::EvalError;
 use crate::eval::Env;
 use crate::value::{Value, format_float};
@@ -18,20 +18,20 @@ fn s(v: String) -> R {
 }
 
 pub(super) fn lower(a: &[Value], _: &mut Env<'_>) -> R {
-    s(text(&a[0], "lower")?.to_lowercase())
+    s(subject(&a[0], "lower")?.to_lowercase())
 }
 pub(super) fn upper(a: &[Value], _: &mut Env<'_>) -> R {
-    s(text(&a[0], "upper")?.to_uppercase())
+    s(subject(&a[0], "upper")?.to_uppercase())
 }
 pub(super) fn trim(a: &[Value], _: &mut Env<'_>) -> R {
-    s(text(&a[0], "trim")?.trim().to_owned())
+    s(subject(&a[0], "trim")?.trim().to_owned())
 }
 pub(super) fn ltrim(a: &[Value], _: &mut Env<'_>) -> R {
-    s(text(&a[0], "ltrim")?.trim_start().to_owned())
+    s(subject(&a[0], "ltrim")?.trim_start().to_owned())
 }
 /// `rtrim(Str[, Chars])`: trailing whitespace, or trailing characters from Chars.
 pub(super) fn rtrim(a: &[Value], _: &mut Env<'_>) -> R {
-    let st = text(&a[0], "rtrim")?;
+    let st = subject(&a[0], "rtrim")?;
     match a.get(1) {
         None => s(st.trim_end().to_owned()),
         Some(c) => {
@@ -42,23 +42,28 @@ pub(super) fn rtrim(a: &[Value], _: &mut Env<'_>) -> R {
 }
 /// `rm_prefix(Str, Prefix)`: Str without Prefix, or Str as it is.
 pub(super) fn rm_prefix(a: &[Value], _: &mut Env<'_>) -> R {
-    if a[0].is_null_or_json_null() {
-        return err("rm_prefix: no string");
-    }
-    let st = text(&a[0], "rm_prefix")?;
     let p = text(&a[1], "rm_prefix")?;
+    // EMQX matches a binary prefix against the subject: anything else but an atom or a
+    // null is returned as it is.
+    if matches!(
+        &a[0],
+        Value::Int(_) | Value::BigInt(_) | Value::Float(_) | Value::Array(_) | Value::Map(_)
+    ) {
+        return Ok(a[0].clone());
+    }
+    let st = subject(&a[0], "rm_prefix")?;
     s(st.strip_prefix(p.as_str())
         .map_or(st.clone(), str::to_owned))
 }
 pub(super) fn reverse(a: &[Value], _: &mut Env<'_>) -> R {
-    s(text(&a[0], "reverse")?.chars().rev().collect())
+    s(subject(&a[0], "reverse")?.chars().rev().collect())
 }
 pub(super) fn strlen(a: &[Value], _: &mut Env<'_>) -> R {
-    Ok(Value::Int(text(&a[0], "strlen")?.chars().count() as i64))
+    Ok(Value::Int(subject(&a[0], "strlen")?.chars().count() as i64))
 }
 
 pub(super) fn substr(a: &[Value], _: &mut Env<'_>) -> R {
-    let chars: Vec<char> = text(&a[0], "substr")?.chars().collect();
+    let chars: Vec<char> = subject(&a[0], "substr")?.chars().collect();
     let start = int(&a[1], "substr")?;
     if start < 0 {
         return err("substr: start must be >= 0");
@@ -84,7 +89,7 @@ fn strings(parts: impl Iterator<Item = String>) -> R {
 /// `split(Str, Sep)` drops empty parts; `split(Str, Sep, 'notrim')` keeps them;
 /// `'leading'`/`'trailing'` split once at the first/last separator.
 pub(super) fn split(a: &[Value], _: &mut Env<'_>) -> R {
-    let st = text(&a[0], "split")?;
+    let st = subject(&a[0], "split")?;
     let sep = text(&a[1], "split")?;
     if sep.is_empty() {
         return err("split: empty separator");
@@ -141,18 +146,16 @@ pub(super) fn concat(a: &[Value], _: &mut Env<'_>) -> R {
         a
     };
     let mut out = String::new();
+    // EMQX's any_to_str/1: a missing value is the atom `undefined`, written as its name.
     for v in items {
-        match v {
-            Value::Null => {}
-            other => out.push_str(&other.to_text()),
-        }
+        out.push_str(&v.to_text());
     }
     s(out)
 }
 
 /// `tokens(Str, SepChars)`: split at any of the characters; `'nocrlf'` adds CR and LF.
 pub(super) fn tokens(a: &[Value], _: &mut Env<'_>) -> R {
-    let st = text(&a[0], "tokens")?;
+    let st = subject(&a[0], "tokens")?;
     let mut seps: Vec<char> = text(&a[1], "tokens")?.chars().collect();
     if let Some(o) = a.get(2) {
         if text(o, "tokens")? == "nocrlf" {
@@ -394,7 +397,7 @@ pub(super) fn sprintf_s(a: &[Value], env: &mut Env<'_>) -> R {
 
 /// `pad(Str, Len[, trailing|leading|both[, Char]])`.
 pub(super) fn pad(a: &[Value], _: &mut Env<'_>) -> R {
-    let st = text(&a[0], "pad")?;
+    let st = subject(&a[0], "pad")?;
     let len = int(&a[1], "pad")?.max(0) as usize;
     let how = match a.get(2) {
         Some(v) => text(v, "pad")?,
@@ -421,7 +424,7 @@ pub(super) fn pad(a: &[Value], _: &mut Env<'_>) -> R {
 
 /// `replace(Str, Pattern, Replacement[, all|leading|trailing])`.
 pub(super) fn replace(a: &[Value], _: &mut Env<'_>) -> R {
-    let st = text(&a[0], "replace")?;
+    let st = subject(&a[0], "replace")?;
     let pat = text(&a[1], "replace")?;
     let rep = text(&a[2], "replace")?;
     if pat.is_empty() {
@@ -466,7 +469,7 @@ fn with_regex<T>(pattern: &str, f: impl FnOnce(&Regex) -> T) -> Result<T, EvalEr
 }
 
 pub(super) fn regex_match(a: &[Value], _: &mut Env<'_>) -> R {
-    let st = text(&a[0], "regex_match")?;
+    let st = subject(&a[0], "regex_match")?;
     Ok(Value::Bool(with_regex(
         &text(&a[1], "regex_match")?,
         |re| re.is_match(&st),
@@ -475,7 +478,7 @@ pub(super) fn regex_match(a: &[Value], _: &mut Env<'_>) -> R {
 
 /// Erlang `re:replace` syntax in the replacement: `&` is the whole match, `\N` a group.
 pub(super) fn regex_replace(a: &[Value], _: &mut Env<'_>) -> R {
-    let st = text(&a[0], "regex_replace")?;
+    let st = subject(&a[0], "regex_replace")?;
     let rep = text(&a[2], "regex_replace")?;
     let mut translated = String::new();
     let mut chars = rep.chars().peekable();
@@ -505,7 +508,7 @@ pub(super) fn regex_replace(a: &[Value], _: &mut Env<'_>) -> R {
 /// The capture groups of the first match (the whole match if the pattern has no group);
 /// an empty array when nothing matches.
 pub(super) fn regex_extract(a: &[Value], _: &mut Env<'_>) -> R {
-    let st = text(&a[0], "regex_extract")?;
+    let st = subject(&a[0], "regex_extract")?;
     with_regex(&text(&a[1], "regex_extract")?, |re| {
         match re.captures(&st) {
             // EMQX captures all_but_first: without a group, a match gives [].
@@ -521,15 +524,16 @@ pub(super) fn regex_extract(a: &[Value], _: &mut Env<'_>) -> R {
 }
 
 pub(super) fn ascii(a: &[Value], _: &mut Env<'_>) -> R {
-    match text(&a[0], "ascii")?.chars().next() {
-        Some(c) => Ok(Value::Int(c as i64)),
+    // EMQX takes the first byte (`<<Char:8, _/binary>>`), not the first character.
+    match subject(&a[0], "ascii")?.as_bytes().first() {
+        Some(c) => Ok(Value::Int(i64::from(*c))),
         None => err("ascii: empty string"),
     }
 }
 
 /// `find(Str, Sub[, leading|trailing])`: the rest of Str from the first (or last) Sub, or ''.
 pub(super) fn find(a: &[Value], _: &mut Env<'_>) -> R {
-    let st = text(&a[0], "find")?;
+    let st = subject(&a[0], "find")?;
     let sub = text(&a[1], "find")?;
     let how = match a.get(2) {
         Some(v) => text(v, "find")?,
@@ -559,7 +563,7 @@ pub(super) fn unescape(a: &[Value], _: &mut Env<'_>) -> R {
     if a[0].is_null_or_json_null() {
         return err("unescape: no string");
     }
-    let st = text(&a[0], "unescape")?;
+    let st = subject(&a[0], "unescape")?;
     let mut out = String::with_capacity(st.len());
     let mut chars = st.chars().peekable();
     while let Some(c) = chars.next() {

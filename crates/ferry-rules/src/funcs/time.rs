@@ -97,7 +97,8 @@ pub(super) fn rfc3339_to_unix_ts(a: &[Value], _: &mut Env<'_>) -> R {
 }
 
 /// Parses an offset as EMQX's `emqx_utils_calendar:offset_second/1`: `Z`, `+08:00`,
-/// `-0530`, `+05:30:15`, `local` (UTC here), or seconds.
+/// `-0530`, `+05:30:15`, seconds, or `local`: the machine's offset now (from `TZ`, else
+/// `/etc/localtime`), as EMQX takes it for every timestamp, whatever its date.
 fn offset(v: &Value, f: &str) -> Result<FixedOffset, EvalError> {
     let secs = match v {
         Value::Int(i) => *i,
@@ -105,7 +106,8 @@ fn offset(v: &Value, f: &str) -> Result<FixedOffset, EvalError> {
         other => {
             let s = text(other, f)?;
             match s.as_str() {
-                "Z" | "z" | "local" => 0,
+                "Z" | "z" => 0,
+                "local" => i64::from(chrono::Local::now().offset().local_minus_utc()),
                 _ => {
                     let bad = || EvalError::new(format!("{f}: bad time offset {s:?}"));
                     let (sign, rest) = match s.as_bytes().first() {

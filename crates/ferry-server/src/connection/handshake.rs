@@ -83,7 +83,10 @@ impl Conn {
         }
         let v = c.version;
         let v5 = v.is_v5();
-        let refuse = |code: u8, why: &str| Err((v, code, why.to_owned()));
+        let refuse = |code: u8, why: &str| {
+            broker.connack(&ClientInfo::from_connect(&c, peer, local), code);
+            Err((v, code, why.to_owned()))
+        };
         if c.properties.authentication_method.is_some() {
             return refuse(
                 reason::BAD_AUTHENTICATION_METHOD,
@@ -181,6 +184,9 @@ impl Conn {
             expiry_interval: expiry,
             connected_at: ferry_broker::hook::now_ms(),
         });
+        if let code @ 1.. = broker.authenticate(&client).reason_code {
+            return refuse(code, "not authenticated");
+        }
         let attached = broker.connect(client.clone());
         let client_receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX);
         attached
@@ -215,6 +221,7 @@ impl Conn {
             cfg,
         };
         tracing::debug!(client_id = %conn.client_id, peer = %conn.peer, version = %v, "client connected");
+        conn.broker.connack(&conn.client, reason::SUCCESS);
         conn.send(&Packet::ConnAck(ConnAck {
             session_present: attached.session_present,
             code: reason::SUCCESS,

@@ -9,14 +9,9 @@ impl Conn {
         let window = usize::from(self.client_receive_max.min(self.cfg.max_inflight));
         loop {
             let mut batch = std::mem::take(&mut self.batch);
-            self.session.lock().next_batch(
-                self.conn_id,
-                window,
-                BATCH,
-                Instant::now(),
-                self.broker.metrics(),
-                &mut batch,
-            );
+            let now = Instant::now();
+            self.broker
+                .next_batch(&self.session, self.conn_id, window, BATCH, now, &mut batch);
             if batch.is_empty() {
                 self.batch = batch;
                 return;
@@ -75,6 +70,11 @@ impl Conn {
                 Expiry::Expired if dup => {}
                 Expiry::Expired => {
                     self.broker.metrics().inc(BrokerMetric::DroppedExpired);
+                    self.broker.delivery_dropped(
+                        &self.client,
+                        msg,
+                        ferry_broker::DeliveryDropReason::Expired,
+                    );
                     return None;
                 }
             }

@@ -1,0 +1,299 @@
+//! The events a broker fires for rules beyond publish/connect/subscribe, driven over real
+//! TCP: `client_connack` (success and refusal), `client_check_authn_complete`,
+//! `client_check_authz_complete` and `delivery_dropped` (No Local, queue full), each with
+//! every column EMQX documents for it.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_broker::{Hook, MqttConfig};
+use ferry_engine::{Action, ActionEnv, RuleEngine, RuleRuntime};
+use ferry_mqtt::{QoS, SubOptions, Version};
+use ferry_rules::{Event, Map, Rule, Value};
+use ferry_testkit::{RawClient, TestBroker, connect_packet, wait_until};
+
+/// Keeps every output of the rule it belongs to.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<Map>>>);
+
+impl Action for Capture {
+    fn name(&self) -> &str {
+        "capture"
+    }
+    fn run(&self, out: &Map, _env: &mut ActionEnv<'_>) -> Result<(), String> {
+        self.0.lock().unwrap().push(out.clone());
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn all(&self) -> Vec<Map> {
+        self.0.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, what: &str, pred: impl Fn(&Map) -> bool) -> Map {
+        wait_until(what, Duration::from_secs(5), || {
+            self.all().iter().any(&pred)
+        })
+        .await;
+        self.all().into_iter().find(|m| pred(m)).unwrap()
+    }
+}
+
+fn str_of<'a>(m: &'a Map, k: &str) -> &'a str {
+    match m.get(k) {
+        Some(Value::Str(s)) => s,
+        other => panic!("{k} is {other:?} in {m:?}"),
+    }
+}
+
+/// Every column EMQX documents for `ev` is in `m`, with the right `event` value.
+fn assert_documented_columns(ev: Event, m: &Map) {
+    for c in ev.columns() {
+        assert!(m.contains_key(*c), "{} lacks {c}: {m:?}", ev.name());
+    }
+    assert_eq!(str_of(m, "event"), ev.event_field());
+}
+
+/// A broker whose engine selects `*` from each of `events`, one capture per event.
+async fn broker_capturing(cfg: MqttConfig, events: &[Event]) -> (TestBroker, Vec<Capture>) {
+    let b = TestBroker::with_config(cfg).await;
+    let mut rules = Vec::new();
+    let mut caps = Vec::new();
+    for ev in events {
+        let cap = Capture::default();
+        let sql = format!("SELECT * FROM \"$events/{}\"", ev.name());
+        let rt = RuleRuntime {
+            name: ev.name().into(),
+            actions: vec![Arc::new(cap.clone())],
+            metrics: Default::default(),
+        };
+        rules.push((Rule::compile(&sql).unwrap(), rt));
+        caps.push(cap);
+    }
+    let engine: Arc<dyn Hook> = Arc::new(RuleEngine::from_rules(rules));
+    b.broker
+        .install_hooks(vec![engine])
+        .map_err(|_| "hooks")
+        .unwrap();
+    (b, caps)
+}
+
+#[tokio::test]
+async fn connack_and_authn_fire_on_every_connect_including_refusals() -> anyhow::Result<()> {
+    let cfg = MqttConfig {
+        max_clientid_len: 10,
+        ..MqttConfig::default()
+    };
+    let (b, caps) = broker_capturing(
+        cfg,
+        &[Event::ClientConnack, Event::ClientCheckAuthnComplete],
+    )
+    .await;
+    let (connack, authn) = (&caps[0], &caps[1]);
+    let mut c = connect_packet(Version::V5, "dev-1", false);
+    c.username = Some("alice".into());
+    c.keep_alive = 30;
+    c.properties.session_expiry_interval = Some(120);
+    let mut dev = RawClient::open(b.addr, Version::V5).await?;
+    assert_eq!(dev.handshake(c).await?.code, 0);
+
+    let m = connack
+        .wait_for("connack", |m| str_of(m, "clientid") == "dev-1")
+        .await;
+    assert_documented_columns(Event::ClientConnack, &m);
+    assert_eq!(str_of(&m, "reason_code"), "success");
+    assert_eq!(str_of(&m, "username"), "alice");
+    assert_eq!(str_of(&m, "proto_name"), "MQTT");
+    assert_eq!(m["proto_ver"], Value::Int(5));
+    assert_eq!(m["keepalive"], Value::Int(30));
+    assert_eq!(m["clean_start"], Value::Bool(false));
+    assert_eq!(m["expiry_interval"], Value::Int(120));
+    assert!(str_of(&m, "peername").starts_with("127.0.0.1:"));
+    assert_eq!(str_of(&m, "sockname"), b.addr.to_string());
+    assert!(matches!(m["connected_at"], Value::Int(t) if t > 0));
+    assert_eq!(m["conn_props"], Value::Map(Map::new()));
+    assert_eq!(str_of(&m, "node"), "ferry@127.0.0.1");
+
+    let m = authn
+        .wait_for("authn", |m| str_of(m, "clientid") == "dev-1")
+        .await;
+    assert_documented_columns(Event::ClientCheckAuthnComplete, &m);
+    assert_eq!(str_of(&m, "reason_code"), "success");
+    assert_eq!(m["is_anonymous"], Value::Bool(true));
+    assert_eq!(m["is_superuser"], Value::Bool(false));
+
+    // A refused CONNECT gets its CONNACK event too, with EMQX's reason name.
+    let mut bad = RawClient::open(b.addr, Version::V311).await?;
+    let ack = bad
+        .handshake(connect_packet(Version::V311, "much-too-long-id", true))
+        .await?;
+    assert_ne!(ack.code, 0);
+    let m = connack
+        .wait_for("refused connack", |m| {
+            str_of(m, "clientid") == "much-too-long-id"
+        })
+        .await;
+    assert_documented_columns(Event::ClientConnack, &m);
+    assert_eq!(str_of(&m, "reason_code"), "client_identifier_not_valid");
+    assert_eq!(m["proto_ver"], Value::Int(4));
+    assert_eq!(m["username"], Value::Null);
+    b.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn authz_fires_on_publish_and_subscribe_with_the_default_source() -> anyhow::Result<()> {
+    let (b, caps) =
+        broker_capturing(MqttConfig::default(), &[Event::ClientCheckAuthzComplete]).await;
+    let (mut dev, _) = RawClient::connect(b.addr, Version::V5, "dev-2", true).await?;
+    dev.subscribe("cmd/#", QoS::AtLeastOnce).await?;
+    dev.publish("up/1", b"x", QoS::AtMostOnce, false, 0).await?;
+    let sub = caps[0]
+        .wait_for("subscribe", |m| str_of(m, "action") == "subscribe")
+        .await;
+    assert_documented_columns(Event::ClientCheckAuthzComplete, &sub);
+    assert_eq!(
+        (
+            str_of(&sub, "clientid"),
+            str_of(&sub, "topic"),
+            str_of(&sub, "result"),
+            str_of(&sub, "authz_source"),
+            str_of(&sub, "peerhost"),
+        ),
+        ("dev-2", "cmd/#", "allow", "default", "127.0.0.1")
+    );
+    let publ = caps[0]
+        .wait_for("publish", |m| str_of(m, "action") == "publish")
+        .await;
+    assert_documented_columns(Event::ClientCheckAuthzComplete, &publ);
+    assert_eq!(
+        (str_of(&publ, "topic"), str_of(&publ, "result")),
+        ("up/1", "allow")
+    );
+    b.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn delivery_dropped_for_no_local_and_a_full_queue() -> anyhow::Result<()> {
+    let cfg = MqttConfig {
+        max_queued_messages: 1,
+        ..MqttConfig::default()
+    };
+    let (b, caps) = broker_capturing(cfg, &[Event::DeliveryDropped]).await;
+    let dropped = &caps[0];
+
+    // No Local: a client's own message is not delivered back to it.
+    let (mut dev, _) = RawClient::connect(b.addr, Version::V5, "dev-3", true).await?;
+    let opts = SubOptions {
+        qos: QoS::AtLeastOnce,
+        no_local: true,
+        ..Default::default()
+    };
+    dev.subscribe_with("echo/#", opts, None).await?;
+    let mut p = ferry_testkit::publish_packet("echo/1", b"{\"n\":1}", QoS::AtLeastOnce, true, 1);
+    p.properties.user_properties = vec![("k".into(), "v".into())];
+    dev.send(&ferry_mqtt::Packet::Publish(p)).await?;
+    let m = dropped
+        .wait_for("no_local", |m| str_of(m, "reason") == "no_local")
+        .await;
+    assert_documented_columns(Event::DeliveryDropped, &m);
+    assert_eq!(
+        (
+            str_of(&m, "clientid"),
+            str_of(&m, "from_clientid"),
+            str_of(&m, "topic"),
+            str_of(&m, "payload"),
+        ),
+        ("dev-3", "dev-3", "echo/1", "{\"n\":1}")
+    );
+    assert_eq!(m["qos"], Value::Int(1));
+    let Value::Map(flags) = &m["flags"] else {
+        panic!("flags {m:?}")
+    };
+    assert_eq!(flags["retain"], Value::Bool(true));
+    assert_eq!(flags["dup"], Value::Bool(false));
+    let Value::Map(props) = &m["pub_props"] else {
+        panic!("pub_props {m:?}")
+    };
+    assert_eq!(
+        props["User-Property"],
+        Value::Map(Map::from_iter([("k".to_owned(), Value::from("v"))]))
+    );
+    assert!(str_of(&m, "peername").starts_with("127.0.0.1:"));
+    assert!(matches!(m["publish_received_at"], Value::Int(t) if t > 0));
+
+    // Queue full: an offline session keeps one message; the older one is dropped.
+    let mut c = connect_packet(Version::V5, "off", false);
+    c.properties.session_expiry_interval = Some(300);
+    let mut off = RawClient::open(b.addr, Version::V5).await?;
+    off.handshake(c).await?;
+    off.subscribe("q", QoS::AtLeastOnce).await?;
+    off.disconnect().await?;
+    wait_until("offline", Duration::from_secs(5), || {
+        b.broker
+            .clients()
+            .iter()
+            .any(|c| &*c.client.client_id == "off" && !c.connected)
+    })
+    .await;
+    for (i, body) in [&b"first"[..], b"second"].into_iter().enumerate() {
+        dev.publish("q", body, QoS::AtLeastOnce, false, 10 + i as u16)
+            .await?;
+        dev.recv().await?;
+    }
+    let m = dropped
+        .wait_for("queue_full", |m| str_of(m, "reason") == "queue_full")
+        .await;
+    assert_documented_columns(Event::DeliveryDropped, &m);
+    assert_eq!(
+        (
+            str_of(&m, "clientid"),
+            str_of(&m, "from_clientid"),
+            str_of(&m, "payload")
+        ),
+        ("off", "dev-3", "first")
+    );
+    b.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_event_has_the_columns_emqx_documents() -> anyhow::Result<()> {
+    let events = [
+        Event::ClientConnected,
+        Event::ClientDisconnected,
+        Event::SessionSubscribed,
+        Event::SessionUnsubscribed,
+        Event::MessageDelivered,
+        Event::MessageAcked,
+        Event::MessageDropped,
+    ];
+    let (b, caps) = broker_capturing(MqttConfig::default(), &events).await;
+    let (mut sub, _) = RawClient::connect(b.addr, Version::V5, "sub", true).await?;
+    sub.subscribe("d", QoS::AtLeastOnce).await?;
+    let (mut p, _) = RawClient::connect(b.addr, Version::V5, "pub", true).await?;
+    p.publish("d", b"x", QoS::AtLeastOnce, false, 1).await?;
+    sub.recv_publish().await?;
+    p.publish("nobody", b"x", QoS::AtMostOnce, false, 0).await?;
+    sub.send(&ferry_mqtt::Packet::Unsubscribe(ferry_mqtt::Unsubscribe {
+        packet_id: 7,
+        filters: vec!["d".into()],
+        properties: Default::default(),
+    }))
+    .await?;
+    sub.recv().await?;
+    sub.disconnect().await?;
+    for (ev, cap) in events.iter().zip(&caps) {
+        let m = cap.wait_for(ev.name(), |_| true).await;
+        assert_documented_columns(*ev, &m);
+        if matches!(ev, Event::MessageDelivered | Event::MessageAcked) {
+            assert!(str_of(&m, "peername").starts_with("127.0.0.1:"), "{m:?}");
+            assert_eq!(str_of(&m, "from_clientid"), "pub");
+        }
+    }
+    b.stop().await;
+    Ok(())
+}
