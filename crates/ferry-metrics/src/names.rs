@@ -109,6 +109,10 @@ metric_set! {
             BrokerMetric::DroppedTooLarge,
             BrokerMetric::DroppedNoSubscribers,
         ] },
+        Total { json: "authentication.failure", of: &[
+            BrokerMetric::AuthnBadCredentials,
+            BrokerMetric::AuthnNotAuthorized,
+        ] },
     ];
     ConnectionsOpened => ("connections_opened_total", [], "client.connected", Counter, "Connections accepted (CONNECT answered with success)."),
     ConnectionsClosed => ("connections_closed_total", [], "client.disconnected", Counter, "Connections closed."),
@@ -127,6 +131,17 @@ metric_set! {
     PacketsReceived => ("packets_received_total", [], "packets.received", Counter, "MQTT packets read."),
     PacketsSent => ("packets_sent_total", [], "packets.sent", Counter, "MQTT packets written."),
     ProtocolErrors => ("protocol_errors_total", [], "packets.protocol_error", Counter, "Connections closed for a protocol error."),
+    AuthnSuccess => ("authentication_total", [("result", "success")], "authentication.success", Counter, "CONNECTs authenticated, by result: accepted by a method, accepted as anonymous, refused by reason."),
+    AuthnAnonymous => ("authentication_total", [("result", "anonymous")], "authentication.success.anonymous", Counter, "CONNECTs authenticated, by result: accepted by a method, accepted as anonymous, refused by reason."),
+    AuthnBadCredentials => ("authentication_total", [("result", "bad_username_or_password")], "authentication.failure.bad_username_or_password", Counter, "CONNECTs authenticated, by result: accepted by a method, accepted as anonymous, refused by reason."),
+    AuthnNotAuthorized => ("authentication_total", [("result", "not_authorized")], "authentication.failure.not_authorized", Counter, "CONNECTs authenticated, by result: accepted by a method, accepted as anonymous, refused by reason."),
+    /// An HTTP authentication service timed out, was unreachable or answered badly: the
+    /// method ignored the client.
+    AuthnHttpUnavailable => ("authentication_backend_errors_total", [("method", "http")], "authentication.http.unavailable", Counter, "Authentication methods that could not answer (timeout, unreachable, bad answer) and ignored the client, by method."),
+    AuthzAllow => ("authorization_total", [("result", "allow")], "authorization.allow", Counter, "Authorization checks (PUBLISH, SUBSCRIBE), by result."),
+    AuthzDeny => ("authorization_total", [("result", "deny")], "authorization.deny", Counter, "Authorization checks (PUBLISH, SUBSCRIBE), by result."),
+    AuthzCacheHit => ("authorization_cache_hits_total", [], "authorization.cache_hit", Counter, "Authorization checks answered from the connection's cache."),
+    AuthzSuperuser => ("authorization_superuser_total", [], "authorization.superuser", Counter, "Authorization checks skipped for a superuser."),
 }
 
 impl BrokerMetric {
