@@ -113,3 +113,46 @@ impl Serialize for Dur {
         s.serialize_str(&format!("{}ms", self.0.as_millis()))
     }
 }
+
+/// Problems with `[authentication]` that can be found without opening the user database:
+/// key files that cannot be read or parsed, URLs that are not `http://`. Each names its key.
+pub fn validate(c: &AuthenticationConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, m) in c.methods.iter().enumerate() {
+        let key = format!("authentication.methods[{i}]");
+        match m {
+            MethodConfig::BuiltInDatabase {} => {}
+            MethodConfig::Jwt(j) => {
+                let given = [
+                    j.secret.is_some(),
+                    j.public_key.is_some(),
+                    j.jwks_file.is_some(),
+                ];
+                if given.iter().filter(|g| **g).count() > 1 {
+                    problems.push(format!(
+                        "{key}: give only one of secret, public_key and jwks_file"
+                    ));
+                } else if let Err(e) = crate::jwt::Jwt::load(j, &key) {
+                    problems.push(e);
+                }
+            }
+            MethodConfig::Http(h) => {
+                if let Err(e) = crate::http::HttpService::new(&h.url, h.timeout.0) {
+                    problems.push(format!("{key}.url: {e}"));
+                }
+                if h.timeout.0.is_zero() {
+                    problems.push(format!("{key}.timeout: must be more than 0"));
+                }
+            }
+        }
+    }
+    if c.methods
+        .iter()
+        .filter(|m| matches!(m, MethodConfig::BuiltInDatabase {}))
+        .count()
+        > 1
+    {
+        problems.push("authentication.methods: built_in_database is listed twice".into());
+    }
+    problems
+}

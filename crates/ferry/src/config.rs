@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ferry_auth::AuthenticationConfig;
 use ferry_broker::MqttConfig;
+use ferry_broker::acl::AuthorizationConfig;
 use ferry_engine::RulesConfig;
 use ferry_kafka::config::Dur;
 use ferry_kafka::{KafkaActions, KafkaConnectors, KafkaSources};
@@ -24,6 +26,10 @@ pub struct Config {
     pub api: ApiConfig,
     pub listeners: Listeners,
     pub mqtt: MqttConfig,
+    /// `[authentication]`: `allow_anonymous` and the ordered methods.
+    pub authentication: AuthenticationConfig,
+    /// `[authorization]`: the ACL.
+    pub authorization: AuthorizationConfig,
     /// `[rules.NAME]`: rule SQL and actions.
     pub rules: RulesConfig,
     /// `[connectors.kafka.NAME]`: Kafka clusters.
@@ -44,6 +50,8 @@ impl Default for Config {
                 tcp: BTreeMap::from([("default".to_owned(), TcpListenerConfig::default())]),
             },
             mqtt: MqttConfig::default(),
+            authentication: AuthenticationConfig::default(),
+            authorization: AuthorizationConfig::default(),
             rules: RulesConfig::new(),
             connectors: KafkaConnectors::default(),
             actions: KafkaActions::default(),
@@ -227,6 +235,10 @@ impl Config {
                 ));
             }
         }
+        if let Err(p) = self.authorization.compile() {
+            problems.extend(p);
+        }
+        problems.extend(ferry_auth::config::validate(&self.authentication));
         problems.extend(ferry_kafka::config::validate(
             &self.connectors,
             &self.actions,

@@ -37,6 +37,52 @@ pub struct Gateway {
     state_sync: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
+/// Applies a reloaded config's `[authorization]` (`ferry serve` does on SIGHUP): the next
+/// check of every connection uses the new rules (cached results are dropped). Other
+/// sections need a restart.
+pub fn reload_authorization(broker: &Broker, cfg: &Config) -> anyhow::Result<()> {
+    let acl = cfg
+        .authorization
+        .compile()
+        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    broker.set_acl(acl);
+    Ok(())
+}
+
+/// Installs `[authentication]` (loading key files and the user database) and
+/// `[authorization]` into the broker.
+fn install_access(cfg: &Config, broker: &Broker) -> anyhow::Result<()> {
+    let acl = cfg
+        .authorization
+        .compile()
+        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    broker.set_acl(acl);
+    let uses_db = cfg
+        .authentication
+        .methods
+        .iter()
+        .any(|m| matches!(m, ferry_auth::MethodConfig::BuiltInDatabase {}));
+    if uses_db {
+        std::fs::create_dir_all(&cfg.node.data_dir).with_context(|| {
+            format!(
+                "node.data_dir: cannot create {}",
+                cfg.node.data_dir.display()
+            )
+        })?;
+    }
+    let (chain, _users) = ferry_auth::Chain::build(
+        &cfg.authentication,
+        &cfg.node.data_dir,
+        broker.registry().clone(),
+    )
+    .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    broker.set_authentication(ferry_broker::Authentication {
+        allow_anonymous: cfg.authentication.allow_anonymous,
+        chain: Some(Arc::new(chain)),
+    });
+    Ok(())
+}
+
 impl Gateway {
     /// Binds every listener and starts serving. Fails if any listener cannot bind.
     pub async fn start(cfg: &Config) -> anyhow::Result<Gateway> {
@@ -67,6 +113,7 @@ impl Gateway {
         } else {
             Broker::new(cfg.mqtt.clone())
         };
+        install_access(cfg, &broker)?;
         let control = Control::new(cfg.clone(), broker.clone())?;
         let rules = control.rules.clone();
         let hook: Arc<dyn ferry_broker::Hook> = rules.clone();

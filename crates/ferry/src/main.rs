@@ -10,6 +10,7 @@ use ferry::{Config, Gateway, config};
 
 mod admins;
 mod tools;
+mod users;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,8 @@ enum Command {
     },
     /// Manage the HTTP API's users in the data dir (while Ferry is stopped).
     Admins(admins::AdminsArgs),
+    /// Manage the MQTT clients' built-in user database in the data dir.
+    Users(users::UsersArgs),
     /// Kafka tools.
     Kafka {
         #[command(subcommand)]
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Sub(a) => client_tool(tools::subscribe(a)),
         Command::Bench { command } => client_tool(tools::bench(command)),
         Command::Admins(a) => admins::run(a),
+        Command::Users(a) => users::run(a),
         Command::Kafka {
             command:
                 KafkaCommand::Tail {
@@ -249,7 +253,13 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             tracing::info!("API on http://{addr}");
             say(&format!("ferry: api on {addr}"));
         }
+        let hup = path
+            .clone()
+            .map(|p| tokio::spawn(reload_on_hup(p, gateway.broker.clone())));
         wait_for_signal().await;
+        if let Some(h) = hup {
+            h.abort();
+        }
         tracing::info!("shutting down");
         // The same registry feeds the API, Prometheus and this log.
         let registry = gateway.broker.registry().clone();
@@ -266,6 +276,31 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// On SIGHUP, reads the config file again and applies its `[authorization]` rules; a file
+/// with errors changes nothing (the errors are logged).
+async fn reload_on_hup(path: PathBuf, broker: std::sync::Arc<ferry_broker::Broker>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match Config::load(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|cfg| ferry::reload_authorization(&broker, &cfg))
+            {
+                Ok(()) => {
+                    tracing::info!("SIGHUP: [authorization] reloaded from {}", path.display())
+                }
+                Err(e) => tracing::error!("SIGHUP: config not reloaded: {e:#}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, broker);
 }
 
 /// A line on stdout for scripts; a reader that went away (a closed pipe) is no error.
