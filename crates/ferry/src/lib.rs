@@ -5,6 +5,7 @@
 pub mod config;
 pub mod control;
 mod monitor;
+mod mqtt_users;
 pub mod overlay;
 mod views;
 
@@ -51,7 +52,11 @@ pub fn reload_authorization(broker: &Broker, cfg: &Config) -> anyhow::Result<()>
 
 /// Installs `[authentication]` (loading key files and the user database) and
 /// `[authorization]` into the broker.
-fn install_access(cfg: &Config, broker: &Broker) -> anyhow::Result<()> {
+/// Returns the built-in user database if a method uses it.
+fn install_access(
+    cfg: &Config,
+    broker: &Broker,
+) -> anyhow::Result<Option<Arc<ferry_auth::users::UserDb>>> {
     let acl = cfg
         .authorization
         .compile()
@@ -70,7 +75,7 @@ fn install_access(cfg: &Config, broker: &Broker) -> anyhow::Result<()> {
             )
         })?;
     }
-    let (chain, _users) = ferry_auth::Chain::build(
+    let (chain, users) = ferry_auth::Chain::build(
         &cfg.authentication,
         &cfg.node.data_dir,
         broker.registry().clone(),
@@ -80,7 +85,7 @@ fn install_access(cfg: &Config, broker: &Broker) -> anyhow::Result<()> {
         allow_anonymous: cfg.authentication.allow_anonymous,
         chain: Some(Arc::new(chain)),
     });
-    Ok(())
+    Ok(users)
 }
 
 impl Gateway {
@@ -113,8 +118,11 @@ impl Gateway {
         } else {
             Broker::new(cfg.mqtt.clone())
         };
-        install_access(cfg, &broker)?;
+        let users = install_access(cfg, &broker)?;
         let control = Control::new(cfg.clone(), broker.clone())?;
+        if let Some(db) = users {
+            control.set_user_db(db);
+        }
         let rules = control.rules.clone();
         let hook: Arc<dyn ferry_broker::Hook> = rules.clone();
         let _ = broker.install_hooks(vec![hook]);

@@ -5,6 +5,8 @@
 //! mosquitto_pub/mosquitto_sub with -u/-P.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -474,5 +476,64 @@ async fn paho_interop_config_refuses_test_nosubscribe_with_unspecified() -> Test
         c.disconnect().await?;
     }
     g.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_users_are_managed_through_the_http_api() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let a = common::api::start(dir.path(), BUILT_IN).await;
+    let users = "/api/v5/authentication/password_based:built_in_database/users";
+    let r = a
+        .post(
+            users,
+            serde_json::json!({"user_id": "dev1", "password": "pw1"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(
+        r.body,
+        serde_json::json!({"user_id": "dev1", "is_superuser": false})
+    );
+    let r = a
+        .post(
+            users,
+            serde_json::json!({"user_id": "dev1", "password": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{r:?}");
+    let r = a
+        .post(users, serde_json::json!({"user_id": "", "password": "x"}))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(connack(a.mqtt, V5, "d", Some("dev1"), Some("pw1")).await, 0);
+    let r = a
+        .put(
+            &format!("{users}/dev1"),
+            serde_json::json!({"password": "pw2", "is_superuser": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["is_superuser"], true);
+    assert_eq!(
+        connack(a.mqtt, V5, "d", Some("dev1"), Some("pw1")).await,
+        0x86
+    );
+    assert_eq!(connack(a.mqtt, V3, "d", Some("dev1"), Some("pw2")).await, 0);
+    let r = a.get(&format!("{users}?like_user_id=dev")).await;
+    assert_eq!(r.body["meta"]["count"], 1, "{r:?}");
+    assert_eq!(r.body["data"][0]["user_id"], "dev1");
+    assert!(
+        r.body.to_string().find("argon2").is_none(),
+        "no hash is shown: {r:?}"
+    );
+    assert_eq!(a.get(&format!("{users}/dev1")).await.status, 200);
+    assert_eq!(a.delete(&format!("{users}/dev1")).await.status, 204);
+    assert_eq!(a.get(&format!("{users}/dev1")).await.status, 404);
+    assert_eq!(
+        connack(a.mqtt, V5, "d", Some("dev1"), Some("pw2")).await,
+        0x87
+    );
+    a.g.stop().await;
     Ok(())
 }
