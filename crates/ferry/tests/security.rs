@@ -37,6 +37,8 @@ async fn start(text: &str, data: &Path) -> (Gateway, SocketAddr) {
     (g, addr)
 }
 
+const T: [&str; 4] = ["-t", "t", "-m", "x"];
+
 /// The CONNACK code for a CONNECT with these credentials (3.x: return code; 5: reason).
 async fn connack(
     addr: SocketAddr,
@@ -61,13 +63,15 @@ async fn client(addr: SocketAddr, v: Version, id: &str, user: &str, pw: &str) ->
     c
 }
 
-fn ferry_users(data: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+/// Runs `ferry users` (async, like [`mosquitto_pub`]).
+async fn ferry_users(data: &Path, args: &[&str]) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("users")
         .args(args)
         .arg("--data-dir")
         .arg(data)
         .output()
+        .await
         .unwrap();
     assert!(
         out.status.success(),
@@ -76,20 +80,13 @@ fn ferry_users(data: &Path, args: &[&str]) {
     );
 }
 
-fn mosquitto_pub(addr: SocketAddr, args: &[&str]) -> std::process::Output {
-    Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &addr.port().to_string(),
-            "-t",
-            "t",
-            "-m",
-            "x",
-        ])
+/// Runs mosquitto_pub (async: a blocked runtime worker could stall the broker under test).
+async fn mosquitto_pub(addr: SocketAddr, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
         .args(args)
         .output()
+        .await
         .expect("mosquitto_pub (Debian package mosquitto-clients)")
 }
 
@@ -105,7 +102,7 @@ async fn built_in_users_from_the_cli_and_a_mosquitto_file_get_the_documented_con
 {
     let dir = tempfile::tempdir()?;
     let data = dir.path();
-    ferry_users(data, &["add", "alice", "--password", "alice-pw"]);
+    ferry_users(data, &["add", "alice", "--password", "alice-pw"]).await;
     // A real Mosquitto password file: $7$ (default) and $6$ (-H sha512) entries.
     let pwfile = data.join("mosquitto.pw");
     let st = Command::new("mosquitto_passwd")
@@ -120,7 +117,7 @@ async fn built_in_users_from_the_cli_and_a_mosquitto_file_get_the_documented_con
         .args(["mq6", "six"])
         .status()?;
     assert!(st.success());
-    ferry_users(data, &["import", pwfile.to_str().unwrap()]);
+    ferry_users(data, &["import", pwfile.to_str().unwrap()]).await;
     let (g, addr) = start(BUILT_IN, data).await;
     for (v, bad_pw, not_auth) in [(V3, 4, 5), (V5, 0x86, 0x87)] {
         assert_eq!(
@@ -151,11 +148,12 @@ async fn built_in_users_from_the_cli_and_a_mosquitto_file_get_the_documented_con
     assert_eq!(m.get(BrokerMetric::AuthnNotAuthorized), 4);
     // mosquitto_pub with -u/-P; a user added while Ferry runs works at once.
     assert!(
-        mosquitto_pub(addr, &["-u", "mq7", "-P", "seven"])
+        mosquitto_pub(addr, &[&T[..], &["-u", "mq7", "-P", "seven"]].concat())
+            .await
             .status
             .success()
     );
-    let out = mosquitto_pub(addr, &["-u", "mq7", "-P", "eight"]);
+    let out = mosquitto_pub(addr, &[&T[..], &["-u", "mq7", "-P", "eight"]].concat()).await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("bad user name or password"),
@@ -164,11 +162,16 @@ async fn built_in_users_from_the_cli_and_a_mosquitto_file_get_the_documented_con
     ferry_users(
         data,
         &["add", "late", "--password", "late-pw", "--superuser"],
-    );
+    )
+    .await;
     assert!(
-        mosquitto_pub(addr, &["-u", "late", "-P", "late-pw", "-V", "mqttv5"])
-            .status
-            .success()
+        mosquitto_pub(
+            addr,
+            &[&T[..], &["-u", "late", "-P", "late-pw", "-V", "mqttv5"]].concat()
+        )
+        .await
+        .status
+        .success()
     );
     g.stop().await;
     Ok(())
@@ -361,8 +364,8 @@ topics = ["clients/+/in"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_allows_and_denies_publish_and_subscribe_with_placeholders() -> TestResult {
     let dir = tempfile::tempdir()?;
-    ferry_users(dir.path(), &["add", "alice", "--password", "a"]);
-    ferry_users(dir.path(), &["add", "bob", "--password", "b"]);
+    ferry_users(dir.path(), &["add", "alice", "--password", "a"]).await;
+    ferry_users(dir.path(), &["add", "bob", "--password", "b"]).await;
     let (g, addr) = start(ACL, dir.path()).await;
     for (v, sub_denied) in [(V3, 0x80u8), (V5, 0x87)] {
         let mut alice = client(addr, v, "alice-1", "alice", "a").await;
@@ -535,5 +538,89 @@ async fn built_in_users_are_managed_through_the_http_api() -> TestResult {
         0x87
     );
     a.g.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_clients_with_credentials_see_only_what_the_acl_allows() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    ferry_users(dir.path(), &["add", "alice", "--password", "a"]).await;
+    ferry_users(dir.path(), &["add", "bob", "--password", "b"]).await;
+    let (g, addr) = start(ACL, dir.path()).await;
+    let port = addr.port().to_string();
+    let sub = tokio::process::Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-u",
+            "alice",
+            "-P",
+            "a",
+            "-V",
+            "mqttv5",
+        ])
+        .args([
+            "-t",
+            "users/alice/#",
+            "-q",
+            "1",
+            "-C",
+            "1",
+            "-W",
+            "15",
+            "-v",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let broker = g.broker.clone();
+    wait_until("mosquitto_sub subscribed", Duration::from_secs(10), || {
+        broker.subscription_count() == 1
+    })
+    .await;
+    // Bob's publish into alice's tree is dropped; alice's own arrives.
+    let out = mosquitto_pub(
+        addr,
+        &[
+            "-u",
+            "bob",
+            "-P",
+            "b",
+            "-t",
+            "users/alice/x",
+            "-m",
+            "from-bob",
+            "-q",
+            "1",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let out = mosquitto_pub(
+        addr,
+        &[
+            "-u",
+            "alice",
+            "-P",
+            "a",
+            "-t",
+            "users/alice/x",
+            "-m",
+            "from-alice",
+            "-q",
+            "1",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let out = tokio::time::timeout(Duration::from_secs(20), sub.wait_with_output()).await??;
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "users/alice/x from-alice"
+    );
+    g.stop().await;
     Ok(())
 }

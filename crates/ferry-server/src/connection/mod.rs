@@ -672,6 +672,7 @@ impl Conn {
                 reason::SESSION_TAKEN_OVER,
                 reason::SERVER_SHUTTING_DOWN,
                 reason::ADMINISTRATIVE_ACTION,
+                reason::NOT_AUTHORIZED,
             ]
             .contains(code)
             {
@@ -711,6 +712,7 @@ impl Conn {
             Close::Error(reason::KEEP_ALIVE_TIMEOUT, _) => "keepalive_timeout",
             Close::Error(reason::SERVER_SHUTTING_DOWN, _) => "server_shutdown",
             Close::Error(reason::ADMINISTRATIVE_ACTION, _) => "kicked",
+            Close::Error(reason::NOT_AUTHORIZED, _) => "not_authorized",
             Close::Error(..) => "protocol_error",
         };
         for h in self.broker.hooks() {
