@@ -343,6 +343,48 @@ mod tests {
     }
 
     #[test]
+    fn authentication_and_authorization_errors_name_their_keys() {
+        let e = Config::parse(
+            r#"
+[[authentication.methods]]
+mechanism = "jwt"
+public_key = "/nonexistent/key.pem"
+[[authentication.methods]]
+mechanism = "http"
+url = "https://auth.example/"
+[[authorization.rules]]
+permission = "deny"
+ipaddr = "10.0.0.0/40"
+topics = ["a/#/b"]
+[[authorization.rules]]
+permission = "allow"
+topics = ["x"]
+"#,
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "authentication.methods[0].public_key: /nonexistent/key.pem",
+            "authentication.methods[1].url",
+            "authorization.rules[0].ipaddr",
+        ] {
+            assert!(e.contains(want), "{want} in {e}");
+        }
+        let e = Config::parse(
+            "[[authentication.methods]]\nmechanism = \"ldap\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ldap"), "{e}");
+        let e = Config::parse("[authorization]\ndeny_action = \"shout\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("deny_action") || e.contains("shout"), "{e}");
+    }
+
+    #[test]
     fn all_bad_values_are_reported_at_once() {
         let e = Config::parse("[mqtt]\nreceive_maximum = 0\nmax_inflight = 0\n", "t.toml")
             .unwrap_err()
