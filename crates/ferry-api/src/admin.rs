@@ -252,4 +252,56 @@ pub trait Admin: Send + Sync + 'static {
     fn rule_events(&self) -> Value;
     /// The effective config (file + API overlay) as JSON.
     fn effective_config(&self) -> Value;
+
+    /// The MQTT clients' built-in user database, by user id (404 when no
+    /// `built_in_database` authentication method is configured).
+    async fn mqtt_users(&self) -> Result<Vec<MqttUser>, ApiError> {
+        Err(no_user_db())
+    }
+    /// Adds a user (409 if it exists).
+    async fn mqtt_user_add(&self, _user: MqttUserNew) -> Result<MqttUser, ApiError> {
+        Err(no_user_db())
+    }
+    /// Changes a user's password and/or superuser flag (404 if it does not exist).
+    async fn mqtt_user_update(
+        &self,
+        _user_id: &str,
+        _change: MqttUserUpdate,
+    ) -> Result<MqttUser, ApiError> {
+        Err(no_user_db())
+    }
+    async fn mqtt_user_delete(&self, _user_id: &str) -> Result<(), ApiError> {
+        Err(no_user_db())
+    }
+}
+
+fn no_user_db() -> ApiError {
+    ApiError::not_found("the built_in_database authentication method is not configured")
+}
+
+/// A user of the MQTT clients' built-in database (EMQX's shape; the hash is never shown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MqttUser {
+    pub user_id: String,
+    pub is_superuser: bool,
+}
+
+/// `POST .../users`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MqttUserNew {
+    pub user_id: String,
+    pub password: String,
+    #[serde(default)]
+    pub is_superuser: bool,
+}
+
+/// `PUT .../users/{user_id}`: what to change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MqttUserUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_superuser: Option<bool>,
 }

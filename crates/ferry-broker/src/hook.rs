@@ -2,11 +2,13 @@
 //! hooks synchronously on the task that caused the event, so a hook must be quick and must
 //! not block; heavy work belongs on its own task behind a bounded queue.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ferry_mqtt::{Connect, SubOptions};
 
+use crate::acl::AclRule;
 use crate::message::Message;
 
 /// Who a client is, fixed for the life of one connection.
@@ -23,6 +25,50 @@ pub struct ClientInfo {
     pub expiry_interval: u32,
     /// Milliseconds since the epoch.
     pub connected_at: i64,
+    /// What authentication granted this connection (superuser, per-client rules) and its
+    /// authorization cache.
+    pub auth: Arc<ClientAuth>,
+}
+
+/// What authentication granted one connection, and the cache of its authorization results.
+#[derive(Debug, Default)]
+pub struct ClientAuth {
+    /// Skips every authorization check.
+    pub is_superuser: bool,
+    /// Per-client rules (a JWT `acl` claim, an HTTP service's answer), tried before the
+    /// configured ones.
+    pub rules: Vec<AclRule>,
+    /// Where `rules` came from (`jwt`, `http`): the `authz_source` when one decides.
+    pub rules_source: &'static str,
+    pub(crate) cache: Mutex<AuthzCache>,
+}
+
+impl ClientAuth {
+    pub fn new(is_superuser: bool, rules: Vec<AclRule>, rules_source: &'static str) -> ClientAuth {
+        ClientAuth {
+            is_superuser,
+            rules,
+            rules_source,
+            cache: Mutex::default(),
+        }
+    }
+}
+
+impl PartialEq for ClientAuth {
+    fn eq(&self, other: &Self) -> bool {
+        self.is_superuser == other.is_superuser
+            && self.rules == other.rules
+            && self.rules_source == other.rules_source
+    }
+}
+
+impl Eq for ClientAuth {}
+
+/// Authorization results of one connection, valid for one generation of the rules.
+#[derive(Debug, Default)]
+pub(crate) struct AuthzCache {
+    pub(crate) generation: u64,
+    pub(crate) entries: HashMap<(AuthzAction, u8, bool, Box<str>), bool>,
 }
 
 impl ClientInfo {
@@ -38,6 +84,7 @@ impl ClientInfo {
             clean_start: true,
             expiry_interval: 0,
             connected_at: now_ms(),
+            auth: Arc::default(),
         }
     }
 
@@ -54,6 +101,7 @@ impl ClientInfo {
             clean_start: c.clean_start,
             expiry_interval: c.properties.session_expiry_interval.unwrap_or(0),
             connected_at: now_ms(),
+            auth: Arc::default(),
         }
     }
 
@@ -177,19 +225,21 @@ impl DeliveryDropReason {
     }
 }
 
-/// What authentication decided for a CONNECT. Ferry has no authenticator yet, so every
-/// client is accepted as EMQX accepts it with authentication disabled: anonymous, not a
-/// superuser.
+/// What authentication decided for a CONNECT ([`crate::Broker::authenticate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Authn {
-    /// A CONNACK reason code: `reason::SUCCESS` or the refusal.
+    /// A CONNACK reason code (MQTT 5): `reason::SUCCESS` or the refusal.
     pub reason_code: u8,
     pub is_superuser: bool,
+    /// Accepted without any method identifying the client.
     pub is_anonymous: bool,
+    /// The method that decided (`built_in_database`, `jwt`, `http`), or `anonymous` /
+    /// `none` when no method decided.
+    pub source: &'static str,
 }
 
 /// What a client asks to do with a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthzAction {
     Publish,
     Subscribe,
@@ -205,7 +255,8 @@ impl AuthzAction {
 }
 
 /// What authorization decided, and which source decided it (EMQX's `authz_source`:
-/// `default` when no source matched, as with no ACL at all).
+/// `superuser`, `cache`, `jwt`/`http` for per-client rules, `file` for the configured
+/// rules, `default` when no rule matched and `no_match` decided).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Authz {
     pub allow: bool,

@@ -6,8 +6,8 @@
 //! the broker counters of the metrics registry ([`Broker::registry`]), and the admin
 //! queries and operations the HTTP API needs ([`admin`]: clients with per-client counters,
 //! subscriptions, topics, retained messages, kick), and the authentication / authorization
-//! decision points and the hooks that report them ([`Broker::authenticate`],
-//! [`Broker::authorize`]: allow-all until an ACL exists).
+//! decision points and the hooks that report them ([`Broker::authenticate`] through an
+//! installed [`Authenticator`] chain, [`Broker::authorize`] with the [`acl`] rules).
 //!
 //! Must not: do network I/O or know the wire format beyond `ferry-mqtt`'s types; know about
 //! rules or Kafka (those attach as in-process clients through [`Broker::publish`] and
@@ -20,6 +20,7 @@
 //! session in turn, never the whole map while visiting every session.
 
 mod access;
+pub mod acl;
 pub mod admin;
 pub mod config;
 pub mod hook;
@@ -42,6 +43,7 @@ use ferry_mqtt::{Properties, QoS, SubOptions, Will, reason};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+pub use access::{Authentication, Authenticator, AuthnDecision, AuthnFuture, AuthnOutcome};
 pub use admin::{
     ClientCounters, ClientSnapshot, ClientStats, RetainedSnapshot, SubscriptionSnapshot,
 };
@@ -49,8 +51,8 @@ pub use config::MqttConfig;
 pub use ferry_metrics::Registry;
 use ferry_mqtt::trie::Trie;
 pub use hook::{
-    AckSender, Authn, Authz, AuthzAction, ClientInfo, DeliveryDropReason, DropReason, DurableAck,
-    Hook, NotDurable,
+    AckSender, Authn, Authz, AuthzAction, ClientAuth, ClientInfo, DeliveryDropReason, DropReason,
+    DurableAck, Hook, NotDurable,
 };
 pub use message::{Completion, Delivery, Expiry, Message, SharedVia, Ticket};
 pub use metrics::{BrokerMetric, Metrics};
@@ -154,6 +156,18 @@ pub struct Broker {
     persist: Option<persist::Persist>,
     /// Who may not connect (replaced as a whole).
     banned: RwLock<Arc<limits::Banned>>,
+    authn: RwLock<access::Authentication>,
+    acl: RwLock<Arc<acl::Acl>>,
+    /// Bumped by every change of `acl`: cached authorization results of older
+    /// generations are stale.
+    acl_generation: AtomicU64,
+}
+
+/// A PUBLISH refused by authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishDenied {
+    /// What the rules say to do with the publisher.
+    pub action: acl::DenyAction,
 }
 
 #[derive(Default)]
@@ -190,6 +204,9 @@ impl Broker {
             hooks: Hooks::default(),
             persist,
             banned: RwLock::default(),
+            authn: RwLock::default(),
+            acl: RwLock::default(),
+            acl_generation: AtomicU64::new(0),
         }
     }
 
@@ -479,12 +496,26 @@ impl Broker {
 
     /// Like [`Broker::publish`], collecting the acknowledgements of durable consumers: a
     /// QoS 1/2 publisher is acknowledged only when all of them resolved `Ok`.
+    /// A message its publisher may not publish is dropped (0 sessions).
     pub fn publish_durable(&self, msg: Message, acks: &mut Vec<DurableAck>) -> usize {
+        self.publish_checked(msg, acks).unwrap_or(0)
+    }
+
+    /// Like [`Broker::publish_durable`], telling a publisher refused by authorization.
+    pub fn publish_checked(
+        &self,
+        msg: Message,
+        acks: &mut Vec<DurableAck>,
+    ) -> Result<usize, PublishDenied> {
         self.metrics().inc(metrics::received(msg.qos));
         if let Some(from) = msg.publisher.as_deref().filter(|p| !p.is_internal())
-            && !self.authorize(from, AuthzAction::Publish, &msg.topic).allow
+            && !self
+                .authorize(from, AuthzAction::Publish, &msg.topic, msg.qos, msg.retain)
+                .allow
         {
-            return 0;
+            return Err(PublishDenied {
+                action: self.acl().deny_action,
+            });
         }
         let msg = Arc::new(msg);
         for h in self.hooks() {
@@ -570,7 +601,7 @@ impl Broker {
         {
             acks.push(barrier);
         }
-        count
+        Ok(count)
     }
 
     /// Overlapping subscriptions of one session give one delivery: the highest granted QoS,
@@ -619,11 +650,11 @@ impl Broker {
         let client = session.lock().client().clone();
         if !client.is_internal()
             && !self
-                .authorize(&client, AuthzAction::Subscribe, raw_filter)
+                .authorize(&client, AuthzAction::Subscribe, raw_filter, opts.qos, false)
                 .allow
         {
             return Err(SubscribeError {
-                code: reason::NOT_AUTHORIZED,
+                code: self.acl().subscribe_deny_code.code(),
                 what: "not authorized".into(),
             });
         }

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_broker::{Hook, MqttConfig};
+use ferry_broker::{ClientInfo, Hook, MqttConfig};
 use ferry_engine::{Action, ActionEnv, RuleEngine, RuleRuntime};
 use ferry_mqtt::{QoS, SubOptions, Version};
 use ferry_rules::{Event, Map, Rule, Value};
@@ -294,6 +294,112 @@ async fn every_event_has_the_columns_emqx_documents() -> anyhow::Result<()> {
             assert_eq!(str_of(&m, "from_clientid"), "pub");
         }
     }
+    b.stop().await;
+    Ok(())
+}
+
+/// Refuses the username "eve" with "bad username or password"; no opinion on others.
+#[derive(Debug)]
+struct RefuseEve;
+
+impl ferry_broker::Authenticator for RefuseEve {
+    fn authenticate<'a>(
+        &'a self,
+        client: &'a ClientInfo,
+        _password: Option<&'a [u8]>,
+    ) -> ferry_broker::AuthnFuture<'a> {
+        let decision = if client.username.as_deref() == Some("eve") {
+            ferry_broker::AuthnDecision::Deny(0x86)
+        } else {
+            ferry_broker::AuthnDecision::Ignore
+        };
+        Box::pin(async move {
+            ferry_broker::AuthnOutcome {
+                decision,
+                source: "test",
+            }
+        })
+    }
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn authn_and_authz_events_report_the_real_results_and_sources() -> anyhow::Result<()> {
+    use ferry_broker::acl::{AclRuleConfig, ActionSel, AuthorizationConfig, Permission};
+    let (b, caps) = broker_capturing(
+        MqttConfig::default(),
+        &[
+            Event::ClientCheckAuthnComplete,
+            Event::ClientCheckAuthzComplete,
+        ],
+    )
+    .await;
+    b.broker.set_authentication(ferry_broker::Authentication {
+        allow_anonymous: true,
+        chain: Some(Arc::new(RefuseEve)),
+    });
+    let acl = AuthorizationConfig {
+        rules: vec![AclRuleConfig {
+            permission: Permission::Deny,
+            username: None,
+            clientid: None,
+            ipaddr: None,
+            action: ActionSel::Subscribe,
+            qos: None,
+            retain: None,
+            topics: vec!["secret/#".into()],
+        }],
+        ..AuthorizationConfig::default()
+    };
+    b.broker
+        .set_acl(acl.compile().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+    let mut c = connect_packet(Version::V5, "eve-1", true);
+    c.username = Some("eve".into());
+    let mut eve = RawClient::open(b.addr, Version::V5).await?;
+    assert_eq!(eve.handshake(c).await?.code, 0x86);
+    let m = caps[0]
+        .wait_for("authn refused", |m| str_of(m, "clientid") == "eve-1")
+        .await;
+    assert_eq!(str_of(&m, "reason_code"), "bad_username_or_password");
+    assert_eq!(m["is_anonymous"], Value::Bool(false));
+
+    let (mut dev, _) = RawClient::connect(b.addr, Version::V5, "dev-3", true).await?;
+    assert_eq!(
+        dev.subscribe("secret/x", QoS::AtMostOnce).await?,
+        vec![0x87]
+    );
+    assert_eq!(
+        dev.subscribe("secret/x", QoS::AtMostOnce).await?,
+        vec![0x87]
+    );
+    assert_eq!(dev.subscribe("open/x", QoS::AtMostOnce).await?, vec![0]);
+    let authz = &caps[1];
+    wait_until("three authz events", Duration::from_secs(5), || {
+        authz.all().len() >= 3
+    })
+    .await;
+    let seen: Vec<(String, String, String)> = authz
+        .all()
+        .iter()
+        .map(|m| {
+            (
+                str_of(m, "topic").to_owned(),
+                str_of(m, "result").to_owned(),
+                str_of(m, "authz_source").to_owned(),
+            )
+        })
+        .collect();
+    let want = |t: &str, r: &str, s: &str| (t.to_owned(), r.to_owned(), s.to_owned());
+    assert_eq!(
+        seen,
+        vec![
+            want("secret/x", "deny", "file"),
+            want("secret/x", "deny", "cache"),
+            want("open/x", "allow", "default"),
+        ]
+    );
     b.stop().await;
     Ok(())
 }

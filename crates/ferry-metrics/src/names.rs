@@ -109,6 +109,10 @@ metric_set! {
             BrokerMetric::DroppedTooLarge,
             BrokerMetric::DroppedNoSubscribers,
         ] },
+        Total { json: "authentication.failure", of: &[
+            BrokerMetric::AuthnBadCredentials,
+            BrokerMetric::AuthnNotAuthorized,
+        ] },
     ];
     ConnectionsOpened => ("connections_opened_total", [], "client.connected", Counter, "Connections accepted (CONNECT answered with success)."),
     ConnectionsClosed => ("connections_closed_total", [], "client.disconnected", Counter, "Connections closed."),
@@ -142,6 +146,17 @@ metric_set! {
     RetainedNotKeptCount => ("retained_not_kept_total", [("reason", "max_count")], "retained.not_kept.max_count", Counter, "Retained messages delivered but not kept, by reason (max_retained_messages reached, payload above max_retained_payload_size)."),
     RetainedNotKeptSize => ("retained_not_kept_total", [("reason", "payload_too_large")], "retained.not_kept.payload_too_large", Counter, "Retained messages delivered but not kept, by reason (max_retained_messages reached, payload above max_retained_payload_size)."),
     CertReloadFailed => ("listener_cert_reloads_total", [("result", "failed")], "listener.cert_reload.failed", Counter, "Certificate reloads of ssl/wss listeners (files changed or SIGHUP), by result; a failed reload keeps the previous certificate."),
+    AuthnSuccess => ("authentication_total", [("result", "success")], "authentication.success", Counter, "CONNECTs authenticated, by result: accepted by a method, accepted as anonymous, refused by reason."),
+    AuthnAnonymous => ("authentication_total", [("result", "anonymous")], "authentication.success.anonymous", Counter, "CONNECTs authenticated, by result: accepted by a method, accepted as anonymous, refused by reason."),
+    AuthnBadCredentials => ("authentication_total", [("result", "bad_username_or_password")], "authentication.failure.bad_username_or_password", Counter, "CONNECTs authenticated, by result: accepted by a method, accepted as anonymous, refused by reason."),
+    AuthnNotAuthorized => ("authentication_total", [("result", "not_authorized")], "authentication.failure.not_authorized", Counter, "CONNECTs authenticated, by result: accepted by a method, accepted as anonymous, refused by reason."),
+    /// An HTTP authentication service timed out, was unreachable or answered badly: the
+    /// method ignored the client.
+    AuthnHttpUnavailable => ("authentication_backend_errors_total", [("method", "http")], "authentication.http.unavailable", Counter, "Authentication methods that could not answer (timeout, unreachable, bad answer) and ignored the client, by method."),
+    AuthzAllow => ("authorization_total", [("result", "allow")], "authorization.allow", Counter, "Authorization checks (PUBLISH, SUBSCRIBE), by result."),
+    AuthzDeny => ("authorization_total", [("result", "deny")], "authorization.deny", Counter, "Authorization checks (PUBLISH, SUBSCRIBE), by result."),
+    AuthzCacheHit => ("authorization_cache_hits_total", [], "authorization.cache_hit", Counter, "Authorization checks answered from the connection's cache."),
+    AuthzSuperuser => ("authorization_superuser_total", [], "authorization.superuser", Counter, "Authorization checks skipped for a superuser."),
 }
 
 impl BrokerMetric {

@@ -61,7 +61,7 @@ fn open(data_dir: &Path, settings: &AuthSettings) -> anyhow::Result<Auth> {
 }
 
 /// The password from `--password`, or one line of stdin.
-fn password(given: Option<String>, name: &str) -> anyhow::Result<String> {
+pub(crate) fn password(given: Option<String>, name: &str) -> anyhow::Result<String> {
     if let Some(p) = given {
         return Ok(p);
     }

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ferry_auth::AuthenticationConfig;
 use ferry_broker::MqttConfig;
+use ferry_broker::acl::AuthorizationConfig;
 use ferry_broker::limits::BannedConfig;
 use ferry_engine::RulesConfig;
 use ferry_kafka::config::Dur;
@@ -34,6 +36,10 @@ pub struct Config {
     /// `[banned]`: client ids, usernames and address ranges refused at CONNECT.
     #[serde(skip_serializing_if = "is_empty_banned")]
     pub banned: BannedConfig,
+    /// `[authentication]`: `allow_anonymous` and the ordered methods.
+    pub authentication: AuthenticationConfig,
+    /// `[authorization]`: the ACL.
+    pub authorization: AuthorizationConfig,
     /// `[rules.NAME]`: rule SQL and actions.
     pub rules: RulesConfig,
     /// `[connectors.kafka.NAME]`: Kafka clusters.
@@ -58,6 +64,8 @@ impl Default for Config {
             },
             mqtt: MqttConfig::default(),
             banned: BannedConfig::default(),
+            authentication: AuthenticationConfig::default(),
+            authorization: AuthorizationConfig::default(),
             rules: RulesConfig::new(),
             connectors: KafkaConnectors::default(),
             actions: KafkaActions::default(),
@@ -276,6 +284,10 @@ impl Config {
             ));
         }
         problems.extend(self.listeners.validate());
+        if let Err(p) = self.authorization.compile() {
+            problems.extend(p);
+        }
+        problems.extend(ferry_auth::config::validate(&self.authentication));
         problems.extend(ferry_kafka::config::validate(
             &self.connectors,
             &self.actions,
@@ -394,6 +406,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("persistence"), "{e}");
+    }
+
+    #[test]
+    fn authentication_and_authorization_errors_name_their_keys() {
+        let e = Config::parse(
+            r#"
+[[authentication.methods]]
+mechanism = "jwt"
+public_key = "/nonexistent/key.pem"
+[[authentication.methods]]
+mechanism = "http"
+url = "https://auth.example/"
+[[authorization.rules]]
+permission = "deny"
+ipaddr = "10.0.0.0/40"
+topics = ["a/#/b"]
+[[authorization.rules]]
+permission = "allow"
+topics = ["x"]
+"#,
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "authentication.methods[0].public_key: /nonexistent/key.pem",
+            "authentication.methods[1].url",
+            "authorization.rules[0].ipaddr",
+        ] {
+            assert!(e.contains(want), "{want} in {e}");
+        }
+        let e = Config::parse(
+            "[[authentication.methods]]\nmechanism = \"ldap\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ldap"), "{e}");
+        let e = Config::parse("[authorization]\ndeny_action = \"shout\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("deny_action") || e.contains("shout"), "{e}");
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct Control {
     started: Instant,
     state: AtomicU8,
     pub(crate) monitor: Monitor,
+    /// The built-in user database, if a `built_in_database` method uses it.
+    users: std::sync::OnceLock<Arc<ferry_auth::users::UserDb>>,
 }
 
 const STARTING: u8 = 0;
@@ -119,7 +121,13 @@ impl Control {
             }),
             started: Instant::now(),
             state: AtomicU8::new(STARTING),
+            users: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Hands the API the built-in user database (once, at start).
+    pub fn set_user_db(&self, db: Arc<ferry_auth::users::UserDb>) {
+        let _ = self.users.set(db);
     }
 
     fn sink(&self) -> SourceSink {
@@ -461,6 +469,29 @@ fn configured_actions(cfg: &Config) -> Vec<String> {
 
 #[async_trait::async_trait]
 impl Admin for Control {
+    async fn mqtt_users(&self) -> Result<Vec<ferry_api::admin::MqttUser>, ApiError> {
+        crate::mqtt_users::list(self.users.get()).await
+    }
+
+    async fn mqtt_user_add(
+        &self,
+        u: ferry_api::admin::MqttUserNew,
+    ) -> Result<ferry_api::admin::MqttUser, ApiError> {
+        crate::mqtt_users::add(self.users.get(), u).await
+    }
+
+    async fn mqtt_user_update(
+        &self,
+        id: &str,
+        c: ferry_api::admin::MqttUserUpdate,
+    ) -> Result<ferry_api::admin::MqttUser, ApiError> {
+        crate::mqtt_users::update(self.users.get(), id, c).await
+    }
+
+    async fn mqtt_user_delete(&self, id: &str) -> Result<(), ApiError> {
+        crate::mqtt_users::delete(self.users.get(), id).await
+    }
+
     fn state(&self) -> NodeState {
         match self.state.load(Ordering::Relaxed) {
             STARTING => NodeState::Starting,

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod control;
 mod monitor;
+mod mqtt_users;
 pub mod overlay;
 mod views;
 
@@ -37,6 +38,56 @@ pub struct Gateway {
     /// The MQTT state sync task and its stop (it outlives the connections: their
     /// disconnects are the last changes it writes).
     state_sync: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+/// Applies a reloaded config's `[authorization]` (`ferry serve` does on SIGHUP): the next
+/// check of every connection uses the new rules (cached results are dropped). Other
+/// sections need a restart.
+pub fn reload_authorization(broker: &Broker, cfg: &Config) -> anyhow::Result<()> {
+    let acl = cfg
+        .authorization
+        .compile()
+        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    broker.set_acl(acl);
+    Ok(())
+}
+
+/// Installs `[authentication]` (loading key files and the user database) and
+/// `[authorization]` into the broker.
+/// Returns the built-in user database if a method uses it.
+fn install_access(
+    cfg: &Config,
+    broker: &Broker,
+) -> anyhow::Result<Option<Arc<ferry_auth::users::UserDb>>> {
+    let acl = cfg
+        .authorization
+        .compile()
+        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    broker.set_acl(acl);
+    let uses_db = cfg
+        .authentication
+        .methods
+        .iter()
+        .any(|m| matches!(m, ferry_auth::MethodConfig::BuiltInDatabase {}));
+    if uses_db {
+        std::fs::create_dir_all(&cfg.node.data_dir).with_context(|| {
+            format!(
+                "node.data_dir: cannot create {}",
+                cfg.node.data_dir.display()
+            )
+        })?;
+    }
+    let (chain, users) = ferry_auth::Chain::build(
+        &cfg.authentication,
+        &cfg.node.data_dir,
+        broker.registry().clone(),
+    )
+    .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    broker.set_authentication(ferry_broker::Authentication {
+        allow_anonymous: cfg.authentication.allow_anonymous,
+        chain: Some(Arc::new(chain)),
+    });
+    Ok(users)
 }
 
 impl Gateway {
@@ -78,7 +129,11 @@ impl Gateway {
             ferry_broker::limits::Banned::new(&cfg.banned)
                 .map_err(|e| anyhow::anyhow!("banned.addresses: {e}"))?,
         );
+        let users = install_access(cfg, &broker)?;
         let control = Control::new(cfg.clone(), broker.clone())?;
+        if let Some(db) = users {
+            control.set_user_db(db);
+        }
         let rules = control.rules.clone();
         let hook: Arc<dyn ferry_broker::Hook> = rules.clone();
         let _ = broker.install_hooks(vec![hook]);

@@ -10,6 +10,7 @@ use ferry::{Config, Gateway, config};
 
 mod admins;
 mod tools;
+mod users;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,8 @@ enum Command {
     },
     /// Manage the HTTP API's users in the data dir (while Ferry is stopped).
     Admins(admins::AdminsArgs),
+    /// Manage the MQTT clients' built-in user database in the data dir.
+    Users(users::UsersArgs),
     /// Kafka tools.
     Kafka {
         #[command(subcommand)]
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Sub(a) => client_tool(tools::subscribe(a)),
         Command::Bench { command } => client_tool(tools::bench(command)),
         Command::Admins(a) => admins::run(a),
+        Command::Users(a) => users::run(a),
         Command::Kafka {
             command:
                 KafkaCommand::Tail {
@@ -251,7 +255,7 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             tracing::info!("API on http://{addr}");
             say(&format!("ferry: api on {addr}"));
         }
-        wait_for_signal(&gateway, hup).await;
+        wait_for_signal(&gateway, hup, path.as_deref()).await;
         tracing::info!("shutting down");
         // The same registry feeds the API, Prometheus and this log.
         let registry = gateway.broker.registry().clone();
@@ -268,6 +272,19 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// On SIGHUP, reads the config file again and applies its `[authorization]` rules; a file
+/// with errors changes nothing (the errors are logged).
+/// SIGHUP: `[authorization]` is read again from the config file.
+fn reload_authorization(path: &std::path::Path, broker: &ferry_broker::Broker) {
+    match Config::load(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|cfg| ferry::reload_authorization(broker, &cfg))
+    {
+        Ok(()) => tracing::info!("SIGHUP: [authorization] reloaded from {}", path.display()),
+        Err(e) => tracing::error!("SIGHUP: config not reloaded: {e:#}"),
+    }
 }
 
 /// A line on stdout for scripts; a reader that went away (a closed pipe) is no error.
@@ -290,7 +307,7 @@ fn hangup() -> Hangup {
 }
 
 /// Waits for SIGINT or SIGTERM; SIGHUP reloads the ssl/wss listeners' certificates.
-async fn wait_for_signal(gateway: &Gateway, hup: Hangup) {
+async fn wait_for_signal(gateway: &Gateway, hup: Hangup, config: Option<&std::path::Path>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -307,6 +324,9 @@ async fn wait_for_signal(gateway: &Gateway, hup: Hangup) {
                     _ = hangup(&mut hup) => {
                         tracing::info!("SIGHUP: reloading certificates");
                         gateway.reload_certificates();
+                        if let Some(path) = config {
+                            reload_authorization(path, &gateway.broker);
+                        }
                     }
                 }
             },
@@ -317,7 +337,7 @@ async fn wait_for_signal(gateway: &Gateway, hup: Hangup) {
     }
     #[cfg(not(unix))]
     {
-        let _ = (gateway, hup);
+        let _ = (gateway, hup, config);
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -2,6 +2,7 @@
 //! credentials, everything else goes through [`crate::auth::require_auth`].
 
 mod auth;
+mod authn_users;
 mod clients;
 mod dashboard;
 mod node;
@@ -53,6 +54,7 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(clients::protected())
         .merge(objects::protected())
         .merge(auth::routes())
+        .merge(authn_users::protected())
 }
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {

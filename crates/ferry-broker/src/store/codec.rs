@@ -198,6 +198,7 @@ fn message_from(r: &mut R<'_>) -> Result<Message, String> {
         Some(Arc::new(ClientInfo {
             username: username.map(Arc::from),
             connected_at: 0,
+            auth: Arc::default(),
             ..ClientInfo::internal(&client_id)
         }))
     } else {
@@ -391,6 +392,7 @@ pub fn decode_session(b: &[u8]) -> Result<StoredSession, String> {
         clean_start: r.u8()? != 0,
         expiry_interval: r.u32()?,
         connected_at: r.i64()?,
+        auth: Arc::default(),
     });
     let n = r.count(8)?;
     let mut subscriptions = Vec::with_capacity(n);

@@ -65,9 +65,10 @@ pub(super) async fn read_connect<R: AsyncRead + Unpin>(
 }
 
 impl Conn {
-    /// Validates CONNECT, attaches the session and queues CONNACK plus any redelivery.
+    /// Validates CONNECT, authenticates it (awaiting the broker's authentication chain),
+    /// attaches the session and queues CONNACK plus any redelivery.
     /// On refusal returns the version to answer in and the reason code.
-    pub(super) fn accept(
+    pub(super) async fn accept(
         broker: Arc<Broker>,
         cfg: MqttConfig,
         mut c: Connect,
@@ -173,7 +174,7 @@ impl Conn {
                 properties.shared_subscription_available = Some(0);
             }
         }
-        let client = Arc::new(ClientInfo {
+        let mut client = ClientInfo {
             client_id: client_id.clone(),
             username: c.username.as_deref().map(Arc::from),
             peer: Some(peer),
@@ -183,10 +184,14 @@ impl Conn {
             clean_start: c.clean_start,
             expiry_interval: expiry,
             connected_at: ferry_broker::hook::now_ms(),
-        });
-        if let code @ 1.. = broker.authenticate(&client).reason_code {
+            auth: Arc::default(),
+        };
+        let (authn, auth) = broker.authenticate(&client, c.password.as_deref()).await;
+        if let code @ 1.. = authn.reason_code {
             return refuse(code, "not authenticated");
         }
+        client.auth = auth;
+        let client = Arc::new(client);
         let attached = broker.connect(client.clone());
         let client_receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX);
         attached

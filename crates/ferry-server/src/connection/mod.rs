@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use ferry_broker::acl::DenyAction;
 use ferry_broker::limits::Bucket;
 use ferry_broker::metrics::{self, BrokerMetric};
 use ferry_broker::{
     Broker, ClientCounters, ClientInfo, Delivery, DurableAck, Expiry, Kick, Message, MqttConfig,
-    NotDurable, Outgoing, Session,
+    NotDurable, Outgoing, PublishDenied, Session,
 };
 use ferry_mqtt::topic::validate_name;
 use ferry_mqtt::{
@@ -90,7 +91,7 @@ where
             return;
         }
     };
-    let mut conn = match Conn::accept(broker, cfg, *connect, who) {
+    let mut conn = match Conn::accept(broker, cfg, *connect, who).await {
         Ok(c) => c,
         Err((version, code, why)) => {
             tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
@@ -676,7 +677,10 @@ impl Conn {
         };
         let read_at = self.read_at;
         let mut acks = Vec::new();
-        let routed = self.broker.publish_durable(msg, &mut acks);
+        let routed = match self.broker.publish_checked(msg, &mut acks) {
+            Ok(n) => n,
+            Err(denied) => return self.publish_denied(qos, packet_id, denied),
+        };
         // Strict state persistence: a QoS 2 id awaiting PUBREL is committed before PUBREC.
         if qos == QoS::ExactlyOnce
             && self.broker.is_strict()
@@ -703,6 +707,40 @@ impl Conn {
                     acks,
                     suback: None,
                     holds,
+                });
+            }
+        }
+        None
+    }
+
+    /// A PUBLISH refused by authorization: closed (`deny_action = "disconnect"`), or
+    /// acknowledged with 0x87 to MQTT 5 clients and as usual to 3.x clients, which cannot
+    /// be told (their message is dropped).
+    fn publish_denied(&mut self, qos: QoS, packet_id: u16, denied: PublishDenied) -> Option<Close> {
+        if qos == QoS::ExactlyOnce
+            && (self.version.is_v5() || denied.action == DenyAction::Disconnect)
+        {
+            self.session.lock().release_rel(packet_id);
+        }
+        if denied.action == DenyAction::Disconnect {
+            return Some(err(reason::NOT_AUTHORIZED, "publish not authorized"));
+        }
+        let code = if self.version.is_v5() {
+            reason::NOT_AUTHORIZED
+        } else {
+            reason::SUCCESS
+        };
+        if qos != QoS::AtMostOnce {
+            if self.pending.is_empty() {
+                self.send_ack(qos, packet_id, code, self.read_at);
+            } else {
+                self.pending.push_back(PendingAck {
+                    read_at: self.read_at,
+                    qos,
+                    packet_id,
+                    code,
+                    acks: Vec::new(),
+                    suback: None,
                 });
             }
         }
@@ -796,6 +834,7 @@ impl Conn {
                 reason::SESSION_TAKEN_OVER,
                 reason::SERVER_SHUTTING_DOWN,
                 reason::ADMINISTRATIVE_ACTION,
+                reason::NOT_AUTHORIZED,
             ]
             .contains(code)
             {
@@ -838,6 +877,7 @@ impl Conn {
             Close::Error(reason::KEEP_ALIVE_TIMEOUT, _) => "keepalive_timeout",
             Close::Error(reason::SERVER_SHUTTING_DOWN, _) => "server_shutdown",
             Close::Error(reason::ADMINISTRATIVE_ACTION, _) => "kicked",
+            Close::Error(reason::NOT_AUTHORIZED, _) => "not_authorized",
             Close::Error(..) => "protocol_error",
         };
         for h in self.broker.hooks() {

@@ -1,0 +1,158 @@
+//! `[authentication]`: `allow_anonymous` and the ordered `[[authentication.methods]]`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// `[authentication]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthenticationConfig {
+    /// Accept clients that give no username and no password when no method decided about
+    /// them, and every client when no method is configured (default true: Ferry's
+    /// behaviour without authentication).
+    pub allow_anonymous: bool,
+    /// Tried in order: the first that allows or denies decides; one that ignores passes
+    /// the client on. If every method ignores, the client is refused with "not
+    /// authorized" unless it is anonymous and `allow_anonymous` is true.
+    pub methods: Vec<MethodConfig>,
+}
+
+impl Default for AuthenticationConfig {
+    fn default() -> Self {
+        AuthenticationConfig {
+            allow_anonymous: true,
+            methods: Vec::new(),
+        }
+    }
+}
+
+/// One authentication method, by its `mechanism`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mechanism", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MethodConfig {
+    /// The built-in user database in `[node] data_dir` (`ferry users`, the HTTP API).
+    /// Unknown user: ignore; wrong password: deny (bad username or password).
+    BuiltInDatabase {},
+    /// A JWT in the password field.
+    Jwt(JwtConfig),
+    /// An HTTP service asked with a POST.
+    Http(HttpConfig),
+}
+
+/// `mechanism = "jwt"`: exactly one of `secret`, `public_key`, `jwks_file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// HMAC secret (HS256, HS384, HS512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub secret_base64_encoded: bool,
+    /// A PEM file with an RSA or EC (P-256, P-384) public key (RS*/ES* tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PathBuf>,
+    /// A JWKS file (`{"keys": [...]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// The claim with per-client ACL rules.
+    #[serde(default = "acl_claim")]
+    pub acl_claim_name: String,
+}
+
+fn acl_claim() -> String {
+    "acl".into()
+}
+
+/// `mechanism = "http"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `http://HOST:PORT/PATH`; the POST body is JSON `{clientid, username, password,
+    /// peerhost}`.
+    pub url: String,
+    /// How long to wait for the whole answer; a timeout counts as "ignore".
+    #[serde(default = "http_timeout")]
+    pub timeout: Dur,
+}
+
+fn http_timeout() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+
+/// A duration written as "500ms", "5s", "2m".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn parse(s: &str) -> Result<Dur, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (n, unit) = s.split_at(split);
+        let bad = || format!("{s:?} is not a duration such as \"500ms\" or \"5s\"");
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        Ok(Dur(match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            _ => return Err(bad()),
+        }))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        Dur::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.0.as_millis()))
+    }
+}
+
+/// Problems with `[authentication]` that can be found without opening the user database:
+/// key files that cannot be read or parsed, URLs that are not `http://`. Each names its key.
+pub fn validate(c: &AuthenticationConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, m) in c.methods.iter().enumerate() {
+        let key = format!("authentication.methods[{i}]");
+        match m {
+            MethodConfig::BuiltInDatabase {} => {}
+            MethodConfig::Jwt(j) => {
+                let given = [
+                    j.secret.is_some(),
+                    j.public_key.is_some(),
+                    j.jwks_file.is_some(),
+                ];
+                if given.iter().filter(|g| **g).count() > 1 {
+                    problems.push(format!(
+                        "{key}: give only one of secret, public_key and jwks_file"
+                    ));
+                } else if let Err(e) = crate::jwt::Jwt::load(j, &key) {
+                    problems.push(e);
+                }
+            }
+            MethodConfig::Http(h) => {
+                if let Err(e) = crate::http::HttpService::new(&h.url, h.timeout.0) {
+                    problems.push(format!("{key}.url: {e}"));
+                }
+                if h.timeout.0.is_zero() {
+                    problems.push(format!("{key}.timeout: must be more than 0"));
+                }
+            }
+        }
+    }
+    if c.methods
+        .iter()
+        .filter(|m| matches!(m, MethodConfig::BuiltInDatabase {}))
+        .count()
+        > 1
+    {
+        problems.push("authentication.methods: built_in_database is listed twice".into());
+    }
+    problems
+}
