@@ -734,13 +734,14 @@ impl Conn {
             if self.pending.is_empty() {
                 self.send_ack(qos, packet_id, code, self.read_at);
             } else {
-                self.pending.push_back(PendingAck {
+                self.push_pending(PendingAck {
                     read_at: self.read_at,
                     qos,
                     packet_id,
                     code,
                     acks: Vec::new(),
                     suback: None,
+                    holds: false,
                 });
             }
         }
