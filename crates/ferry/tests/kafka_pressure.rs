@@ -28,13 +28,23 @@ async fn gateway_in(text: &str, bootstrap: &str, data: &Path) -> (Gateway, Socke
     (g, addr)
 }
 
-/// The numbers (first 4 characters of each value) found in `topic`, once each.
+/// The numbers (first 4 characters of each value) found in `topic`, once each: at least
+/// `want` records are waited for, then whatever else arrives (duplicates, records whose
+/// send timed out but landed) until the topic is quiet.
 async fn numbers_in(bootstrap: &str, topic: &str, want: usize) -> BTreeSet<usize> {
     let (b, t) = (bootstrap.to_owned(), topic.to_owned());
-    let recs =
-        tokio::task::spawn_blocking(move || read_records(&b, &t, want, Duration::from_secs(60)))
-            .await
-            .unwrap();
+    let recs = tokio::task::spawn_blocking(move || {
+        let mut recs = read_records(&b, &t, want, Duration::from_secs(60));
+        loop {
+            let more = read_records(&b, &t, recs.len() + 1, Duration::from_secs(3));
+            if more.len() <= recs.len() {
+                return recs;
+            }
+            recs = more;
+        }
+    })
+    .await
+    .unwrap();
     // (The warm-up records are not numbered.)
     recs.iter()
         .filter_map(|r| std::str::from_utf8(&r.value[..4]).ok()?.parse().ok())
@@ -180,13 +190,15 @@ async fn kafka_hanging_30s_with_each_when_full_policy() -> anyhow::Result<()> {
         );
         let kept = N - dropped as usize;
         let got = numbers_in(&k.bootstrap, &topic, kept + 1).await;
-        assert_eq!(got.len(), kept, "{name}: delivered = not dropped: {got:?}");
         if name == "newest" {
             let want: BTreeSet<usize> = (0..kept).collect();
             assert_eq!(got, want, "the first ones are kept");
         } else {
             // The newest are kept; the oldest that librdkafka already had when they were
-            // dropped from the buffer may have been delivered too (counted as success).
+            // dropped from the buffer may have been delivered too: counted as success, or
+            // as dropped when their send timed out during the hang (Kafka may still have
+            // taken them: a timeout says nothing either way).
+            assert!(got.len() >= kept, "{name}: {got:?}");
             let v: Vec<usize> = got.iter().copied().collect();
             let gap = (1..v.len()).find(|i| v[*i] != v[i - 1] + 1).unwrap_or(0);
             assert!(gap == 0 || v[0] == 0, "{v:?}");
