@@ -8,35 +8,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A self-signed P-256 certificate for localhost (its own CA for mosquitto's --cafile).
-fn make_cert(dir: &Path, name: &str) -> anyhow::Result<()> {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args([
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-        ])
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
 fn publish(port: u16, cafile: &Path) -> bool {
     Command::new("mosquitto_pub")
         .args([
@@ -64,8 +35,8 @@ async fn ssl_listener_from_the_config_serves_mosquitto_and_reloads_on_sighup() -
 {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    make_cert(d, "server")?;
-    make_cert(d, "next")?;
+    common::make_cert(d, "server")?;
+    common::make_cert(d, "next")?;
     std::fs::copy(d.join("server.pem"), d.join("first-ca.pem"))?;
     let cfg = d.join("ferry.toml");
     std::fs::write(

@@ -129,3 +129,32 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// A self-signed P-256 certificate for localhost (its own CA for mosquitto's --cafile).
+pub(crate) fn make_cert(dir: &std::path::Path, name: &str) -> anyhow::Result<()> {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args([
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
