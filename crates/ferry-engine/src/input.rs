@@ -176,6 +176,11 @@ fn base(event: Event, node: &str) -> Map {
     ])
 }
 
+/// EMQX's client attributes (`mqtt.client_attrs_init`): Ferry sets none.
+fn client_attrs(m: &mut Map) {
+    m.insert("client_attrs".into(), Value::Map(Map::new()));
+}
+
 fn peername(c: Option<&ClientInfo>) -> Value {
     c.and_then(|c| c.peer)
         .map_or(Value::Null, |p| Value::from(p.to_string()))
@@ -215,6 +220,7 @@ pub(crate) fn connected(c: &ClientInfo, node: &str) -> Map {
     m.insert("mountpoint".into(), Value::Null);
     m.insert("is_bridge".into(), Value::Bool(false));
     session_columns(&mut m, c);
+    client_attrs(&mut m);
     m
 }
 
@@ -235,6 +241,7 @@ pub(crate) fn authn_complete(c: &ClientInfo, a: &Authn, node: &str) -> Map {
     m.insert("reason_code".into(), s(reason_name(a.reason_code)));
     m.insert("is_superuser".into(), Value::Bool(a.is_superuser));
     m.insert("is_anonymous".into(), Value::Bool(a.is_anonymous));
+    client_attrs(&mut m);
     m
 }
 
@@ -254,6 +261,7 @@ pub(crate) fn authz_complete(
     m.insert("action".into(), s(action.as_str()));
     m.insert("authz_source".into(), s(a.source));
     m.insert("result".into(), s(a.result()));
+    client_attrs(&mut m);
     m
 }
 
@@ -314,6 +322,7 @@ pub(crate) fn disconnected(c: &ClientInfo, reason: &str, props: &Properties, nod
     m.insert("connected_at".into(), Value::Int(c.connected_at));
     m.insert("disconnected_at".into(), Value::Int(now_ms()));
     m.insert("disconn_props".into(), Value::Map(props_map(props)));
+    client_attrs(&mut m);
     m
 }
 
@@ -342,6 +351,7 @@ pub(crate) fn subscription(
         "unsub_props"
     };
     m.insert(key.into(), Value::Map(props_map(props)));
+    client_attrs(&mut m);
     m
 }
 

@@ -447,6 +447,10 @@ async fn connect_disconnect_subscribe_and_unsubscribe_properties_are_reported() 
             .await;
         assert_eq!(m["conn_props"], conn_props, "{m:?}");
     }
+    // EMQX's client attributes: Ferry configures none, so an empty map.
+    let m = caps[0].wait_for("connected", |_| true).await;
+    assert_documented_columns(Event::ClientConnected, &m);
+    assert_eq!(m["client_attrs"], Value::Map(Map::new()));
 
     let sub_props = Properties {
         subscription_identifiers: vec![7],
