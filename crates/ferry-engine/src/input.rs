@@ -15,11 +15,12 @@ fn message_id() -> String {
 }
 
 /// MQTT 5 properties the way EMQX shows them (`pub_props`, `conn_props`, `disconn_props`,
-/// `sub_props`, `unsub_props`): each present property under its name in the specification
-/// (`Session-Expiry-Interval`), user properties both as a map (`User-Property`, the last
-/// value of a repeated key wins) and as a list of pairs (`User-Property-Pairs`).
+/// `sub_props`, `unsub_props`, `puback_props`): each present property under its name in the
+/// specification (`Session-Expiry-Interval`), user properties both as a map (`User-Property`,
+/// the last value of a repeated key wins; always there, empty without user properties, as
+/// EMQX's `printable_maps` starts from it) and as a list of pairs (`User-Property-Pairs`).
 pub(crate) fn props_map(p: &Properties) -> Map {
-    let mut m = Map::new();
+    let mut m = Map::from_iter([("User-Property".to_owned(), Value::Map(Map::new()))]);
     let mut int = |k: &str, v: Option<i64>| {
         if let Some(v) = v {
             m.insert(k.into(), Value::Int(v));
@@ -210,7 +211,8 @@ fn session_columns(m: &mut Map, c: &ClientInfo) {
         Value::Int(i64::from(c.expiry_interval)),
     );
     m.insert("connected_at".into(), Value::Int(c.connected_at));
-    let props = c.conn_props.as_deref().map_or_else(Map::new, props_map);
+    let none = Properties::default();
+    let props = props_map(c.conn_props.as_deref().unwrap_or(&none));
     m.insert("conn_props".into(), Value::Map(props));
 }
 
@@ -403,7 +405,9 @@ pub(crate) fn message_event(
     );
     m.insert("pub_props".into(), Value::Map(props_map(&msg.properties)));
     if ev == Event::MessageAcked {
-        m.insert("puback_props".into(), Value::Map(Map::new()));
+        // Ferry keeps no PUBACK properties: EMQX's rendering of none.
+        let none = Properties::default();
+        m.insert("puback_props".into(), Value::Map(props_map(&none)));
     }
     m.insert("publish_received_at".into(), Value::Int(msg.timestamp));
     m

@@ -126,7 +126,10 @@ async fn connack_and_authn_fire_on_every_connect_including_refusals() -> anyhow:
     assert_eq!(str_of(&m, "sockname"), b.addr.to_string());
     assert!(matches!(m["connected_at"], Value::Int(t) if t > 0));
     // EMQX's `conn_props`: the CONNECT's properties under their names.
-    assert_eq!(m["conn_props"], json(r#"{"Session-Expiry-Interval": 120}"#));
+    assert_eq!(
+        m["conn_props"],
+        json(r#"{"Session-Expiry-Interval": 120, "User-Property": {}}"#)
+    );
     assert_eq!(str_of(&m, "node"), "ferry@127.0.0.1");
 
     let m = authn
@@ -152,7 +155,7 @@ async fn connack_and_authn_fire_on_every_connect_including_refusals() -> anyhow:
     assert_eq!(str_of(&m, "reason_code"), "client_identifier_not_valid");
     assert_eq!(m["proto_ver"], Value::Int(4));
     assert_eq!(m["username"], Value::Null);
-    assert_eq!(m["conn_props"], Value::Map(Map::new()));
+    assert_eq!(m["conn_props"], json(r#"{"User-Property": {}}"#));
     b.stop().await;
     Ok(())
 }
@@ -518,22 +521,23 @@ async fn connect_disconnect_subscribe_and_unsubscribe_properties_are_reported() 
         )
     );
 
-    // Without properties (MQTT 3.1.1 has none) the maps are empty.
+    // Without properties (MQTT 3.1.1 has none) the maps have only EMQX's empty
+    // `User-Property`.
     let (mut old, _) = RawClient::connect(b.addr, Version::V311, "old", true).await?;
     old.subscribe("o", QoS::AtMostOnce).await?;
     old.disconnect().await?;
     let m = caps[0]
         .wait_for("old", |m| str_of(m, "clientid") == "old")
         .await;
-    assert_eq!(m["conn_props"], Value::Map(Map::new()));
+    assert_eq!(m["conn_props"], json(r#"{"User-Property": {}}"#));
     let m = caps[3]
         .wait_for("old sub", |m| str_of(m, "clientid") == "old")
         .await;
-    assert_eq!(m["sub_props"], Value::Map(Map::new()));
+    assert_eq!(m["sub_props"], json(r#"{"User-Property": {}}"#));
     let m = caps[2]
         .wait_for("old gone", |m| str_of(m, "clientid") == "old")
         .await;
-    assert_eq!(m["disconn_props"], Value::Map(Map::new()));
+    assert_eq!(m["disconn_props"], json(r#"{"User-Property": {}}"#));
     b.stop().await;
     Ok(())
 }
@@ -566,6 +570,11 @@ async fn the_dup_flag_of_a_publish_reaches_message_events() -> anyhow::Result<()
         assert_eq!(dup, json(r#"{"retain": false, "dup": true}"#), "{what}");
         assert_eq!(first, json(r#"{"retain": false, "dup": false}"#), "{what}");
     }
+    // A PUBLISH without properties: EMQX's `pub_props` still has an empty `User-Property`.
+    let m = caps[1]
+        .wait_for("delivered dup/2", |m| str_of(m, "topic") == "dup/2")
+        .await;
+    assert_eq!(m["pub_props"], json(r#"{"User-Property": {}}"#));
     // The broker's own DUP flags stay its own: the first delivery is not a resend.
     assert!(!sub.recv_publish().await?.dup);
     b.stop().await;
