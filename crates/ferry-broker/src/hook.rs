@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use ferry_mqtt::{Connect, SubOptions};
+use ferry_mqtt::{Connect, Properties, SubOptions};
 
 use crate::acl::AclRule;
 use crate::message::Message;
@@ -25,6 +25,9 @@ pub struct ClientInfo {
     pub expiry_interval: u32,
     /// Milliseconds since the epoch.
     pub connected_at: i64,
+    /// The CONNECT's MQTT 5 properties (rules' `conn_props`); `None` when it had none,
+    /// so a connection without properties pays one pointer.
+    pub conn_props: Option<Box<Properties>>,
     /// What authentication granted this connection (superuser, per-client rules) and its
     /// authorization cache.
     pub auth: Arc<ClientAuth>,
@@ -84,6 +87,7 @@ impl ClientInfo {
             clean_start: true,
             expiry_interval: 0,
             connected_at: now_ms(),
+            conn_props: None,
             auth: Arc::default(),
         }
     }
@@ -101,6 +105,7 @@ impl ClientInfo {
             clean_start: c.clean_start,
             expiry_interval: c.properties.session_expiry_interval.unwrap_or(0),
             connected_at: now_ms(),
+            conn_props: boxed_props(&c.properties),
             auth: Arc::default(),
         }
     }
@@ -114,6 +119,12 @@ impl ClientInfo {
     pub fn is_internal(&self) -> bool {
         self.peer.is_none()
     }
+}
+
+/// Properties kept with a connection ([`ClientInfo::conn_props`], a DISCONNECT's): all of
+/// them, boxed, or `None` when there are none.
+pub fn boxed_props(p: &Properties) -> Option<Box<Properties>> {
+    (*p != Properties::default()).then(|| Box::new(p.clone()))
 }
 
 pub fn now_ms() -> i64 {
@@ -191,6 +202,11 @@ pub enum DropReason {
     QueueFull,
     Expired,
     TooLarge,
+    /// A QoS 2 PUBLISH beyond the receive maximum (the publisher is disconnected).
+    ReceiveMaximumExceeded,
+    /// A QoS 2 PUBLISH whose packet id still awaits PUBREL: a resend, acknowledged again
+    /// but not routed again.
+    PacketIdentifierInUse,
 }
 
 impl DropReason {
@@ -200,6 +216,8 @@ impl DropReason {
             DropReason::QueueFull => "queue_full",
             DropReason::Expired => "expired",
             DropReason::TooLarge => "too_large",
+            DropReason::ReceiveMaximumExceeded => "receive_maximum_exceeded",
+            DropReason::PacketIdentifierInUse => "packet_identifier_inuse",
         }
     }
 }
@@ -276,14 +294,29 @@ pub trait Hook: Send + Sync + 'static {
     /// `acks`: the publisher's PUBACK/PUBREC waits for all of them.
     fn message_published(&self, _msg: &Arc<Message>, _acks: &mut Vec<DurableAck>) {}
     fn client_connected(&self, _client: &ClientInfo) {}
-    fn client_disconnected(&self, _client: &ClientInfo, _reason: &str) {}
-    fn session_subscribed(&self, _client: &ClientInfo, _filter: &str, _opts: &SubOptions) {}
-    fn session_unsubscribed(&self, _client: &ClientInfo, _filter: &str) {}
+    /// `props` are those of the client's DISCONNECT (empty if it sent none).
+    fn client_disconnected(&self, _client: &ClientInfo, _reason: &str, _props: &Properties) {}
+    /// `props` are those of the SUBSCRIBE packet.
+    fn session_subscribed(
+        &self,
+        _client: &ClientInfo,
+        _filter: &str,
+        _opts: &SubOptions,
+        _props: &Properties,
+    ) {
+    }
+    /// `props` are those of the UNSUBSCRIBE packet.
+    fn session_unsubscribed(&self, _client: &ClientInfo, _filter: &str, _props: &Properties) {}
     /// A message was written to a subscriber's connection.
     fn message_delivered(&self, _to: &ClientInfo, _msg: &Arc<Message>) {}
     /// A subscriber acknowledged a QoS 1/2 message (PUBACK or PUBCOMP).
     fn message_acked(&self, _to: &ClientInfo, _msg: &Arc<Message>) {}
     fn message_dropped(&self, _msg: &Arc<Message>, _reason: DropReason) {}
+    /// Whether [`Hook::message_dropped`] is worth building a message for, where one does
+    /// not exist yet (a QoS 2 PUBLISH refused before routing).
+    fn wants_message_dropped(&self) -> bool {
+        true
+    }
     /// A message routed to `to` was dropped before it reached that subscriber.
     fn delivery_dropped(&self, _to: &ClientInfo, _msg: &Arc<Message>, _reason: DeliveryDropReason) {
     }

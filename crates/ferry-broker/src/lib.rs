@@ -821,6 +821,7 @@ pub fn will_message(w: Will, client: &Arc<ClientInfo>) -> Message {
         payload: w.payload,
         qos: w.qos,
         retain: w.retain,
+        dup: false,
         properties: Properties {
             payload_format_indicator: p.payload_format_indicator,
             message_expiry_interval: p.message_expiry_interval,

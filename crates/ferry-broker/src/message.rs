@@ -16,6 +16,9 @@ pub struct Message {
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
+    /// The DUP flag of the PUBLISH it came in (rules' `flags.dup`); never forwarded:
+    /// outgoing DUP flags are the broker's own.
+    pub dup: bool,
     /// MQTT 5 properties forwarded to subscribers: payload format, content type, response
     /// topic, correlation data, user properties and message expiry. Never a topic alias or
     /// subscription identifier (those are per connection).
@@ -50,6 +53,7 @@ impl Message {
             payload: payload.into(),
             qos,
             retain,
+            dup: false,
             properties: Properties::default(),
             publisher: None,
             completion: None,

@@ -14,23 +14,92 @@ fn message_id() -> String {
     format!("{:016X}{:016X}", now_ms() as u64 * 1000, seq)
 }
 
-/// MQTT 5 properties the way EMQX shows them in `pub_props`.
-pub(crate) fn pub_props(p: &Properties) -> Map {
-    let mut m = Map::new();
-    if let Some(v) = p.payload_format_indicator {
-        m.insert("Payload-Format-Indicator".into(), Value::Int(i64::from(v)));
+/// MQTT 5 properties the way EMQX shows them (`pub_props`, `conn_props`, `disconn_props`,
+/// `sub_props`, `unsub_props`, `puback_props`): each present property under its name in the
+/// specification (`Session-Expiry-Interval`), user properties both as a map (`User-Property`,
+/// the last value of a repeated key wins; always there, empty without user properties, as
+/// EMQX's `printable_maps` starts from it) and as a list of pairs (`User-Property-Pairs`).
+pub(crate) fn props_map(p: &Properties) -> Map {
+    let mut m = Map::from_iter([("User-Property".to_owned(), Value::Map(Map::new()))]);
+    let mut int = |k: &str, v: Option<i64>| {
+        if let Some(v) = v {
+            m.insert(k.into(), Value::Int(v));
+        }
+    };
+    int(
+        "Payload-Format-Indicator",
+        p.payload_format_indicator.map(i64::from),
+    );
+    int(
+        "Message-Expiry-Interval",
+        p.message_expiry_interval.map(i64::from),
+    );
+    int(
+        "Session-Expiry-Interval",
+        p.session_expiry_interval.map(i64::from),
+    );
+    int("Server-Keep-Alive", p.server_keep_alive.map(i64::from));
+    int(
+        "Request-Problem-Information",
+        p.request_problem_information.map(i64::from),
+    );
+    int("Will-Delay-Interval", p.will_delay_interval.map(i64::from));
+    int(
+        "Request-Response-Information",
+        p.request_response_information.map(i64::from),
+    );
+    int("Receive-Maximum", p.receive_maximum.map(i64::from));
+    int("Topic-Alias-Maximum", p.topic_alias_maximum.map(i64::from));
+    int("Topic-Alias", p.topic_alias.map(i64::from));
+    int("Maximum-QoS", p.maximum_qos.map(i64::from));
+    int("Retain-Available", p.retain_available.map(i64::from));
+    int("Maximum-Packet-Size", p.maximum_packet_size.map(i64::from));
+    int(
+        "Wildcard-Subscription-Available",
+        p.wildcard_subscription_available.map(i64::from),
+    );
+    int(
+        "Subscription-Identifier-Available",
+        p.subscription_identifier_available.map(i64::from),
+    );
+    int(
+        "Shared-Subscription-Available",
+        p.shared_subscription_available.map(i64::from),
+    );
+    let strs = [
+        ("Content-Type", &p.content_type),
+        ("Response-Topic", &p.response_topic),
+        ("Assigned-Client-Identifier", &p.assigned_client_identifier),
+        ("Authentication-Method", &p.authentication_method),
+        ("Response-Information", &p.response_information),
+        ("Server-Reference", &p.server_reference),
+        ("Reason-String", &p.reason_string),
+    ];
+    for (k, v) in strs {
+        if let Some(v) = v {
+            m.insert(k.into(), Value::from(v.as_str()));
+        }
     }
-    if let Some(v) = p.message_expiry_interval {
-        m.insert("Message-Expiry-Interval".into(), Value::Int(i64::from(v)));
+    for (k, v) in [
+        ("Correlation-Data", &p.correlation_data),
+        ("Authentication-Data", &p.authentication_data),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.into(), Value::from_bytes(v.to_vec()));
+        }
     }
-    if let Some(v) = &p.content_type {
-        m.insert("Content-Type".into(), Value::from(v.as_str()));
-    }
-    if let Some(v) = &p.response_topic {
-        m.insert("Response-Topic".into(), Value::from(v.as_str()));
-    }
-    if let Some(v) = &p.correlation_data {
-        m.insert("Correlation-Data".into(), Value::from_bytes(v.to_vec()));
+    match p.subscription_identifiers.as_slice() {
+        [] => {}
+        [one] => {
+            m.insert(
+                "Subscription-Identifier".into(),
+                Value::Int(i64::from(*one)),
+            );
+        }
+        many => {
+            let ids = many.iter().map(|i| Value::Int(i64::from(*i))).collect();
+            m.insert("Subscription-Identifier".into(), Value::Array(ids));
+        }
     }
     if !p.user_properties.is_empty() {
         let mut up = Map::new();
@@ -68,7 +137,7 @@ impl<'a> MessageParts<'a> {
                 .map(|p| p.peerhost())
                 .unwrap_or_default(),
             node,
-            pub_props: pub_props(&msg.properties),
+            pub_props: props_map(&msg.properties),
         }
     }
 
@@ -84,7 +153,7 @@ impl<'a> MessageParts<'a> {
             topic: &self.msg.topic,
             qos: self.msg.qos as u8,
             retain: self.msg.retain,
-            dup: false,
+            dup: self.msg.dup,
             pub_props: self.pub_props.clone(),
             timestamp: self.msg.timestamp,
             node: self.node,
@@ -106,6 +175,11 @@ fn base(event: Event, node: &str) -> Map {
         ("timestamp".to_owned(), Value::Int(now_ms())),
         ("node".to_owned(), s(node)),
     ])
+}
+
+/// EMQX's client attributes (`mqtt.client_attrs_init`): Ferry sets none.
+fn client_attrs(m: &mut Map) {
+    m.insert("client_attrs".into(), Value::Map(Map::new()));
 }
 
 fn peername(c: Option<&ClientInfo>) -> Value {
@@ -137,7 +211,9 @@ fn session_columns(m: &mut Map, c: &ClientInfo) {
         Value::Int(i64::from(c.expiry_interval)),
     );
     m.insert("connected_at".into(), Value::Int(c.connected_at));
-    m.insert("conn_props".into(), Value::Map(Map::new()));
+    let none = Properties::default();
+    let props = props_map(c.conn_props.as_deref().unwrap_or(&none));
+    m.insert("conn_props".into(), Value::Map(props));
 }
 
 pub(crate) fn connected(c: &ClientInfo, node: &str) -> Map {
@@ -146,6 +222,7 @@ pub(crate) fn connected(c: &ClientInfo, node: &str) -> Map {
     m.insert("mountpoint".into(), Value::Null);
     m.insert("is_bridge".into(), Value::Bool(false));
     session_columns(&mut m, c);
+    client_attrs(&mut m);
     m
 }
 
@@ -166,6 +243,7 @@ pub(crate) fn authn_complete(c: &ClientInfo, a: &Authn, node: &str) -> Map {
     m.insert("reason_code".into(), s(reason_name(a.reason_code)));
     m.insert("is_superuser".into(), Value::Bool(a.is_superuser));
     m.insert("is_anonymous".into(), Value::Bool(a.is_anonymous));
+    client_attrs(&mut m);
     m
 }
 
@@ -185,6 +263,7 @@ pub(crate) fn authz_complete(
     m.insert("action".into(), s(action.as_str()));
     m.insert("authz_source".into(), s(a.source));
     m.insert("result".into(), s(a.result()));
+    client_attrs(&mut m);
     m
 }
 
@@ -238,13 +317,14 @@ pub(crate) fn reason_name(code: u8) -> &'static str {
     }
 }
 
-pub(crate) fn disconnected(c: &ClientInfo, reason: &str, node: &str) -> Map {
+pub(crate) fn disconnected(c: &ClientInfo, reason: &str, props: &Properties, node: &str) -> Map {
     let mut m = base(Event::ClientDisconnected, node);
     client_columns(&mut m, c);
     m.insert("reason".into(), s(reason));
     m.insert("connected_at".into(), Value::Int(c.connected_at));
     m.insert("disconnected_at".into(), Value::Int(now_ms()));
-    m.insert("disconn_props".into(), Value::Map(Map::new()));
+    m.insert("disconn_props".into(), Value::Map(props_map(props)));
+    client_attrs(&mut m);
     m
 }
 
@@ -252,6 +332,7 @@ pub(crate) fn subscription(
     c: &ClientInfo,
     filter: &str,
     opts: Option<&SubOptions>,
+    props: &Properties,
     node: &str,
 ) -> Map {
     let ev = if opts.is_some() {
@@ -271,7 +352,8 @@ pub(crate) fn subscription(
     } else {
         "unsub_props"
     };
-    m.insert(key.into(), Value::Map(Map::new()));
+    m.insert(key.into(), Value::Map(props_map(props)));
+    client_attrs(&mut m);
     m
 }
 
@@ -318,12 +400,14 @@ pub(crate) fn message_event(
         "flags".into(),
         Value::Map(Map::from_iter([
             ("retain".to_owned(), Value::Bool(msg.retain)),
-            ("dup".to_owned(), Value::Bool(false)),
+            ("dup".to_owned(), Value::Bool(msg.dup)),
         ])),
     );
-    m.insert("pub_props".into(), Value::Map(pub_props(&msg.properties)));
+    m.insert("pub_props".into(), Value::Map(props_map(&msg.properties)));
     if ev == Event::MessageAcked {
-        m.insert("puback_props".into(), Value::Map(Map::new()));
+        // Ferry keeps no PUBACK properties: EMQX's rendering of none.
+        let none = Properties::default();
+        m.insert("puback_props".into(), Value::Map(props_map(&none)));
     }
     m.insert("publish_received_at".into(), Value::Int(msg.timestamp));
     m

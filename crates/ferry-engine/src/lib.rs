@@ -24,7 +24,7 @@ use ferry_broker::{
     Hook, Message,
 };
 use ferry_metrics::{RuleMetric, RuleStats};
-use ferry_mqtt::SubOptions;
+use ferry_mqtt::{Properties, SubOptions};
 use ferry_rules::{Columns, Event, Rule, RuleError, RuleSet};
 
 pub use actions::{Action, ActionEnv, Console, Republish};
@@ -289,26 +289,32 @@ impl Hook for RuleEngine {
         );
     }
 
-    fn client_disconnected(&self, c: &ClientInfo, reason: &str) {
+    fn client_disconnected(&self, c: &ClientInfo, reason: &str, props: &Properties) {
         self.run_event(
             Event::ClientDisconnected,
-            || input::disconnected(c, reason, &self.node),
+            || input::disconnected(c, reason, props, &self.node),
             None,
         );
     }
 
-    fn session_subscribed(&self, c: &ClientInfo, filter: &str, opts: &SubOptions) {
+    fn session_subscribed(
+        &self,
+        c: &ClientInfo,
+        filter: &str,
+        opts: &SubOptions,
+        props: &Properties,
+    ) {
         self.run_event(
             Event::SessionSubscribed,
-            || input::subscription(c, filter, Some(opts), &self.node),
+            || input::subscription(c, filter, Some(opts), props, &self.node),
             None,
         );
     }
 
-    fn session_unsubscribed(&self, c: &ClientInfo, filter: &str) {
+    fn session_unsubscribed(&self, c: &ClientInfo, filter: &str, props: &Properties) {
         self.run_event(
             Event::SessionUnsubscribed,
-            || input::subscription(c, filter, None, &self.node),
+            || input::subscription(c, filter, None, props, &self.node),
             None,
         );
     }
@@ -349,6 +355,10 @@ impl Hook for RuleEngine {
             },
             Some(msg),
         );
+    }
+
+    fn wants_message_dropped(&self) -> bool {
+        self.wants.load(Ordering::Acquire) & event_bit(Event::MessageDropped) != 0
     }
 
     fn client_connack(&self, c: &ClientInfo, reason_code: u8) {

@@ -111,6 +111,7 @@ impl Event {
                 "conn_props",
                 "timestamp",
                 "node",
+                "client_attrs",
             ],
             Event::ClientDisconnected => &[
                 "event",
@@ -126,6 +127,7 @@ impl Event {
                 "disconn_props",
                 "timestamp",
                 "node",
+                "client_attrs",
             ],
             Event::SessionSubscribed => &[
                 "event",
@@ -138,6 +140,7 @@ impl Event {
                 "sub_props",
                 "timestamp",
                 "node",
+                "client_attrs",
             ],
             Event::SessionUnsubscribed => &[
                 "event",
@@ -150,6 +153,7 @@ impl Event {
                 "unsub_props",
                 "timestamp",
                 "node",
+                "client_attrs",
             ],
             // EMQX gives `puback_props` to acked messages only.
             Event::MessageDelivered => &[
@@ -235,6 +239,7 @@ impl Event {
                 "result",
                 "timestamp",
                 "node",
+                "client_attrs",
             ],
             Event::ClientCheckAuthnComplete => &[
                 "event",
@@ -246,6 +251,7 @@ impl Event {
                 "is_anonymous",
                 "timestamp",
                 "node",
+                "client_attrs",
             ],
             Event::DeliveryDropped => &[
                 "event",

@@ -54,6 +54,8 @@ impl Columns for MessageInput<'_> {
             "timestamp" | "publish_received_at" => Value::Int(self.timestamp),
             "node" => Value::from(self.node),
             "event" => Value::from("message.publish"),
+            // EMQX's client attributes (`mqtt.client_attrs_init`): Ferry sets none.
+            "client_attrs" => Value::Map(Map::new()),
             _ => return None,
         })
     }
@@ -63,7 +65,7 @@ impl Columns for MessageInput<'_> {
     }
 
     fn all(&self) -> Map {
-        const COLS: [&str; 15] = [
+        const COLS: [&str; 16] = [
             "id",
             "clientid",
             "username",
@@ -79,6 +81,7 @@ impl Columns for MessageInput<'_> {
             "publish_received_at",
             "node",
             "event",
+            "client_attrs",
         ];
         COLS.iter()
             .filter_map(|c| Some(((*c).to_owned(), self.column(c)?)))

@@ -63,12 +63,15 @@ fn select_star_gives_every_message_column() {
         "publish_received_at",
         "node",
         "event",
+        "peername",
+        "client_attrs",
     ] {
         assert!(out.get(k).is_some(), "missing {k} in {out}");
     }
     assert_eq!(out["payload"], json!("{\"x\":1}"));
     assert_eq!(out["flags"], json!({"retain": false, "dup": false}));
     assert_eq!(out["event"], json!("message.publish"));
+    assert_eq!(out["client_attrs"], json!({}));
 }
 
 #[test]

@@ -236,8 +236,9 @@ pub(crate) fn rule_events() -> Value {
         "event_type": "message_publish",
         "title": {"en": "Message publish"},
         "description": {"en": "A message was published (FROM a topic filter)"},
-        "columns": ["id", "clientid", "username", "payload", "peerhost", "topic", "qos",
-            "flags", "pub_props", "timestamp", "publish_received_at", "node"],
+        "columns": ["id", "clientid", "username", "payload", "peerhost", "peername", "topic",
+            "qos", "flags", "pub_props", "timestamp", "publish_received_at", "node",
+            "client_attrs"],
         "sql_example": "SELECT * FROM \"t/#\"",
     })];
     for e in ferry_rules::Event::ALL {

@@ -218,6 +218,7 @@ fn message_from(r: &mut R<'_>) -> Result<Message, String> {
         payload: p.payload,
         qos: p.qos,
         retain: p.retain,
+        dup: false,
         properties: p.properties,
         publisher,
         completion: None,
@@ -392,6 +393,9 @@ pub fn decode_session(b: &[u8]) -> Result<StoredSession, String> {
         clean_start: r.u8()? != 0,
         expiry_interval: r.u32()?,
         connected_at: r.i64()?,
+        // Not persisted: a restored session's CONNECT properties are those of its next
+        // connection.
+        conn_props: None,
         auth: Arc::default(),
     });
     let n = r.count(8)?;

@@ -23,7 +23,28 @@ pub(super) async fn refuse<W: AsyncWrite + Unpin>(wr: &mut W, version: Version, 
 pub(super) struct ConnectFailure {
     /// CONNACK to send before closing, if the version is known well enough to answer.
     pub(super) connack: Option<(Version, u8)>,
+    /// A CONNECT of an unsupported protocol level that otherwise parses (as MQTT 3.1.1
+    /// does, like EMQX): who is refused, for the `client_connack` hook.
+    pub(super) refused: Option<(Box<Connect>, u8)>,
     pub(super) why: String,
+}
+
+/// Reads a CONNECT of unsupported protocol `level` as if it were 3.1.1 (or 3.1 for
+/// `MQIsdp`), keeping `level` as its version: what EMQX knows of such a client when it
+/// refuses it.
+fn unsupported_connect(header: u8, body: &[u8], level: u8) -> Option<(Box<Connect>, u8)> {
+    let name_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+    let name = body.get(2..2 + name_len)?;
+    let mut patched = body.to_vec();
+    *patched.get_mut(2 + name_len)? = if name == b"MQIsdp" { 3 } else { 4 };
+    let frame = ferry_mqtt::Frame {
+        header,
+        body: patched.into(),
+    };
+    match ferry_mqtt::parse(frame, Version::V311) {
+        Ok(Packet::Connect(c)) => Some((c, level)),
+        _ => None,
+    }
 }
 
 /// Reads until CONNECT; `read` counts the bytes read (CONNECT and whatever came with it).
@@ -33,7 +54,11 @@ pub(super) async fn read_connect<R: AsyncRead + Unpin>(
     cfg: &MqttConfig,
     read: &mut u64,
 ) -> Result<Box<Connect>, ConnectFailure> {
-    let fail = |connack, why: String| ConnectFailure { connack, why };
+    let fail = |connack, why: String| ConnectFailure {
+        connack,
+        refused: None,
+        why,
+    };
     let deadline = Instant::now() + Duration::from_secs(u64::from(cfg.connect_timeout));
     loop {
         match ferry_mqtt::read_frame(rbuf, cfg.max_packet_size) {
@@ -41,13 +66,15 @@ pub(super) async fn read_connect<R: AsyncRead + Unpin>(
                 if frame.header >> 4 != 1 {
                     return Err(fail(None, "first packet is not CONNECT".into()));
                 }
+                let (header, body) = (frame.header, frame.body.clone());
                 return match ferry_mqtt::parse(frame, Version::V311) {
                     Ok(Packet::Connect(c)) => Ok(c),
                     Ok(_) => Err(fail(None, "first packet is not CONNECT".into())),
-                    Err(DecodeError::UnsupportedVersion(l)) => Err(fail(
-                        Some((Version::V311, reason::UNSUPPORTED_PROTOCOL_VERSION)),
-                        format!("unsupported protocol level {l}"),
-                    )),
+                    Err(DecodeError::UnsupportedVersion(l)) => Err(ConnectFailure {
+                        connack: Some((Version::V311, reason::UNSUPPORTED_PROTOCOL_VERSION)),
+                        refused: unsupported_connect(header, &body, l),
+                        why: format!("unsupported protocol level {l}"),
+                    }),
                     Err(e) => Err(fail(None, e.to_string())),
                 };
             }
@@ -184,6 +211,7 @@ impl Conn {
             clean_start: c.clean_start,
             expiry_interval: expiry,
             connected_at: ferry_broker::hook::now_ms(),
+            conn_props: ferry_broker::hook::boxed_props(&c.properties),
             auth: Arc::default(),
         };
         let (authn, auth) = broker.authenticate(&client, c.password.as_deref()).await;
@@ -210,6 +238,7 @@ impl Conn {
             keep_alive: (keep_alive > 0)
                 .then(|| Duration::from_secs_f32(f32::from(keep_alive) * cfg.keepalive_multiplier)),
             connect_expiry_zero: expiry == 0,
+            disconn_props: None,
             client_receive_max,
             client_max_packet: c.properties.maximum_packet_size.unwrap_or(u32::MAX),
             client_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),

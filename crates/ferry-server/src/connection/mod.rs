@@ -17,8 +17,8 @@ use ferry_broker::acl::DenyAction;
 use ferry_broker::limits::Bucket;
 use ferry_broker::metrics::{self, BrokerMetric};
 use ferry_broker::{
-    Broker, ClientCounters, ClientInfo, Delivery, DurableAck, Expiry, Kick, Message, MqttConfig,
-    NotDurable, Outgoing, PublishDenied, Session,
+    Broker, ClientCounters, ClientInfo, Delivery, DropReason, DurableAck, Expiry, Kick, Message,
+    MqttConfig, NotDurable, Outgoing, PublishDenied, Session,
 };
 use ferry_mqtt::topic::validate_name;
 use ferry_mqtt::{
@@ -83,9 +83,20 @@ where
     let peer = who.addr;
     let connect = match connect {
         Ok(c) => c,
-        Err(ConnectFailure { connack, why }) => {
+        Err(ConnectFailure {
+            connack,
+            refused,
+            why,
+        }) => {
             tracing::info!(%peer, "connection refused before CONNECT completed: {why}");
             if let Some((version, code)) = connack {
+                if let Some((c, level)) = refused {
+                    let client = ClientInfo {
+                        proto_ver: level,
+                        ..ClientInfo::from_connect(&c, peer, who.local)
+                    };
+                    broker.connack(&client, code);
+                }
                 refuse(&mut wr, version, code).await;
             }
             return;
@@ -139,6 +150,9 @@ struct Conn {
     traffic: Traffic,
     /// When the last read completed: a PUBLISH's PUBACK delay starts here.
     read_at: Instant,
+    /// The properties of the client's DISCONNECT, if it sent one with any (rules'
+    /// `disconn_props`).
+    disconn_props: Option<Box<Properties>>,
 }
 
 /// Packets counted during one turn of the loop, added to the session's
@@ -551,6 +565,7 @@ impl Conn {
             Packet::Unsubscribe(u) => self.on_unsubscribe(u),
             Packet::PingReq => self.send(&Packet::PingResp),
             Packet::Disconnect(d) => {
+                self.disconn_props = ferry_broker::hook::boxed_props(&d.properties);
                 if let Some(exp) = d.properties.session_expiry_interval {
                     if self.connect_expiry_zero && exp != 0 {
                         return Some(err(
@@ -581,6 +596,35 @@ impl Conn {
             }
         }
         None
+    }
+
+    /// The message a client's PUBLISH carries.
+    fn inbound(&self, p: Publish) -> Message {
+        Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            dup: p.dup,
+            properties: p.properties,
+            publisher: Some(self.client.clone()),
+            completion: None,
+            received_at: Instant::now(),
+            timestamp: ferry_broker::hook::now_ms(),
+        }
+    }
+
+    /// Tells hooks a QoS 2 PUBLISH was not routed (EMQX's `message.dropped` with the
+    /// reason code's name); the message is built only if a hook wants it.
+    fn qos2_dropped(&self, p: Publish, why: DropReason) {
+        let hooks = self.broker.hooks();
+        if !hooks.iter().any(|h| h.wants_message_dropped()) {
+            return;
+        }
+        let msg = Arc::new(self.inbound(p));
+        for h in hooks {
+            h.message_dropped(&msg, why);
+        }
     }
 
     fn on_publish(&mut self, mut p: Publish) -> Option<Close> {
@@ -634,6 +678,7 @@ impl Conn {
                 if !self.pending.iter().any(|x| x.packet_id == p.packet_id) {
                     self.send(&Packet::PubRec(Ack::new(p.packet_id, reason::SUCCESS)));
                 }
+                self.qos2_dropped(p, DropReason::PacketIdentifierInUse);
                 return None;
             }
             let pending_qos1 = self
@@ -642,6 +687,8 @@ impl Conn {
                 .filter(|p| p.qos == QoS::AtLeastOnce)
                 .count();
             if st.awaiting_rel_len() + pending_qos1 >= usize::from(self.cfg.receive_maximum) {
+                drop(st);
+                self.qos2_dropped(p, DropReason::ReceiveMaximumExceeded);
                 return Some(err(
                     reason::RECEIVE_MAXIMUM_EXCEEDED,
                     "receive maximum exceeded",
@@ -664,17 +711,7 @@ impl Conn {
             }
         }
         let (qos, packet_id) = (p.qos, p.packet_id);
-        let msg = Message {
-            topic: p.topic,
-            payload: p.payload,
-            qos,
-            retain: p.retain,
-            properties: p.properties,
-            publisher: Some(self.client.clone()),
-            completion: None,
-            received_at: Instant::now(),
-            timestamp: ferry_broker::hook::now_ms(),
-        };
+        let msg = self.inbound(p);
         let read_at = self.read_at;
         let mut acks = Vec::new();
         let routed = match self.broker.publish_checked(msg, &mut acks) {
@@ -768,7 +805,7 @@ impl Conn {
                 Ok(ok) => {
                     codes.push(ok.granted as u8);
                     for h in self.broker.hooks() {
-                        h.session_subscribed(&self.client, filter, opts);
+                        h.session_subscribed(&self.client, filter, opts, &s.properties);
                     }
                 }
                 Err(e) => {
@@ -810,7 +847,7 @@ impl Conn {
             .map(|f| {
                 if self.broker.unsubscribe(&self.session, f) {
                     for h in self.broker.hooks() {
-                        h.session_unsubscribed(&self.client, f);
+                        h.session_unsubscribed(&self.client, f, &u.properties);
                     }
                     reason::SUCCESS
                 } else {
@@ -881,8 +918,10 @@ impl Conn {
             Close::Error(reason::NOT_AUTHORIZED, _) => "not_authorized",
             Close::Error(..) => "protocol_error",
         };
+        let none = Properties::default();
+        let props = self.disconn_props.as_deref().unwrap_or(&none);
         for h in self.broker.hooks() {
-            h.client_disconnected(&self.client, reason);
+            h.client_disconnected(&self.client, reason, props);
         }
         self.broker
             .disconnect(&self.session, self.conn_id, will, &self.client);
