@@ -32,6 +32,10 @@ async fn start(text: &str, data: &Path) -> (Gateway, SocketAddr) {
     for l in cfg.listeners.tcp.values_mut() {
         l.bind = "127.0.0.1:0".parse().unwrap();
     }
+    // Only the TCP listener (the default ws one would take port 8083 in every test).
+    cfg.listeners.ws.clear();
+    cfg.listeners.ssl.clear();
+    cfg.listeners.wss.clear();
     let g = Gateway::start(&cfg).await.unwrap();
     let addr = g.listeners[0].1;
     (g, addr)
