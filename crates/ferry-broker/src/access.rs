@@ -100,14 +100,16 @@ impl Broker {
     }
 
     /// Authenticates a CONNECT (before its session is attached): the chain, then
-    /// `allow_anonymous`. Returns the decision (reported to hooks and counted) and what the
+    /// `allow_anonymous` (the listener's, when it overrides `[authentication]`'s). Returns the decision (reported to hooks and counted) and what the
     /// connection is granted.
     pub async fn authenticate(
         &self,
         client: &ClientInfo,
         password: Option<&[u8]>,
+        allow_anonymous: Option<bool>,
     ) -> (Authn, Arc<ClientAuth>) {
         let a = self.authn.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let anonymous_ok = allow_anonymous.unwrap_or(a.allow_anonymous);
         let outcome = match &a.chain {
             Some(chain) if !chain.is_empty() => chain.authenticate(client, password).await,
             _ => AuthnOutcome {
@@ -131,7 +133,7 @@ impl Broker {
                 ClientAuth::new(is_superuser, rules, outcome.source),
             ),
             AuthnDecision::Deny(code) => (refused(code, outcome.source), ClientAuth::default()),
-            AuthnDecision::Ignore if a.allow_anonymous && (chain_empty || !credentials) => (
+            AuthnDecision::Ignore if anonymous_ok && (chain_empty || !credentials) => (
                 Authn {
                     reason_code: reason::SUCCESS,
                     is_superuser: false,

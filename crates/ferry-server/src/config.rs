@@ -27,6 +27,9 @@ pub struct TcpListenerConfig {
     /// New connections accepted per second on this listener (0: no limit); more wait
     /// in the backlog.
     pub max_conn_rate: u64,
+    /// Overrides `[authentication] allow_anonymous` for this listener's clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
     /// Expect a PROXY protocol v1 or v2 header (from a load balancer) first on every
     /// connection; the client address it carries becomes the peer address.
     pub proxy_protocol: bool,
@@ -40,6 +43,7 @@ impl Default for TcpListenerConfig {
             bind: any(1883),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_conn_rate: 0,
+            allow_anonymous: None,
             proxy_protocol: false,
             proxy_protocol_timeout: DEFAULT_PROXY_TIMEOUT,
         }
@@ -78,6 +82,9 @@ pub struct SslListenerConfig {
     /// New connections accepted per second on this listener (0: no limit); more wait
     /// in the backlog.
     pub max_conn_rate: u64,
+    /// Overrides `[authentication] allow_anonymous` for this listener's clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
     pub proxy_protocol: bool,
     pub proxy_protocol_timeout: u64,
     /// PEM certificate chain of the server (leaf first).
@@ -99,6 +106,7 @@ impl Default for SslListenerConfig {
             bind: any(8883),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_conn_rate: 0,
+            allow_anonymous: None,
             proxy_protocol: false,
             proxy_protocol_timeout: DEFAULT_PROXY_TIMEOUT,
             certfile: PathBuf::new(),
@@ -121,6 +129,9 @@ pub struct WsListenerConfig {
     /// New connections accepted per second on this listener (0: no limit); more wait
     /// in the backlog.
     pub max_conn_rate: u64,
+    /// Overrides `[authentication] allow_anonymous` for this listener's clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
     pub proxy_protocol: bool,
     pub proxy_protocol_timeout: u64,
     /// HTTP path of the upgrade request; other paths get 404.
@@ -133,6 +144,7 @@ impl Default for WsListenerConfig {
             bind: any(8083),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_conn_rate: 0,
+            allow_anonymous: None,
             proxy_protocol: false,
             proxy_protocol_timeout: DEFAULT_PROXY_TIMEOUT,
             path: "/mqtt".into(),
@@ -150,6 +162,9 @@ pub struct WssListenerConfig {
     /// New connections accepted per second on this listener (0: no limit); more wait
     /// in the backlog.
     pub max_conn_rate: u64,
+    /// Overrides `[authentication] allow_anonymous` for this listener's clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
     pub proxy_protocol: bool,
     pub proxy_protocol_timeout: u64,
     pub path: String,
@@ -168,6 +183,7 @@ impl Default for WssListenerConfig {
             bind: any(8084),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_conn_rate: 0,
+            allow_anonymous: None,
             proxy_protocol: false,
             proxy_protocol_timeout: DEFAULT_PROXY_TIMEOUT,
             path: "/mqtt".into(),
@@ -207,15 +223,24 @@ pub struct Common {
     pub max_connections: usize,
     /// New connections per second (0: no limit).
     pub max_conn_rate: u64,
+    /// Overrides `[authentication] allow_anonymous`.
+    pub allow_anonymous: Option<bool>,
     /// `Some(timeout)` when the PROXY protocol is on.
     pub proxy: Option<Duration>,
 }
 
-fn common(bind: SocketAddr, max: usize, rate: u64, proxy: bool, timeout: u64) -> Common {
+fn common(
+    bind: SocketAddr,
+    max: usize,
+    (rate, allow_anonymous): (u64, Option<bool>),
+    proxy: bool,
+    timeout: u64,
+) -> Common {
     Common {
         bind,
         max_connections: max,
         max_conn_rate: rate,
+        allow_anonymous,
         proxy: proxy.then(|| Duration::from_secs(timeout)),
     }
 }
@@ -225,7 +250,7 @@ impl TcpListenerConfig {
         common(
             self.bind,
             self.max_connections,
-            self.max_conn_rate,
+            (self.max_conn_rate, self.allow_anonymous),
             self.proxy_protocol,
             self.proxy_protocol_timeout,
         )
@@ -237,7 +262,7 @@ impl WsListenerConfig {
         common(
             self.bind,
             self.max_connections,
-            self.max_conn_rate,
+            (self.max_conn_rate, self.allow_anonymous),
             self.proxy_protocol,
             self.proxy_protocol_timeout,
         )
@@ -256,7 +281,7 @@ macro_rules! tls_keys {
                 common(
                     self.bind,
                     self.max_connections,
-                    self.max_conn_rate,
+                    (self.max_conn_rate, self.allow_anonymous),
                     self.proxy_protocol,
                     self.proxy_protocol_timeout,
                 )

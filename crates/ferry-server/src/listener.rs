@@ -51,6 +51,8 @@ pub struct Endpoint {
     pub max_connections: usize,
     /// New connections per second (0: no limit).
     pub max_conn_rate: u64,
+    /// Overrides `[authentication] allow_anonymous` for this listener.
+    pub allow_anonymous: Option<bool>,
     /// `Some(timeout)`: every connection starts with a PROXY v1/v2 header.
     pub proxy: Option<Duration>,
     started: Instant,
@@ -70,6 +72,7 @@ impl Endpoint {
             transport,
             max_connections,
             max_conn_rate: 0,
+            allow_anonymous: None,
             proxy,
             started: Instant::now(),
             last_warn: AtomicU64::new(0),
@@ -84,7 +87,7 @@ impl Endpoint {
             k.max_connections,
             k.proxy,
         )
-        .with_conn_rate(k.max_conn_rate)
+        .with_common(&k)
     }
 
     /// Loads the certificate files: the error names the key and the file.
@@ -97,7 +100,7 @@ impl Endpoint {
             k.max_connections,
             k.proxy,
         )
-        .with_conn_rate(k.max_conn_rate))
+        .with_common(&k))
     }
 
     pub fn ws(name: &str, c: &WsListenerConfig) -> Endpoint {
@@ -108,7 +111,7 @@ impl Endpoint {
             k.max_connections,
             k.proxy,
         )
-        .with_conn_rate(k.max_conn_rate)
+        .with_common(&k)
     }
 
     pub fn wss(name: &str, c: &WssListenerConfig) -> Result<Endpoint, TlsError> {
@@ -120,12 +123,13 @@ impl Endpoint {
             k.max_connections,
             k.proxy,
         )
-        .with_conn_rate(k.max_conn_rate))
+        .with_common(&k))
     }
 
-    /// With at most `rate` new connections a second (0: no limit).
-    pub fn with_conn_rate(mut self, rate: u64) -> Endpoint {
-        self.max_conn_rate = rate;
+    /// With the listener-level limits and overrides of `c`.
+    pub fn with_common(mut self, c: &crate::config::Common) -> Endpoint {
+        self.max_conn_rate = c.max_conn_rate;
+        self.allow_anonymous = c.allow_anonymous;
         self
     }
 
@@ -275,6 +279,7 @@ async fn connect(
         local: stream.local_addr().ok(),
         username: None,
         client_id: None,
+        allow_anonymous: ep.allow_anonymous,
     };
     if let Some(t) = ep.proxy {
         match timeout(t, proxy::read_header(&mut stream)).await {

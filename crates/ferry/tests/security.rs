@@ -628,3 +628,31 @@ async fn mosquitto_clients_with_credentials_see_only_what_the_acl_allows() -> Te
     g.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_may_override_allow_anonymous() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (g, _) = start(
+        "[authentication]\nallow_anonymous = false\n\
+         [listeners.tcp.closed]\nbind = \"127.0.0.1:0\"\n\
+         [listeners.tcp.open]\nbind = \"127.0.0.1:0\"\nallow_anonymous = true\n",
+        dir.path(),
+    )
+    .await;
+    let addr = |name: &str| {
+        g.listeners
+            .iter()
+            .find(|(n, _)| n.ends_with(name))
+            .map(|(_, a)| *a)
+            .unwrap()
+    };
+    for (v, refused) in [(V3, 5), (V5, 0x87)] {
+        assert_eq!(connack(addr("open"), v, "anon", None, None).await, 0);
+        assert_eq!(
+            connack(addr("closed"), v, "anon", None, None).await,
+            refused
+        );
+    }
+    g.stop().await;
+    Ok(())
+}

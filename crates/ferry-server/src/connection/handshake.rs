@@ -102,6 +102,7 @@ impl Conn {
         who: Peer,
     ) -> Result<Conn, (Version, u8, String)> {
         let (peer, local) = (who.addr, who.local);
+        let who_anonymous = who.allow_anonymous;
         // The certificate's identity wins over what the client claims.
         if let Some(u) = who.username {
             c.username = Some(u);
@@ -214,7 +215,9 @@ impl Conn {
             conn_props: ferry_broker::hook::boxed_props(&c.properties),
             auth: Arc::default(),
         };
-        let (authn, auth) = broker.authenticate(&client, c.password.as_deref()).await;
+        let (authn, auth) = broker
+            .authenticate(&client, c.password.as_deref(), who_anonymous)
+            .await;
         if let code @ 1.. = authn.reason_code {
             return refuse(code, "not authenticated");
         }

@@ -63,6 +63,8 @@ pub(crate) struct Peer {
     pub(crate) username: Option<String>,
     /// `peer_cert_as_clientid`: replaces the client id in CONNECT.
     pub(crate) client_id: Option<String>,
+    /// The listener's `allow_anonymous`, if it overrides `[authentication]`'s.
+    pub(crate) allow_anonymous: Option<bool>,
 }
 
 /// Serves one connection over any transport: plain TCP, TLS and WebSocket streams are
