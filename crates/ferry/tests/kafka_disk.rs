@@ -4,13 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 mod common;
 
-use ferry::Gateway;
+use common::{action_metrics as action, gateway_in};
+
 use ferry_kafka::testing::{ConsumedRecord, TestKafka, read_records};
 use ferry_mqtt::{Packet, QoS, Version};
 use ferry_testkit::{RawClient, wait_until};
@@ -20,18 +19,6 @@ async fn read(bootstrap: &str, topic: &str, want: usize) -> Vec<ConsumedRecord> 
     tokio::task::spawn_blocking(move || read_records(&b, &t, want, Duration::from_secs(30)))
         .await
         .unwrap()
-}
-
-fn action(g: &Gateway, name: &str) -> BTreeMap<String, u64> {
-    g.control.view().actions[name].metrics.json()
-}
-
-async fn gateway_in(text: &str, bootstrap: &str, data: &Path) -> (Gateway, SocketAddr) {
-    let mut cfg = common::config(text, bootstrap);
-    cfg.node.data_dir = data.to_owned();
-    let g = Gateway::start(&cfg).await.unwrap();
-    let addr = g.listeners[0].1;
-    (g, addr)
 }
 
 /// Publishes QoS 1 messages in windows of 10 (within the Receive Maximum); returns the PUBACK reason codes in order.

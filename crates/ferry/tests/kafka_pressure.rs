@@ -4,29 +4,16 @@
 //! mount namespace) and frees up again.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::Path;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use ferry::Gateway;
+use common::{action_metrics as action, gateway_in};
+
 use ferry_kafka::testing::{TestKafka, read_records};
 use ferry_mqtt::{Packet, QoS, Version};
 use ferry_testkit::{RawClient, wait_until};
-
-fn action(g: &Gateway, name: &str) -> BTreeMap<String, u64> {
-    g.control.view().actions[name].metrics.json()
-}
-
-async fn gateway_in(text: &str, bootstrap: &str, data: &Path) -> (Gateway, SocketAddr) {
-    let mut cfg = common::config(text, bootstrap);
-    cfg.node.data_dir = data.to_owned();
-    let g = Gateway::start(&cfg).await.unwrap();
-    let addr = g.listeners[0].1;
-    (g, addr)
-}
 
 /// The numbers (first 4 characters of each value) found in `topic`, once each: at least
 /// `want` records are waited for, then whatever else arrives (duplicates, records whose

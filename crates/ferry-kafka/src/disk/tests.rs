@@ -9,6 +9,23 @@ fn test_options() -> Options {
     }
 }
 
+/// An action whose Kafka is unreachable, with more `settings`; with `buffer`, its own
+/// buffer thread runs there.
+fn unreachable_action(
+    settings: &str,
+    buffer: Option<std::path::PathBuf>,
+) -> (Arc<KafkaAction>, CancellationToken) {
+    let registry = ferry_metrics::Registry::new();
+    let conn = crate::Connector::new(
+        "c",
+        toml::from_str("bootstrap_hosts = \"127.0.0.1:1\"").unwrap(),
+    );
+    let cfg = toml::from_str(&format!("connector = \"c\"\ntopic = \"t\"\n{settings}")).unwrap();
+    let stop = CancellationToken::new();
+    let a = KafkaAction::start("a", cfg, &conn, &registry, stop.clone(), buffer).unwrap();
+    (a, stop)
+}
+
 /// A disk-buffered driver on `io`, for an action whose Kafka is unreachable.
 fn driver_on<I: Io + Send + 'static>(
     io: I,
@@ -19,28 +36,7 @@ fn driver_on<I: Io + Send + 'static>(
     Arc<KafkaAction>,
     std::thread::JoinHandle<()>,
 ) {
-    driver_with(io, dir, "")
-}
-
-/// [`driver_on`] with more action settings.
-fn driver_with<I: Io + Send + 'static>(
-    io: I,
-    dir: &Path,
-    settings: &str,
-) -> (
-    DiskHandle,
-    CancellationToken,
-    Arc<KafkaAction>,
-    std::thread::JoinHandle<()>,
-) {
-    let registry = ferry_metrics::Registry::new();
-    let conn = crate::Connector::new(
-        "c",
-        toml::from_str("bootstrap_hosts = \"127.0.0.1:1\"").unwrap(),
-    );
-    let cfg = toml::from_str(&format!("connector = \"c\"\ntopic = \"t\"\n{settings}")).unwrap();
-    let stop = CancellationToken::new();
-    let a = KafkaAction::start("a", cfg, &conn, &registry, stop.clone(), None).unwrap();
+    let (a, stop) = unreachable_action("", None);
     let (buf, _) = Buffer::open(dir, test_options(), io).unwrap();
     let (handle, rx) = DiskHandle::new();
     let (h, s, a2) = (handle.clone(), stop.clone(), a.clone());
@@ -130,15 +126,7 @@ async fn hybrid_keeps_records_in_memory_then_spills_and_saves_them_at_stop() {
         "buffer_mode = \"hybrid\"\nbuffer_memory_bytes = {}",
         size * 3
     );
-    let registry = ferry_metrics::Registry::new();
-    let conn = crate::Connector::new(
-        "c",
-        toml::from_str("bootstrap_hosts = \"127.0.0.1:1\"").unwrap(),
-    );
-    let cfg = toml::from_str(&format!("connector = \"c\"\ntopic = \"t\"\n{settings}")).unwrap();
-    let stop = CancellationToken::new();
-    let buffer = Some(dir.path().to_owned());
-    let a = KafkaAction::start("a", cfg, &conn, &registry, stop.clone(), buffer).unwrap();
+    let (a, stop) = unreachable_action(&settings, Some(dir.path().to_owned()));
     let h = a.disk_handle().unwrap().clone();
     for _ in 0..5 {
         append(&h).await.unwrap();

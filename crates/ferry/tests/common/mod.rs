@@ -21,6 +21,24 @@ pub(crate) fn config(text: &str, bootstrap: &str) -> Config {
     cfg
 }
 
+/// [`gateway`] with its data (disk buffers, MQTT state) in `data`.
+pub(crate) async fn gateway_in(
+    text: &str,
+    bootstrap: &str,
+    data: &std::path::Path,
+) -> (Gateway, std::net::SocketAddr) {
+    let mut cfg = config(text, bootstrap);
+    cfg.node.data_dir = data.to_owned();
+    let g = Gateway::start(&cfg).await.unwrap();
+    let addr = g.listeners[0].1;
+    (g, addr)
+}
+
+/// A Kafka action's metrics, as the API shows them.
+pub(crate) fn action_metrics(g: &Gateway, name: &str) -> std::collections::BTreeMap<String, u64> {
+    g.control.view().actions[name].metrics.json()
+}
+
 pub(crate) async fn gateway(text: &str, bootstrap: &str) -> (Gateway, std::net::SocketAddr) {
     let g = Gateway::start(&config(text, bootstrap)).await.unwrap();
     let addr = g.listeners[0].1;
