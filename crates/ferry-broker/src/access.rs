@@ -90,7 +90,13 @@ impl Broker {
 
     /// Replaces the authorization rules; every cached result becomes stale at once.
     pub fn set_acl(&self, acl: Acl) {
+        let trivial = match (acl.rules.is_empty(), acl.no_match) {
+            (false, _) => 0,
+            (true, Permission::Allow) => 1,
+            (true, Permission::Deny) => 2,
+        };
         *self.acl.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(acl);
+        self.acl_trivial.store(trivial, Ordering::Release);
         self.acl_generation.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -196,6 +202,24 @@ impl Broker {
                 allow: true,
                 source: "superuser",
             };
+        }
+        // No rules anywhere (the default): `no_match` decides, no cache needed.
+        if auth.rules.is_empty() {
+            match self.acl_trivial.load(Ordering::Acquire) {
+                1 => {
+                    return Authz {
+                        allow: true,
+                        source: "default",
+                    };
+                }
+                2 => {
+                    return Authz {
+                        allow: false,
+                        source: "default",
+                    };
+                }
+                _ => {}
+            }
         }
         let generation = self.acl_generation.load(Ordering::Acquire);
         let key = (

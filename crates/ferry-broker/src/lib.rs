@@ -161,6 +161,8 @@ pub struct Broker {
     /// Bumped by every change of `acl`: cached authorization results of older
     /// generations are stale.
     acl_generation: AtomicU64,
+    /// `acl` has no rules: what `no_match` says (1 allow, 2 deny); 0 when it has rules.
+    acl_trivial: std::sync::atomic::AtomicU8,
 }
 
 /// A PUBLISH refused by authorization.
@@ -207,6 +209,7 @@ impl Broker {
             authn: RwLock::default(),
             acl: RwLock::default(),
             acl_generation: AtomicU64::new(0),
+            acl_trivial: std::sync::atomic::AtomicU8::new(1),
         }
     }
 

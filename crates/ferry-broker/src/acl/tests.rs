@@ -182,7 +182,15 @@ fn a_change_of_rules_applies_to_the_next_check_despite_the_cache() {
     let c = client("c", Some("u"), "127.0.0.1");
     let check =
         |b: &crate::Broker| b.authorize(&c, AuthzAction::Publish, "t", QoS::AtMostOnce, false);
+    // No rules at all: no_match answers every check, nothing is cached.
     assert_eq!(check(&b).source, "default");
+    assert_eq!(check(&b).source, "default");
+    let allow: AuthorizationConfig = toml::from_str(
+        "no_match = \"deny\"\n[[rules]]\npermission = \"allow\"\ntopics = [\"t\"]\n",
+    )
+    .unwrap();
+    b.set_acl(allow.compile().unwrap());
+    assert_eq!(check(&b).source, "file");
     let cached = check(&b);
     assert!(cached.allow);
     assert_eq!(cached.source, "cache");
