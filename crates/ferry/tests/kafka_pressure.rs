@@ -306,6 +306,21 @@ actions = ["kafka:out"]
             bootstrap = k.bootstrap,
         ),
     )?;
+    // The test needs a small file system of its own: a tmpfs in a private mount namespace.
+    let probe = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=64k ferry-probe "$1""#)
+        .arg("sh")
+        .arg(&buffer)
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "this test mounts a 256 KiB tmpfs in a private mount namespace (unshare --mount,              util-linux): run it as root or with unprivileged user namespaces enabled: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!("this test needs `unshare` (util-linux: apt-get install util-linux): {e}"),
+    }
     let log = dir.path().join("ferry.log");
     let mut cmd = std::process::Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
