@@ -1,6 +1,10 @@
 //! The `[mqtt]` section of the config: protocol limits and features.
 
-use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use crate::queue::QueueFull;
 
 /// MQTT protocol settings (`[mqtt]`). Defaults follow EMQX where the specification leaves
 /// a choice.
@@ -25,8 +29,21 @@ pub struct MqttConfig {
     /// Longest session expiry granted, in seconds: an MQTT 5 client asking for more gets
     /// this (told in CONNACK); MQTT 3.x sessions get `min(session_expiry_interval, this)`.
     pub max_session_expiry_interval: u32,
-    /// Messages queued per session (online or offline) before the oldest is dropped.
+    /// Messages queued per session (online or offline); when full, `queue_full` applies.
     pub max_queued_messages: usize,
+    /// Bytes (topic and payload) queued per session (0: no byte bound); when full,
+    /// `queue_full` applies. A single message larger than this is still queued alone.
+    pub max_queued_bytes: usize,
+    /// What a message does when a subscriber's queue is full: `backpressure` (its publisher
+    /// is not read and not acknowledged until there is room, for at most `queue_full_wait`;
+    /// then, and for offline sessions and in-process publishers, as `drop_oldest`),
+    /// `drop_oldest` or `drop_newest`. Drops are counted (`messages.dropped.queue_full`).
+    pub queue_full: QueueFull,
+    /// Longest a full queue holds its publishers, from when it became full.
+    pub queue_full_wait: Dur,
+    /// A subscriber whose queue stays full this long is disconnected (0x97, counted);
+    /// "0s": never.
+    pub slow_subscriber_timeout: Dur,
     /// QoS 1/2 messages sent to a client and not yet acknowledged, per session (further
     /// limited by the client's own Receive Maximum).
     pub max_inflight: u16,
@@ -68,6 +85,10 @@ impl Default for MqttConfig {
             max_keepalive: 0,
             max_session_expiry_interval: u32::MAX,
             max_queued_messages: 1000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            queue_full: QueueFull::Backpressure,
+            queue_full_wait: Dur(Duration::from_secs(5)),
+            slow_subscriber_timeout: Dur(Duration::ZERO),
             max_inflight: 32,
             retain_available: true,
             shared_subscription: true,
@@ -100,6 +121,14 @@ impl MqttConfig {
         if self.max_queued_messages == 0 {
             errs.push("mqtt.max_queued_messages: must be at least 1".into());
         }
+        if self.queue_full_wait.0 > Duration::from_secs(3600) {
+            errs.push("mqtt.queue_full_wait: must be at most 1h".into());
+        }
+        if self.queue_full == QueueFull::Backpressure && self.queue_full_wait.0.is_zero() {
+            errs.push(
+                "mqtt.queue_full_wait: must be above 0s with queue_full = \"backpressure\"".into(),
+            );
+        }
         if !(self.keepalive_multiplier >= 1.0 && self.keepalive_multiplier <= 10.0) {
             errs.push("mqtt.keepalive_multiplier: must be between 1.0 and 10.0".into());
         }
@@ -119,5 +148,52 @@ impl MqttConfig {
             errs.push("mqtt.max_clientid_len: must be at least 1".into());
         }
         errs
+    }
+}
+
+/// A duration written as "500ms", "5s", "2m" or "1h".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn parse(s: &str) -> Result<Dur, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (n, unit) = s.split_at(split);
+        let bad = || format!("{s:?} is not a duration such as \"500ms\" or \"5s\"");
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        Ok(Dur(match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            _ => return Err(bad()),
+        }))
+    }
+
+    pub fn ms(self) -> u64 {
+        self.0.as_millis() as u64
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        Dur::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The largest unit that says it exactly, so printed configs read like written ones.
+        let ms = self.0.as_millis();
+        let text = match ms {
+            0 => "0s".to_owned(),
+            ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+            ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+            ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+            ms => format!("{ms}ms"),
+        };
+        s.serialize_str(&text)
     }
 }

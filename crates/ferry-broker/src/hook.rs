@@ -149,22 +149,46 @@ pub type AckSender = tokio::sync::oneshot::Sender<Result<(), NotDurable>>;
 /// A *holding* acknowledgement also asks the publishing connection to stop reading until it
 /// resolves (a consumer that is full and applies backpressure): TCP then pushes back on the
 /// publisher, whatever the QoS of its messages.
+///
+/// A hold may end on its own at a deadline ([`DurableAck::holding_until`]: a full
+/// subscriber queue holds its publishers for at most `mqtt.queue_full_wait`), resolving
+/// `Ok` then.
 #[derive(Debug)]
 pub struct DurableAck {
     rx: tokio::sync::oneshot::Receiver<Result<(), NotDurable>>,
     hold: bool,
+    /// Resolves `Ok` at this instant if not resolved before (armed on the first poll).
+    until: Option<Deadline>,
+}
+
+#[derive(Debug)]
+struct Deadline {
+    at: tokio::time::Instant,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl DurableAck {
     /// An acknowledgement and the sender that completes it.
     pub fn channel() -> (AckSender, DurableAck) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        (tx, DurableAck { rx, hold: false })
+        let ack = DurableAck {
+            rx,
+            hold: false,
+            until: None,
+        };
+        (tx, ack)
     }
 
     /// The same acknowledgement, holding the publisher's reads until it resolves.
     pub fn holding(mut self) -> DurableAck {
         self.hold = true;
+        self
+    }
+
+    /// Holding, and resolving `Ok` at `at` at the latest.
+    pub fn holding_until(mut self, at: tokio::time::Instant) -> DurableAck {
+        self.hold = true;
+        self.until = Some(Deadline { at, timer: None });
         self
     }
 
@@ -179,11 +203,22 @@ impl DurableAck {
     pub fn try_recv(
         &mut self,
     ) -> Result<Result<(), NotDurable>, tokio::sync::oneshot::error::TryRecvError> {
-        self.rx.try_recv()
+        match self.rx.try_recv() {
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+                if self
+                    .until
+                    .as_ref()
+                    .is_some_and(|d| tokio::time::Instant::now() >= d.at) =>
+            {
+                Ok(Ok(()))
+            }
+            r => r,
+        }
     }
 }
 
-/// Resolves like the receiver it wraps: `Err` when the consumer went away.
+/// Resolves like the receiver it wraps (`Err` when the consumer went away), or `Ok` at
+/// its deadline.
 impl std::future::Future for DurableAck {
     type Output = Result<Result<(), NotDurable>, tokio::sync::oneshot::error::RecvError>;
 
@@ -191,7 +226,19 @@ impl std::future::Future for DurableAck {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.rx).poll(cx)
+        if let std::task::Poll::Ready(r) = std::pin::Pin::new(&mut self.rx).poll(cx) {
+            return std::task::Poll::Ready(r);
+        }
+        if let Some(d) = &mut self.until {
+            let at = d.at;
+            let timer = d
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            if timer.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(Ok(Ok(())));
+            }
+        }
+        std::task::Poll::Pending
     }
 }
 
@@ -225,7 +272,8 @@ impl DropReason {
 /// Why a message for one subscriber was not delivered (EMQX's `delivery.dropped` reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryDropReason {
-    /// The subscriber's queue was full; the oldest queued message made room.
+    /// The subscriber's queue was full: the message was pushed out by a newer one or
+    /// refused, per `mqtt.queue_full`.
     QueueFull,
     /// The message expired before it could be sent.
     Expired,

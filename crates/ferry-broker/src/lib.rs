@@ -28,6 +28,7 @@ pub mod limits;
 pub mod message;
 pub mod metrics;
 mod persist;
+pub mod queue;
 mod retained;
 pub mod session;
 pub mod store;
@@ -237,15 +238,33 @@ impl Broker {
         self.hooks.0.get().map_or(&[], Vec::as_slice)
     }
 
-    /// Queues a delivery for a session; a message pushed out of a full queue is reported
-    /// to hooks as dropped for that subscriber.
+    /// Queues a delivery for a session; a message that does not make it into a full queue
+    /// is reported to hooks as dropped for that subscriber.
     fn enqueue(&self, session: &Session, d: Delivery) {
-        if let Some((dropped, to)) =
-            session.enqueue(d, self.config.max_queued_messages, self.metrics())
-        {
-            // EMQX reports a full queue as `delivery.dropped` (per subscriber), not as
-            // `message.dropped` (which is for a message nobody took).
-            self.delivery_dropped(&to, &dropped.msg, DeliveryDropReason::QueueFull);
+        self.enqueue_held(session, d, None);
+    }
+
+    /// [`Broker::enqueue`] for a publisher that waits: a full queue applying backpressure
+    /// pushes a holding acknowledgement into `hold`.
+    fn enqueue_held(&self, session: &Session, d: Delivery, hold: Option<&mut Vec<DurableAck>>) {
+        let c = &self.config;
+        let limits = queue::Limits {
+            max_messages: c.max_queued_messages,
+            max_bytes: c.max_queued_bytes,
+            policy: c.queue_full,
+            wait: c.queue_full_wait.0,
+            slow_after: c.slow_subscriber_timeout.0,
+        };
+        let out = session.enqueue(d, &limits, hold.is_some(), self.metrics());
+        if let (Some(ack), Some(acks)) = (out.hold, hold) {
+            acks.push(ack);
+        }
+        if let Some(to) = out.client {
+            for d in &out.dropped {
+                // EMQX reports a full queue as `delivery.dropped` (per subscriber), not as
+                // `message.dropped` (which is for a message nobody took).
+                self.delivery_dropped(&to, &d.msg, DeliveryDropReason::QueueFull);
+            }
         }
     }
 
@@ -495,7 +514,7 @@ impl Broker {
     /// matching session. Returns how many sessions it was queued for.
     pub fn publish(&self, msg: Message) -> usize {
         let mut acks = Vec::new();
-        self.publish_durable(msg, &mut acks)
+        self.route(msg, &mut acks, false).unwrap_or(0)
     }
 
     /// Like [`Broker::publish`], collecting the acknowledgements of durable consumers: a
@@ -506,10 +525,21 @@ impl Broker {
     }
 
     /// Like [`Broker::publish_durable`], telling a publisher refused by authorization.
+    /// The caller waits for `acks`: a full subscriber queue applying backpressure holds it
+    /// (see [`queue`]).
     pub fn publish_checked(
         &self,
         msg: Message,
         acks: &mut Vec<DurableAck>,
+    ) -> Result<usize, PublishDenied> {
+        self.route(msg, acks, true)
+    }
+
+    fn route(
+        &self,
+        msg: Message,
+        acks: &mut Vec<DurableAck>,
+        waits: bool,
     ) -> Result<usize, PublishDenied> {
         self.metrics().inc(metrics::received(msg.qos));
         if let Some(from) = msg.publisher.as_deref().filter(|p| !p.is_internal())
@@ -574,7 +604,7 @@ impl Broker {
             let to = s.lock().client().clone();
             self.delivery_dropped(&to, &msg, DeliveryDropReason::NoLocal);
         }
-        let count = self.deliver_merged(&msg, normal) + shared.len();
+        let count = self.deliver_merged(&msg, normal, acks, waits) + shared.len();
         for (e, via) in shared {
             let qos = msg.qos.min(e.opts.qos);
             let d = Delivery {
@@ -586,7 +616,7 @@ impl Broker {
                 msg: msg.clone(),
                 shared: Some(via),
             };
-            self.enqueue(&e.session, d);
+            self.enqueue_held(&e.session, d, waits.then_some(&mut *acks));
         }
         if count == 0 {
             self.metrics().inc(BrokerMetric::DroppedNoSubscribers);
@@ -610,7 +640,13 @@ impl Broker {
 
     /// Overlapping subscriptions of one session give one delivery: the highest granted QoS,
     /// every subscription identifier, retain as published if any subscription asked for it.
-    fn deliver_merged(&self, msg: &Arc<Message>, mut entries: Vec<SubEntry>) -> usize {
+    fn deliver_merged(
+        &self,
+        msg: &Arc<Message>,
+        mut entries: Vec<SubEntry>,
+        acks: &mut Vec<DurableAck>,
+        waits: bool,
+    ) -> usize {
         entries.sort_unstable_by_key(|e| Arc::as_ptr(&e.session));
         let mut count = 0;
         let mut i = 0;
@@ -636,7 +672,7 @@ impl Broker {
                 ticket: ticket_for(msg, qos),
                 seq: 0,
             };
-            self.enqueue(&session, d);
+            self.enqueue_held(&session, d, waits.then_some(&mut *acks));
             count += 1;
         }
         count

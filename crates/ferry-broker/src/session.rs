@@ -24,10 +24,11 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::admin::ClientCounters;
-use crate::hook::ClientInfo;
+use crate::hook::{ClientInfo, DurableAck};
 use crate::message::{Delivery, Expiry};
 use crate::metrics::{BrokerMetric, Metrics};
 use crate::persist::Tracker;
+use crate::queue::{Limits, Queue};
 
 /// A subscription as the session remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,9 @@ pub enum Kick {
     /// An administrator kicked the client ([`crate::Broker::kick`]); the session is gone.
     /// MQTT 5 clients get DISCONNECT 0x98 (Administrative action).
     Admin,
+    /// The client's queue stayed full for `mqtt.slow_subscriber_timeout`: DISCONNECT 0x97
+    /// (Quota exceeded); the session stays as its expiry says.
+    Slow,
 }
 
 #[derive(Debug)]
@@ -88,7 +92,7 @@ pub struct SessionState {
     /// Milliseconds since the epoch of the last detach; 0 while attached or never detached.
     pub(crate) disconnected_at: i64,
     pub(crate) subscriptions: HashMap<String, Subscription>,
-    pub(crate) queue: VecDeque<Delivery>,
+    pub(crate) queue: Queue,
     pub(crate) inflight: VecDeque<Inflight>,
     pub(crate) next_packet_id: u16,
     /// The outbound inflight window of the last connection (0: not known yet).
@@ -112,6 +116,16 @@ pub struct SessionState {
     /// What the store holds of this session's deliveries, by sequence number (`None`: not
     /// known, so the next write replaces them all). Only the sync reads and writes it.
     pub(crate) written: Option<HashMap<u64, Option<(u16, InflightState)>>>,
+}
+
+/// What [`Session::enqueue`] did beyond queueing.
+#[derive(Debug)]
+pub(crate) struct Enqueued {
+    /// Deliveries that did not make it (a full queue), and the session's client if any.
+    pub(crate) dropped: Vec<Delivery>,
+    pub(crate) client: Option<Arc<ClientInfo>>,
+    /// The publisher waits for this (backpressure).
+    pub(crate) hold: Option<DurableAck>,
 }
 
 /// A client session. Shared by the broker (routing) and at most one connection.
@@ -185,7 +199,7 @@ impl Session {
                 client,
                 disconnected_at: 0,
                 subscriptions: HashMap::new(),
-                queue: VecDeque::new(),
+                queue: Queue::default(),
                 inflight: VecDeque::new(),
                 next_packet_id: 0,
                 inflight_window: 0,
@@ -237,32 +251,54 @@ impl Session {
         self.notify.notify_one();
     }
 
-    /// Queues a delivery, dropping the oldest queued one when the queue is full; returns
-    /// the dropped one and the session's client.
+    /// Queues a delivery under `limits` (see [`crate::queue`]). `can_wait`: the publisher
+    /// can be held (a client connection); only a connected session holds it.
     pub(crate) fn enqueue(
         &self,
         mut d: Delivery,
-        max_queued: usize,
+        limits: &Limits,
+        can_wait: bool,
         metrics: &Metrics,
-    ) -> Option<(Delivery, Arc<ClientInfo>)> {
-        let mut dropped = None;
-        {
+    ) -> Enqueued {
+        let out = {
             let mut st = self.lock();
-            if st.queue.len() >= max_queued {
-                dropped = st.queue.pop_front().map(|d| (d, st.client.clone()));
-                ClientCounters::add(&self.counters.mqueue_dropped, 1);
-                let n = metrics.inc(BrokerMetric::DroppedQueueFull);
-                if n.is_power_of_two() {
-                    tracing::warn!(client_id = %self.client_id, dropped_total = n, "session queue full, dropped the oldest message");
-                }
-            }
             d.seq = st.next_seq;
             st.next_seq += 1;
-            st.queue.push_back(d);
+            let can_hold = can_wait && st.conn.is_some();
+            let pushed = st.queue.push(d, limits, can_hold, Instant::now());
             st.changes += 1;
-        }
+            if pushed.slow
+                && let Some(c) = &mut st.conn
+            {
+                // The handle's sender is spent on this kick; a later takeover finds the
+                // connection already going.
+                let kick = std::mem::replace(&mut c.kick, oneshot::channel().0);
+                if kick.send(Kick::Slow).is_ok() {
+                    metrics.inc(BrokerMetric::SlowSubscribersDisconnected);
+                    tracing::warn!(client_id = %self.client_id, "disconnecting a slow subscriber: its queue stayed full for mqtt.slow_subscriber_timeout");
+                }
+            }
+            if pushed.hold.is_some() {
+                metrics.inc(BrokerMetric::PublishersHeld);
+            }
+            let dropped = pushed.dropped;
+            if !dropped.is_empty() {
+                let k = dropped.len() as u64;
+                ClientCounters::add(&self.counters.mqueue_dropped, k);
+                let n = metrics.add(BrokerMetric::DroppedQueueFull, k);
+                if (n.saturating_sub(k) + 1..=n).any(u64::is_power_of_two) {
+                    tracing::warn!(client_id = %self.client_id, dropped_total = n, policy = ?limits.policy, "session queue full, dropped a message");
+                }
+            }
+            let client = (!dropped.is_empty()).then(|| st.client.clone());
+            Enqueued {
+                dropped,
+                client,
+                hold: pushed.hold,
+            }
+        };
         self.wake();
-        dropped
+        out
     }
 }
 

@@ -55,6 +55,10 @@ fn err(code: u8, what: impl Into<String>) -> Close {
 
 const READ_CHUNK: usize = 8 * 1024;
 const BATCH: usize = 256;
+/// The session queue is drained into the write buffer only while it holds less than this,
+/// so a subscriber that reads slowly leaves its messages in the bounded queue (where
+/// `mqtt.queue_full` applies), not in an unbounded buffer.
+const WRITE_HIGH: usize = 64 * 1024;
 
 /// Who is on the other end, as the transport established it.
 #[derive(Debug, Clone)]
@@ -143,6 +147,8 @@ struct Conn {
     in_aliases: HashMap<u16, String>,
     out_aliases: HashMap<String, u16>,
     wbuf: BytesMut,
+    /// Written since the last flush (TLS and WebSocket streams buffer; TCP does not).
+    unflushed: bool,
     batch: Vec<Outgoing>,
     /// QoS 1/2 publishes whose PUBACK/PUBREC waits for durable consumers, in arrival order
     /// (acknowledgements must keep the order of the PUBLISH packets), and QoS 0 publishes
@@ -200,20 +206,12 @@ impl Conn {
                 self.broker.metrics().inc(BrokerMetric::Throttled);
                 throttle.as_mut().reset(until.into());
             }
-            self.pump();
-            if !self.wbuf.is_empty() {
-                // flush: TLS and WebSocket streams buffer (a no-op on TCP).
-                if let Err(e) = async {
-                    wr.write_all(&self.wbuf).await?;
-                    wr.flush().await
-                }
-                .await
-                {
-                    tracing::debug!(client_id = %self.client_id, "write failed: {e}");
-                    return Close::Gone;
-                }
-                self.count_written();
-                self.wbuf.clear();
+            if self.wbuf.len() < WRITE_HIGH {
+                self.pump();
+            }
+            if let Err(e) = self.write_ready(wr) {
+                tracing::debug!(client_id = %self.client_id, "write failed: {e}");
+                return Close::Gone;
             }
             self.flush_traffic();
             rbuf.reserve(READ_CHUNK);
@@ -224,8 +222,18 @@ impl Conn {
                     return match k {
                         Ok(Kick::TakenOver) | Err(_) => err(reason::SESSION_TAKEN_OVER, "session taken over"),
                         Ok(Kick::Admin) => err(reason::ADMINISTRATIVE_ACTION, "kicked by an administrator"),
+                        Ok(Kick::Slow) => err(reason::QUOTA_EXCEEDED, "slow subscriber: its queue stayed full"),
                     };
                 }
+                // A peer that does not read holds up only this branch: keep alive, takeover,
+                // shutdown and acknowledgements go on.
+                r = outgoing::write_some(wr, &self.wbuf), if self.writing() => match r {
+                    Ok(n) => self.wrote(n),
+                    Err(e) => {
+                        tracing::debug!(client_id = %self.client_id, "write failed: {e}");
+                        return Close::Gone;
+                    }
+                },
                 // Not reading (backpressure, rate limits) means not hearing PINGREQs either.
                 _ = &mut keepalive, if self.reading() => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
                 _ = &mut throttle, if self.throttled() => {
@@ -260,16 +268,23 @@ impl Conn {
                         }
                     }
                 },
-                _ = self.session.notified() => {}
+                // While the write buffer is full, deliveries wait in the session queue.
+                _ = self.session.notified(), if self.wbuf.len() < WRITE_HIGH => {}
                 r = wait_front(&mut self.pending), if !self.pending.is_empty() => {
                     let held = self.holding > 0;
                     if let Some(close) = self.release_front(r) {
                         return close;
                     }
-                    if held && self.reading() && let Some(ka) = self.keep_alive {
-                        // Reading again: the client's keep alive counts from now.
-                        deadline = Instant::now() + ka;
-                        keepalive.as_mut().reset(deadline);
+                    if held && self.holding == 0 {
+                        // What was read and not handled yet goes first.
+                        if let Some(close) = self.handle_buffered(&mut rbuf) {
+                            return close;
+                        }
+                        if self.reading() && let Some(ka) = self.keep_alive {
+                            // Reading again: the client's keep alive counts from now.
+                            deadline = Instant::now() + ka;
+                            keepalive.as_mut().reset(deadline);
+                        }
                     }
                 }
             }
@@ -277,10 +292,11 @@ impl Conn {
     }
 
     /// Handles the complete frames in `rbuf`.
-    /// Over a rate limit it stops, leaving the rest in `rbuf` for when the limit allows.
+    /// Over a rate limit, or held by backpressure, it stops, leaving the rest in `rbuf`
+    /// for when the limit allows or the hold ends.
     fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Option<Close> {
         loop {
-            if self.throttled() {
+            if !self.reading() {
                 return None;
             }
             let frame = match ferry_mqtt::read_frame(rbuf, self.cfg.max_packet_size) {
@@ -327,13 +343,6 @@ impl Conn {
         if t.send_pkt > 0 {
             m.add(BrokerMetric::PacketsSent, t.send_pkt);
         }
-    }
-
-    /// Counts the bytes one write put on the wire.
-    fn count_written(&mut self) {
-        let n = self.wbuf.len() as u64;
-        self.broker.metrics().add(BrokerMetric::BytesSent, n);
-        ClientCounters::add(&self.session.counters().send_oct, n);
     }
 
     fn handle(&mut self, p: Packet) -> Option<Close> {
@@ -689,6 +698,7 @@ impl Conn {
                 reason::SERVER_SHUTTING_DOWN,
                 reason::ADMINISTRATIVE_ACTION,
                 reason::NOT_AUTHORIZED,
+                reason::QUOTA_EXCEEDED,
             ]
             .contains(code)
             {
@@ -696,33 +706,25 @@ impl Conn {
             }
             tracing::info!(client_id = %self.client_id, peer = %self.peer, "closing connection ({code:#04x}): {why}");
             if self.version.is_v5() {
-                self.wbuf.clear();
-                self.traffic.send_pkt = 0;
-                self.traffic.send_msg = 0;
+                // After what is pending (a packet may be partly written already).
                 self.send(&Packet::Disconnect(Disconnect {
                     code: *code,
                     properties: Properties::default(),
                 }));
             }
         }
-        let mut written = false;
-        if !self.wbuf.is_empty() {
-            self.count_written();
-        }
-        // shutdown also ends TLS (close_notify) and WebSocket (close frame) politely.
+        // shutdown also ends TLS (close_notify) and WebSocket (close frame) politely. A
+        // peer that does not read gets 5 seconds.
         let _ = timeout(Duration::from_secs(5), async {
-            if !self.wbuf.is_empty() {
-                written = wr.write_all(&self.wbuf).await.is_ok();
+            while !self.wbuf.is_empty() {
+                match wr.write(&self.wbuf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => self.wrote(n),
+                }
             }
             let _ = wr.shutdown().await;
         })
         .await;
-        if written {
-            ClientCounters::add(&self.session.counters().send_oct, self.wbuf.len() as u64);
-        } else {
-            self.traffic.send_pkt = 0;
-            self.traffic.send_msg = 0;
-        }
         self.flush_traffic();
         let reason = match &close {
             Close::Normal => "normal",
@@ -732,6 +734,7 @@ impl Conn {
             Close::Error(reason::SERVER_SHUTTING_DOWN, _) => "server_shutdown",
             Close::Error(reason::ADMINISTRATIVE_ACTION, _) => "kicked",
             Close::Error(reason::NOT_AUTHORIZED, _) => "not_authorized",
+            Close::Error(reason::QUOTA_EXCEEDED, _) => "slow_subscriber",
             Close::Error(..) => "protocol_error",
         };
         let none = Properties::default();

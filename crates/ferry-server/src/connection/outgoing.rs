@@ -1,13 +1,81 @@
 //! Outgoing deliveries: the session queue drained into the write buffer within the inflight
-//! window, PUBLISH built per subscriber (expiry, subscription ids, topic aliases).
+//! window, PUBLISH built per subscriber (expiry, subscription ids, topic aliases), and the
+//! write buffer written without ever waiting outside the connection's `select!`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Buf;
 
 use super::*;
 
+/// One write of `buf`, or a flush when it is empty. Cancel-safe: a write that did not
+/// complete wrote nothing, and a flush continues where it stopped.
+pub(super) async fn write_some<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    buf: &[u8],
+) -> std::io::Result<usize> {
+    if buf.is_empty() {
+        wr.flush().await.map(|()| 0)
+    } else {
+        match wr.write(buf).await? {
+            0 => Err(std::io::ErrorKind::WriteZero.into()),
+            n => Ok(n),
+        }
+    }
+}
+
+/// A write buffer that grew past this is given back once empty.
+const WBUF_KEEP: usize = 16 * 1024;
+
 impl Conn {
-    /// Moves queued deliveries into the write buffer, within the inflight window.
+    /// Is there something to write or flush?
+    pub(super) fn writing(&self) -> bool {
+        !self.wbuf.is_empty() || self.unflushed
+    }
+
+    /// `n` bytes left (`n > 0`), or the flush completed (`n == 0`).
+    pub(super) fn wrote(&mut self, n: usize) {
+        if n == 0 {
+            self.unflushed = false;
+            return;
+        }
+        self.unflushed = true;
+        self.broker.metrics().add(BrokerMetric::BytesSent, n as u64);
+        ClientCounters::add(&self.session.counters().send_oct, n as u64);
+        self.wbuf.advance(n);
+        if self.wbuf.is_empty() && self.wbuf.capacity() > WBUF_KEEP {
+            self.wbuf = BytesMut::new();
+        }
+    }
+
+    /// Writes and flushes what the socket takes now, without waiting (the rest is written
+    /// by the `select!` branch when the socket is writable).
+    pub(super) fn write_ready<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> std::io::Result<()> {
+        let mut cx = Context::from_waker(Waker::noop());
+        while self.writing() {
+            let r = if self.wbuf.is_empty() {
+                Pin::new(&mut *wr).poll_flush(&mut cx).map_ok(|()| 0)
+            } else {
+                Pin::new(&mut *wr).poll_write(&mut cx, &self.wbuf)
+            };
+            match r {
+                Poll::Pending => break,
+                Poll::Ready(Ok(0)) if !self.wbuf.is_empty() => {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                Poll::Ready(Ok(n)) => self.wrote(n),
+                Poll::Ready(Err(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves queued deliveries into the write buffer, within the inflight window, until the
+    /// buffer holds `WRITE_HIGH` bytes.
     pub(super) fn pump(&mut self) {
         let window = usize::from(self.client_receive_max.min(self.cfg.max_inflight));
-        loop {
+        while self.wbuf.len() < WRITE_HIGH {
             let mut batch = std::mem::take(&mut self.batch);
             let now = Instant::now();
             self.broker
