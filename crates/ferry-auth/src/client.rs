@@ -50,10 +50,10 @@ pub enum EndpointError {
     #[error("{path}: no PEM certificate in it")]
     CaEmpty { path: PathBuf },
     #[error(
-        "not set, and the system CA bundle {SYSTEM_CA_BUNDLE} cannot be read ({reason}); set \
-         cacertfile to the service's CA (PEM), or verify = \"verify_none\""
+        "not set, and the system CA bundle cannot be used ({reason}); set cacertfile to the \
+         service's CA (PEM), or verify = \"verify_none\""
     )]
-    NoSystemBundle { reason: String },
+    NoSystemBundle { path: PathBuf, reason: String },
     #[error("TLS setup: {0}")]
     Tls(String),
 }
@@ -125,7 +125,8 @@ impl Endpoint {
             let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
                 .map_err(|_| bad())?
                 .to_owned();
-            Some((connector(cacertfile, verify)?, name))
+            let system = Path::new(SYSTEM_CA_BUNDLE);
+            Some((connector(cacertfile, verify, system)?, name))
         } else {
             None
         };
@@ -250,7 +251,11 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
-fn connector(cacertfile: Option<&Path>, verify: Verify) -> Result<TlsConnector, EndpointError> {
+fn connector(
+    cacertfile: Option<&Path>,
+    verify: Verify,
+    system: &Path,
+) -> Result<TlsConnector, EndpointError> {
     let tls = |e: rustls::Error| EndpointError::Tls(e.to_string());
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -263,10 +268,9 @@ fn connector(cacertfile: Option<&Path>, verify: Verify) -> Result<TlsConnector, 
         Verify::VerifyPeer => {
             let roots = match cacertfile {
                 Some(p) => roots(p, true)?,
-                None => roots(Path::new(SYSTEM_CA_BUNDLE), false).map_err(|e| {
-                    EndpointError::NoSystemBundle {
-                        reason: e.to_string(),
-                    }
+                None => roots(system, false).map_err(|e| EndpointError::NoSystemBundle {
+                    path: system.to_owned(),
+                    reason: e.to_string(),
                 })?,
             };
             builder.with_root_certificates(roots).with_no_client_auth()
