@@ -30,6 +30,7 @@ pub type Handler = Arc<dyn Fn(&Request) -> (u16, String) + Send + Sync>;
 pub struct TestServer {
     pub addr: SocketAddr,
     requests: Arc<AtomicUsize>,
+    sni: Arc<std::sync::Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -71,14 +72,19 @@ impl TestServer {
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicUsize::new(0));
         let count = requests.clone();
+        let sni = Arc::new(std::sync::Mutex::new(None));
+        let last_sni = sni.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (acceptor, handler, count) = (acceptor.clone(), handler.clone(), count.clone());
+                let last_sni = last_sni.clone();
                 tokio::spawn(async move {
                     match acceptor {
                         None => serve(tcp, &handler, &count).await,
                         Some(a) => {
                             if let Ok(tls) = a.accept(tcp).await {
+                                let name = tls.get_ref().1.server_name().map(str::to_owned);
+                                *last_sni.lock().unwrap_or_else(|e| e.into_inner()) = name;
                                 serve(tls, &handler, &count).await;
                             }
                         }
@@ -89,8 +95,14 @@ impl TestServer {
         Ok(TestServer {
             addr,
             requests,
+            sni,
             task,
         })
+    }
+
+    /// The server name (SNI) the last TLS client sent, if any.
+    pub fn last_sni(&self) -> Option<String> {
+        self.sni.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Requests answered so far.

@@ -1,5 +1,5 @@
 //! The methods that ask a service, against real local servers: the HTTP authentication
-//! service over https (allow, deny, a certificate from the wrong CA, verify_none, a missing
+//! service over https (allow, deny, SNI from the URL, a certificate from the wrong CA, verify_none, a missing
 //! CA file), and JWT keys from a JWKS URL (fetched at start, a key rotation picked up early
 //! for an unknown kid and rate-limited, refreshed periodically, the last good set kept when
 //! the endpoint fails, the refresh stopped with the chain).
@@ -108,6 +108,11 @@ async fn https_service_allows_denies_and_a_wrong_ca_is_unavailable() -> TestResu
         AuthnDecision::Deny(ferry_mqtt::reason::NOT_AUTHORIZED)
     );
     assert_eq!(decide(&trusted, "who", "pw").await, AuthnDecision::Ignore);
+    assert_eq!(
+        svc.last_sni().as_deref(),
+        Some("localhost"),
+        "SNI from the URL"
+    );
     // By IP address: the certificate names 127.0.0.1 too.
     let by_ip = format!("https://127.0.0.1:{}/auth", svc.addr.port());
     let chain = build(
