@@ -1,8 +1,8 @@
 //! The methods that ask a service, against real local servers: the HTTP authentication
 //! service over https (allow, deny, SNI from the URL, a certificate from the wrong CA,
-//! verify_none, a missing CA file), and JWT keys from a JWKS URL (fetched at start, a key rotation picked up early
-//! for an unknown kid and rate-limited, refreshed periodically, the last good set kept when
-//! the endpoint fails, the refresh stopped with the chain).
+//! verify_none, a missing CA file), and JWT keys from a JWKS URL (fetched at start, a key
+//! rotation picked up early for an unknown kid and rate-limited, refreshed periodically, the
+//! last good set kept when the endpoint fails, the refresh stopped with the chain).
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
