@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::client::Verify;
+
 /// `[authentication]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,7 +43,8 @@ pub enum MethodConfig {
     Http(HttpConfig),
 }
 
-/// `mechanism = "jwt"`: exactly one of `secret`, `public_key`, `jwks_file`.
+/// `mechanism = "jwt"`: exactly one of `secret`, `public_key`, `jwks_file` and
+/// `use_jwks = true` (with `endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {
@@ -56,9 +59,47 @@ pub struct JwtConfig {
     /// A JWKS file (`{"keys": [...]}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_file: Option<PathBuf>,
+    /// Fetch the keys from `endpoint` (a JWKS over `http://` or `https://`): at start, then
+    /// every `refresh_interval`, and early (at most once per 10 s) when a token names a `kid`
+    /// the key set does not have. A failed fetch keeps the last good key set.
+    #[serde(default)]
+    pub use_jwks: bool,
+    /// The JWKS URL (with `use_jwks = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// How often the JWKS is fetched again (default "5m").
+    #[serde(default = "jwks_refresh")]
+    pub refresh_interval: Dur,
+    /// `https://` endpoint: PEM CA bundle to trust (default: the system bundle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacertfile: Option<PathBuf>,
+    /// `https://` endpoint: "verify_peer" (default) or "verify_none".
+    #[serde(default)]
+    pub verify: Verify,
     /// The claim with per-client ACL rules.
     #[serde(default = "acl_claim")]
     pub acl_claim_name: String,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            secret: None,
+            secret_base64_encoded: false,
+            public_key: None,
+            jwks_file: None,
+            use_jwks: false,
+            endpoint: None,
+            refresh_interval: jwks_refresh(),
+            cacertfile: None,
+            verify: Verify::VerifyPeer,
+            acl_claim_name: acl_claim(),
+        }
+    }
+}
+
+fn jwks_refresh() -> Dur {
+    Dur(Duration::from_secs(300))
 }
 
 fn acl_claim() -> String {
@@ -69,9 +110,17 @@ fn acl_claim() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// `http://HOST:PORT/PATH`; the POST body is JSON `{clientid, username, password,
-    /// peerhost}`.
+    /// `http://HOST:PORT/PATH` or `https://…`; the POST body is JSON `{clientid, username,
+    /// password, peerhost}`.
     pub url: String,
+    /// `https://` URL: PEM CA bundle to trust (default: the system bundle
+    /// /etc/ssl/certs/ca-certificates.crt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacertfile: Option<PathBuf>,
+    /// `https://` URL: "verify_peer" (default: the certificate must chain to the CA and name
+    /// the URL's host) or "verify_none" (any certificate).
+    #[serde(default)]
+    pub verify: Verify,
     /// How long to wait for the whole answer; a timeout counts as "ignore".
     #[serde(default = "http_timeout")]
     pub timeout: Dur,
@@ -96,6 +145,7 @@ impl Dur {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
             _ => return Err(bad()),
         }))
     }
@@ -115,7 +165,8 @@ impl Serialize for Dur {
 }
 
 /// Problems with `[authentication]` that can be found without opening the user database:
-/// key files that cannot be read or parsed, URLs that are not `http://`. Each names its key.
+/// key and CA files that cannot be read or parsed, URLs that are not `http://` or `https://`.
+/// Each names its key. Nothing is fetched.
 pub fn validate(c: &AuthenticationConfig) -> Vec<String> {
     let mut problems = Vec::new();
     for (i, m) in c.methods.iter().enumerate() {
@@ -127,18 +178,21 @@ pub fn validate(c: &AuthenticationConfig) -> Vec<String> {
                     j.secret.is_some(),
                     j.public_key.is_some(),
                     j.jwks_file.is_some(),
+                    j.use_jwks,
                 ];
                 if given.iter().filter(|g| **g).count() > 1 {
                     problems.push(format!(
-                        "{key}: give only one of secret, public_key and jwks_file"
+                        "{key}: give only one of secret, public_key, jwks_file and use_jwks"
                     ));
+                } else if j.use_jwks && j.refresh_interval.0 < Duration::from_secs(1) {
+                    problems.push(format!("{key}.refresh_interval: must be at least 1s"));
                 } else if let Err(e) = crate::jwt::Jwt::load(j, &key) {
                     problems.push(e);
                 }
             }
             MethodConfig::Http(h) => {
-                if let Err(e) = crate::http::HttpService::new(&h.url, h.timeout.0) {
-                    problems.push(format!("{key}.url: {e}"));
+                if let Err(e) = crate::http::HttpService::new(h, &key) {
+                    problems.push(e);
                 }
                 if h.timeout.0.is_zero() {
                     problems.push(format!("{key}.timeout: must be more than 0"));

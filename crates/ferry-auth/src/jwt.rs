@@ -8,17 +8,22 @@
 //! may know the password); expired, not yet valid, or a claim that does not match: deny
 //! with "bad username or password".
 
+pub mod jwks;
+
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ferry_broker::ClientInfo;
 use ferry_broker::acl::{AclRule, AclRuleConfig, ActionSel, Permission};
+use ferry_broker::{ClientInfo, Registry};
 use ring::signature::{self, UnparsedPublicKey};
 use serde_json::Value;
 
+use crate::client::Endpoint;
 use crate::config::JwtConfig;
 use crate::password::constant_eq;
+use jwks::RemoteKeys;
 
 /// One verification key.
 #[derive(Debug, Clone)]
@@ -37,10 +42,28 @@ enum Key {
     },
 }
 
+impl Key {
+    fn kid(&self) -> Option<&str> {
+        match self {
+            Key::Hmac(_) => None,
+            Key::Rsa { kid, .. } | Key::Ec { kid, .. } => kid.as_deref(),
+        }
+    }
+}
+
+/// Where the keys come from.
+#[derive(Debug, Clone)]
+enum Keys {
+    /// `secret`, `public_key`, `jwks_file`: read at load.
+    Fixed(Arc<Vec<Key>>),
+    /// `use_jwks = true`: fetched from `endpoint`.
+    Remote(Arc<RemoteKeys>),
+}
+
 /// A loaded JWT method.
 #[derive(Debug, Clone)]
 pub struct Jwt {
-    keys: Vec<Key>,
+    keys: Keys,
     acl_claim: String,
 }
 
@@ -59,7 +82,31 @@ pub enum JwtOutcome {
 
 impl Jwt {
     /// Loads the keys; the error names the key of the config and the reason.
+    /// For `use_jwks`, the URL and TLS settings are checked; the keys are fetched by
+    /// [`Jwt::start`].
     pub fn load(c: &JwtConfig, key: &str) -> Result<Jwt, String> {
+        if c.use_jwks {
+            let url = c
+                .endpoint
+                .as_deref()
+                .ok_or_else(|| format!("{key}.endpoint: needed with use_jwks = true"))?;
+            let endpoint = Endpoint::new(url, c.cacertfile.as_deref(), c.verify).map_err(|e| {
+                let field = if e.field() == "url" {
+                    "endpoint"
+                } else {
+                    e.field()
+                };
+                format!("{key}.{field}: {e}")
+            })?;
+            let remote = RemoteKeys::new(url, endpoint, c.refresh_interval.0);
+            return Ok(Jwt {
+                keys: Keys::Remote(Arc::new(remote)),
+                acl_claim: c.acl_claim_name.clone(),
+            });
+        }
+        if c.endpoint.is_some() {
+            return Err(format!("{key}.endpoint: only used with use_jwks = true"));
+        }
         let mut keys = Vec::new();
         if let Some(s) = &c.secret {
             let bytes = if c.secret_base64_encoded {
@@ -75,7 +122,9 @@ impl Jwt {
             keys.push(pem_key(p).map_err(|e| format!("{key}.public_key: {}: {e}", p.display()))?);
         }
         if let Some(p) = &c.jwks_file {
-            keys.extend(jwks(p).map_err(|e| format!("{key}.jwks_file: {}: {e}", p.display()))?);
+            keys.extend(
+                jwks::file(p).map_err(|e| format!("{key}.jwks_file: {}: {e}", p.display()))?,
+            );
         }
         if keys.is_empty() {
             return Err(format!(
@@ -83,43 +132,94 @@ impl Jwt {
             ));
         }
         Ok(Jwt {
-            keys,
+            keys: Keys::Fixed(Arc::new(keys)),
             acl_claim: c.acl_claim_name.clone(),
         })
     }
 
-    /// Verifies `token` for `client` at `now` (seconds since the epoch).
+    /// A JWKS URL method: fetches the keys (awaited) and starts their background refresh,
+    /// which stops when the returned guard is dropped. `None` for the other key sources.
+    pub(crate) async fn start(&self, registry: &Arc<Registry>) -> Option<jwks::Refresher> {
+        match &self.keys {
+            Keys::Fixed(_) => None,
+            Keys::Remote(r) => Some(r.start(registry.clone()).await),
+        }
+    }
+
+    fn current_keys(&self) -> Arc<Vec<Key>> {
+        match &self.keys {
+            Keys::Fixed(k) => k.clone(),
+            Keys::Remote(r) => r.keys(),
+        }
+    }
+
+    /// Verifies `token` for `client` at `now` (seconds since the epoch) with the keys held
+    /// now.
     pub fn check(&self, token: &[u8], client: &ClientInfo, now: i64) -> JwtOutcome {
+        self.check_with(&self.current_keys(), token, client, now).0
+    }
+
+    /// [`Jwt::check`]; with a JWKS URL, a token whose `kid` the key set does not have (or
+    /// any token while the set is empty) first fetches the set again (rate-limited, see
+    /// [`jwks::EARLY_REFRESH_GAP`]), then is checked with the new set.
+    pub async fn verify(
+        &self,
+        token: &[u8],
+        client: &ClientInfo,
+        now: i64,
+        registry: &Registry,
+    ) -> JwtOutcome {
+        let (outcome, unknown_kid) = self.check_with(&self.current_keys(), token, client, now);
+        match &self.keys {
+            Keys::Remote(r) if unknown_kid => {
+                r.refresh_early(registry).await;
+                self.check_with(&r.keys(), token, client, now).0
+            }
+            _ => outcome,
+        }
+    }
+
+    /// The outcome, and whether the token was ignored for want of its key (its `kid` is not
+    /// in `keys`, or `keys` is empty).
+    fn check_with(
+        &self,
+        keys: &[Key],
+        token: &[u8],
+        client: &ClientInfo,
+        now: i64,
+    ) -> (JwtOutcome, bool) {
         let Ok(token) = std::str::from_utf8(token) else {
-            return JwtOutcome::Ignore;
+            return (JwtOutcome::Ignore, false);
         };
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return JwtOutcome::Ignore;
+            return (JwtOutcome::Ignore, false);
         };
         let (Ok(header), Ok(payload), Ok(sig)) = (
             URL_SAFE_NO_PAD.decode(h),
             URL_SAFE_NO_PAD.decode(p),
             URL_SAFE_NO_PAD.decode(s),
         ) else {
-            return JwtOutcome::Ignore;
+            return (JwtOutcome::Ignore, false);
         };
         let Ok(header) = serde_json::from_slice::<Value>(&header) else {
-            return JwtOutcome::Ignore;
+            return (JwtOutcome::Ignore, false);
         };
         let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
         let kid = header.get("kid").and_then(Value::as_str);
         let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
-        if !self
-            .keys
-            .iter()
-            .any(|k| verifies(k, alg, kid, signed, &sig))
-        {
-            return JwtOutcome::Ignore;
+        if !keys.iter().any(|k| verifies(k, alg, kid, signed, &sig)) {
+            let unknown =
+                keys.is_empty() || kid.is_some_and(|kid| keys.iter().all(|k| k.kid() != Some(kid)));
+            return (JwtOutcome::Ignore, unknown);
         }
-        let Ok(claims) = serde_json::from_slice::<Value>(&payload) else {
+        (self.claims(&payload, client, now), false)
+    }
+
+    fn claims(&self, payload: &[u8], client: &ClientInfo, now: i64) -> JwtOutcome {
+        let Ok(claims) = serde_json::from_slice::<Value>(payload) else {
             return JwtOutcome::Invalid("claims are not JSON".into());
         };
         if let Some(exp) = claims.get("exp") {
@@ -320,89 +420,6 @@ fn pem_key(path: &Path) -> Result<Key, String> {
         });
     }
     Err("not an RSA or EC public key".into())
-}
-
-/// A JWKS file: `{"keys": [...]}` with RSA (`n`, `e`), EC (`crv`, `x`, `y`) and `oct`
-/// (`k`) keys.
-fn jwks(path: &Path) -> Result<Vec<Key>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let keys = v
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or("no \"keys\" list")?;
-    let field = |k: &Value, f: &str, i: usize| -> Result<Vec<u8>, String> {
-        let s = k
-            .get(f)
-            .and_then(Value::as_str)
-            .ok_or(format!("keys[{i}]: no {f:?}"))?;
-        URL_SAFE_NO_PAD
-            .decode(s.trim_end_matches('='))
-            .map_err(|_| format!("keys[{i}].{f}: not base64url"))
-    };
-    let mut out = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        let kid = k.get("kid").and_then(Value::as_str).map(str::to_owned);
-        match k.get("kty").and_then(Value::as_str) {
-            Some("RSA") => out.push(Key::Rsa {
-                kid,
-                der: rsa_der(&field(k, "n", i)?, &field(k, "e", i)?),
-            }),
-            Some("EC") => {
-                let p384 = match k.get("crv").and_then(Value::as_str) {
-                    Some("P-256") => false,
-                    Some("P-384") => true,
-                    other => return Err(format!("keys[{i}]: unsupported curve {other:?}")),
-                };
-                let mut point = vec![4u8];
-                point.extend(field(k, "x", i)?);
-                point.extend(field(k, "y", i)?);
-                out.push(Key::Ec { kid, point, p384 });
-            }
-            Some("oct") => out.push(Key::Hmac(field(k, "k", i)?)),
-            other => return Err(format!("keys[{i}]: unsupported kty {other:?}")),
-        }
-    }
-    if out.is_empty() {
-        return Err("no keys".into());
-    }
-    Ok(out)
-}
-
-/// PKCS#1 RSAPublicKey DER from its modulus and exponent.
-fn rsa_der(n: &[u8], e: &[u8]) -> Vec<u8> {
-    fn int(v: &[u8]) -> Vec<u8> {
-        let v: &[u8] = match v.iter().position(|&b| b != 0) {
-            Some(i) => &v[i..],
-            None => &[0],
-        };
-        let mut body = Vec::with_capacity(v.len() + 1);
-        if v[0] & 0x80 != 0 {
-            body.push(0);
-        }
-        body.extend_from_slice(v);
-        tlv(0x02, &body)
-    }
-    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let n = body.len();
-        if n < 0x80 {
-            out.push(n as u8);
-        } else {
-            let bytes = n.to_be_bytes();
-            let skip = bytes
-                .iter()
-                .position(|&b| b != 0)
-                .unwrap_or(bytes.len() - 1);
-            out.push(0x80 | (bytes.len() - skip) as u8);
-            out.extend_from_slice(&bytes[skip..]);
-        }
-        out.extend_from_slice(body);
-        out
-    }
-    let mut seq = int(n);
-    seq.extend(int(e));
-    tlv(0x30, &seq)
 }
 
 #[cfg(test)]

@@ -3,18 +3,22 @@
 //! Owns: `[authentication]` (its config types, [`AuthenticationConfig`]), the chain that
 //! tries the methods in order ([`Chain`]), the built-in user database in the data dir
 //! ([`users::UserDb`]: argon2id hashes, Mosquitto password file import), password hash
-//! verification ([`password`]), JWT verification ([`jwt`]) and the HTTP authentication
-//! service client ([`http`]).
+//! verification ([`password`]), JWT verification ([`jwt`], with JWKS files and URLs), the
+//! HTTP authentication service ([`http`]) and the small HTTP(S) client both use
+//! ([`client`]). A chain holds the background tasks that refresh its JWKS URLs; they stop
+//! when the chain is dropped (replaced by a reload of `[authentication]`).
 //!
 //! Must not: decide authorization (the broker's `acl` does; this crate only hands it
 //! per-client rules from a JWT claim or an HTTP answer), know the MQTT wire format, or block
-//! an async worker (hashing and file reads run on `spawn_blocking`; the HTTP call is async
-//! and bounded by its timeout).
+//! an async worker (hashing and file reads run on `spawn_blocking`; HTTP calls are async
+//! and bounded by their timeout).
 
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod jwt;
 pub mod password;
+pub mod testing;
 pub mod users;
 
 use std::path::Path;
@@ -41,20 +45,25 @@ enum Method {
 pub struct Chain {
     methods: Vec<Method>,
     registry: Arc<Registry>,
+    /// The JWKS URLs' refresh tasks, stopped when the chain is dropped.
+    _refreshers: Vec<jwt::jwks::Refresher>,
 }
 
 impl Chain {
-    /// Loads every method of `cfg` (key files, the user database of `data_dir`). Returns the
-    /// chain and the user database if a method uses it (the API manages it). Errors name
+    /// Loads every method of `cfg` (key and CA files, the user database of `data_dir`:
+    /// `users` when given, so the API and every chain share one), then fetches the JWKS
+    /// URLs and starts their refresh (a fetch that fails is logged, not an error). Returns
+    /// the chain and the user database if a method uses it (the API manages it). Errors name
     /// their key (`authentication.methods[1].public_key: …`).
-    pub fn build(
+    pub async fn build(
         cfg: &AuthenticationConfig,
         data_dir: &Path,
         registry: Arc<Registry>,
+        users: Option<Arc<UserDb>>,
     ) -> Result<(Chain, Option<Arc<UserDb>>), Vec<String>> {
         let mut methods = Vec::new();
         let mut problems = Vec::new();
-        let mut db: Option<Arc<UserDb>> = None;
+        let mut db: Option<Arc<UserDb>> = users;
         for (i, m) in cfg.methods.iter().enumerate() {
             let key = format!("authentication.methods[{i}]");
             match m {
@@ -76,23 +85,35 @@ impl Chain {
                     Ok(j) => methods.push(Method::Jwt(j)),
                     Err(e) => problems.push(e),
                 },
-                MethodConfig::Http(h) => match HttpService::new(&h.url, h.timeout.0) {
+                MethodConfig::Http(h) => match HttpService::new(h, &key) {
                     Ok(s) => methods.push(Method::Http(s)),
-                    Err(e) => problems.push(format!("{key}.url: {e}")),
+                    Err(e) => problems.push(e),
                 },
             }
         }
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok((Chain { methods, registry }, db))
+        let db = db.filter(|_| methods.iter().any(|m| matches!(m, Method::BuiltIn(_))));
+        let mut refreshers = Vec::new();
+        for m in &methods {
+            if let Method::Jwt(j) = m {
+                refreshers.extend(j.start(&registry).await);
+            }
+        }
+        let chain = Chain {
+            methods,
+            registry,
+            _refreshers: refreshers,
+        };
+        Ok((chain, db))
     }
 
     async fn run(&self, client: &ClientInfo, password: Option<&[u8]>) -> AuthnOutcome {
         for m in &self.methods {
             let (decision, source) = match m {
                 Method::BuiltIn(db) => (builtin(db, client, password).await, "built_in_database"),
-                Method::Jwt(j) => (jwt(j, client, password), "jwt"),
+                Method::Jwt(j) => (jwt(j, client, password, &self.registry).await, "jwt"),
                 Method::Http(h) => (self.http(h, client, password).await, "http"),
             };
             if decision != AuthnDecision::Ignore {
@@ -156,11 +177,17 @@ async fn builtin(db: &Arc<UserDb>, client: &ClientInfo, password: Option<&[u8]>)
     }
 }
 
-fn jwt(j: &Jwt, client: &ClientInfo, password: Option<&[u8]>) -> AuthnDecision {
+async fn jwt(
+    j: &Jwt,
+    client: &ClientInfo,
+    password: Option<&[u8]>,
+    registry: &Registry,
+) -> AuthnDecision {
     let Some(token) = password else {
         return AuthnDecision::Ignore;
     };
-    match j.check(token, client, ferry_broker::hook::now_ms() / 1000) {
+    let now = ferry_broker::hook::now_ms() / 1000;
+    match j.verify(token, client, now, registry).await {
         JwtOutcome::Valid {
             is_superuser,
             rules,

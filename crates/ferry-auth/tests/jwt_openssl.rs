@@ -27,13 +27,7 @@ fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
 }
 
 fn cfg() -> JwtConfig {
-    JwtConfig {
-        secret: None,
-        secret_base64_encoded: false,
-        public_key: None,
-        jwks_file: None,
-        acl_claim_name: "acl".into(),
-    }
+    JwtConfig::default()
 }
 
 #[test]

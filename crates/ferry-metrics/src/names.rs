@@ -155,6 +155,8 @@ metric_set! {
     /// An HTTP authentication service timed out, was unreachable or answered badly: the
     /// method ignored the client.
     AuthnHttpUnavailable => ("authentication_backend_errors_total", [("method", "http")], "authentication.http.unavailable", Counter, "Authentication methods that could not answer (timeout, unreachable, bad answer) and ignored the client, by method."),
+    AuthnJwksRefreshed => ("authentication_jwks_refreshes_total", [("result", "ok")], "authentication.jwks_refresh.ok", Counter, "Fetches of JWT key sets from a JWKS URL (at start, periodic, early for an unknown kid), by result; a failed fetch keeps the last good key set."),
+    AuthnJwksRefreshFailed => ("authentication_jwks_refreshes_total", [("result", "failed")], "authentication.jwks_refresh.failed", Counter, "Fetches of JWT key sets from a JWKS URL (at start, periodic, early for an unknown kid), by result; a failed fetch keeps the last good key set."),
     AuthzAllow => ("authorization_total", [("result", "allow")], "authorization.allow", Counter, "Authorization checks (PUBLISH, SUBSCRIBE), by result."),
     AuthzDeny => ("authorization_total", [("result", "deny")], "authorization.deny", Counter, "Authorization checks (PUBLISH, SUBSCRIBE), by result."),
     AuthzCacheHit => ("authorization_cache_hits_total", [], "authorization.cache_hit", Counter, "Authorization checks answered from the connection's cache."),

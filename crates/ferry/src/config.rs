@@ -417,7 +417,11 @@ mechanism = "jwt"
 public_key = "/nonexistent/key.pem"
 [[authentication.methods]]
 mechanism = "http"
+url = "ftp://auth.example/"
+[[authentication.methods]]
+mechanism = "http"
 url = "https://auth.example/"
+cacertfile = "/nonexistent/ca.pem"
 [[authorization.rules]]
 permission = "deny"
 ipaddr = "10.0.0.0/40"
@@ -433,6 +437,7 @@ topics = ["x"]
         for want in [
             "authentication.methods[0].public_key: /nonexistent/key.pem",
             "authentication.methods[1].url",
+            "authentication.methods[2].cacertfile: cannot read /nonexistent/ca.pem",
             "authorization.rules[0].ipaddr",
         ] {
             assert!(e.contains(want), "{want} in {e}");

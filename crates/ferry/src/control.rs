@@ -125,9 +125,15 @@ impl Control {
         }))
     }
 
-    /// Hands the API the built-in user database (once, at start).
+    /// Hands the API the built-in user database (the first one a chain opened: at start, or
+    /// at the reload of `[authentication]` that added the method).
     pub fn set_user_db(&self, db: Arc<ferry_auth::users::UserDb>) {
         let _ = self.users.set(db);
+    }
+
+    /// The built-in user database, if a chain opened it (reloaded chains share it).
+    pub fn user_db(&self) -> Option<Arc<ferry_auth::users::UserDb>> {
+        self.users.get().cloned()
     }
 
     fn sink(&self) -> SourceSink {

@@ -41,8 +41,9 @@ pub struct Gateway {
 }
 
 /// Applies a reloaded config's `[authorization]` (`ferry serve` does on SIGHUP): the next
-/// check of every connection uses the new rules (cached results are dropped). Other
-/// sections need a restart.
+/// check of every connection uses the new rules (cached results are dropped).
+/// `[authentication]` reloads through [`Gateway::reload_authentication`]; other sections
+/// need a restart.
 pub fn reload_authorization(broker: &Broker, cfg: &Config) -> anyhow::Result<()> {
     let acl = cfg
         .authorization
@@ -52,18 +53,16 @@ pub fn reload_authorization(broker: &Broker, cfg: &Config) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Installs `[authentication]` (loading key files and the user database) and
-/// `[authorization]` into the broker.
-/// Returns the built-in user database if a method uses it.
-fn install_access(
+/// Builds `[authentication]`'s chain (loading key and CA files, opening the user database
+/// or sharing `users`, fetching JWKS URLs) and installs it with `allow_anonymous`: new
+/// CONNECTs use it, established connections are not touched, the replaced chain (and its
+/// JWKS refresh) stops once no CONNECT uses it. Returns the built-in user database if a
+/// method uses it. On error nothing changes; the error names the key.
+async fn install_authentication(
     cfg: &Config,
     broker: &Broker,
+    users: Option<Arc<ferry_auth::users::UserDb>>,
 ) -> anyhow::Result<Option<Arc<ferry_auth::users::UserDb>>> {
-    let acl = cfg
-        .authorization
-        .compile()
-        .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
-    broker.set_acl(acl);
     let uses_db = cfg
         .authentication
         .methods
@@ -81,7 +80,9 @@ fn install_access(
         &cfg.authentication,
         &cfg.node.data_dir,
         broker.registry().clone(),
+        users,
     )
+    .await
     .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
     broker.set_authentication(ferry_broker::Authentication {
         allow_anonymous: cfg.authentication.allow_anonymous,
@@ -129,7 +130,8 @@ impl Gateway {
             ferry_broker::limits::Banned::new(&cfg.banned)
                 .map_err(|e| anyhow::anyhow!("banned.addresses: {e}"))?,
         );
-        let users = install_access(cfg, &broker)?;
+        reload_authorization(&broker, cfg)?;
+        let users = install_authentication(cfg, &broker, None).await?;
         let control = Control::new(cfg.clone(), broker.clone())?;
         if let Some(db) = users {
             control.set_user_db(db);
@@ -211,6 +213,21 @@ impl Gateway {
             tasks,
             state_sync,
         })
+    }
+
+    /// Applies a reloaded config's `[authentication]` (`ferry serve` does on SIGHUP): the
+    /// new chain answers new CONNECTs; connected clients stay. A config whose chain cannot
+    /// be built (a missing key or CA file) changes nothing: the error names the key.
+    pub async fn reload_authentication(&self, cfg: &Config) -> anyhow::Result<()> {
+        let data_dir = self.control.view().config.node.data_dir.clone();
+        let mut cfg = cfg.clone();
+        // The data dir is read at start only; the user database stays where it is.
+        cfg.node.data_dir = data_dir;
+        let users = install_authentication(&cfg, &self.broker, self.control.user_db()).await?;
+        if let Some(db) = users {
+            self.control.set_user_db(db);
+        }
+        Ok(())
     }
 
     /// Reads every ssl/wss listener's certificate files again (SIGHUP). New handshakes use

@@ -274,16 +274,29 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     })
 }
 
-/// On SIGHUP, reads the config file again and applies its `[authorization]` rules; a file
-/// with errors changes nothing (the errors are logged).
-/// SIGHUP: `[authorization]` is read again from the config file.
-fn reload_authorization(path: &std::path::Path, broker: &ferry_broker::Broker) {
-    match Config::load(path)
-        .map_err(anyhow::Error::from)
-        .and_then(|cfg| ferry::reload_authorization(broker, &cfg))
-    {
+/// SIGHUP: reads the config file again and applies its `[authorization]` rules and its
+/// `[authentication]` chain, each on its own: a section that cannot be applied keeps the one
+/// in force, and the error (naming the key) is logged. A file that does not load changes
+/// nothing.
+async fn reload_access(path: &std::path::Path, gateway: &Gateway) {
+    let cfg = match Config::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            tracing::error!("SIGHUP: config not reloaded: {e:#}");
+            return;
+        }
+    };
+    match ferry::reload_authorization(&gateway.broker, &cfg) {
         Ok(()) => tracing::info!("SIGHUP: [authorization] reloaded from {}", path.display()),
-        Err(e) => tracing::error!("SIGHUP: config not reloaded: {e:#}"),
+        Err(e) => tracing::error!(
+            "SIGHUP: [authorization] not reloaded, keeping the rules in force: {e:#}"
+        ),
+    }
+    match gateway.reload_authentication(&cfg).await {
+        Ok(()) => tracing::info!("SIGHUP: [authentication] reloaded from {}", path.display()),
+        Err(e) => tracing::error!(
+            "SIGHUP: [authentication] not reloaded, keeping the chain in force: {e:#}"
+        ),
     }
 }
 
@@ -306,7 +319,8 @@ fn hangup() -> Hangup {
     }
 }
 
-/// Waits for SIGINT or SIGTERM; SIGHUP reloads the ssl/wss listeners' certificates.
+/// Waits for SIGINT or SIGTERM; SIGHUP reloads the ssl/wss listeners' certificates,
+/// `[authorization]` and `[authentication]`.
 async fn wait_for_signal(gateway: &Gateway, hup: Hangup, config: Option<&std::path::Path>) {
     #[cfg(unix)]
     {
@@ -325,7 +339,7 @@ async fn wait_for_signal(gateway: &Gateway, hup: Hangup, config: Option<&std::pa
                         tracing::info!("SIGHUP: reloading certificates");
                         gateway.reload_certificates();
                         if let Some(path) = config {
-                            reload_authorization(path, &gateway.broker);
+                            reload_access(path, gateway).await;
                         }
                     }
                 }

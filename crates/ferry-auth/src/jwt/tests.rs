@@ -31,13 +31,7 @@ fn client() -> ClientInfo {
 }
 
 fn cfg() -> JwtConfig {
-    JwtConfig {
-        secret: None,
-        secret_base64_encoded: false,
-        public_key: None,
-        jwks_file: None,
-        acl_claim_name: "acl".into(),
-    }
+    JwtConfig::default()
 }
 
 #[test]
@@ -189,7 +183,7 @@ fn ec_keys_from_pem_and_jwks_verify_es256() {
 #[test]
 fn rsa_jwks_keys_are_encoded_as_pkcs1() {
     // n with the high bit set gets a leading zero; e = 65537.
-    let der = rsa_der(&[0x80, 1], &[1, 0, 1]);
+    let der = jwks::rsa_der(&[0x80, 1], &[1, 0, 1]);
     assert_eq!(
         der,
         vec![
