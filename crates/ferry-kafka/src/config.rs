@@ -491,8 +491,13 @@ pub fn validate(connectors: &KafkaConnectors, actions: &KafkaActions) -> Vec<Str
                 ));
             }
         }
-        if a.partitions_limit == Some(0) {
-            errs.push(format!("{key}.partitions_limit: must be at least 1"));
+        match a.partitions_limit {
+            Some(0) => errs.push(format!("{key}.partitions_limit: must be at least 1")),
+            Some(l) if i32::try_from(l).is_err() => errs.push(format!(
+                "{key}.partitions_limit: must be at most {} (Kafka's partition numbers are i32), got {l}",
+                i32::MAX
+            )),
+            _ => {}
         }
     }
     errs
@@ -583,6 +588,31 @@ mod tests {
         ] {
             assert!(errs.contains(key), "{key} in {errs}");
         }
+    }
+
+    #[test]
+    fn partitions_limit_above_i32_max_is_refused_naming_the_key() {
+        let mut conns = KafkaConnectors::default();
+        conns.kafka.insert(
+            "c".into(),
+            toml::from_str("bootstrap_hosts = \"h:9092\"").unwrap(),
+        );
+        let check = |limit: &str| {
+            let mut actions = KafkaActions::default();
+            let mut a = producer(&format!("partitions_limit = {limit}")).unwrap();
+            a.enable = true;
+            actions.kafka.insert("a".into(), a);
+            validate(&conns, &actions).join("\n")
+        };
+        let errs = check("2147483648");
+        assert!(
+            errs.contains("actions.kafka.a.partitions_limit") && errs.contains("2147483647"),
+            "{errs}"
+        );
+        assert!(check("4294967295").contains("actions.kafka.a.partitions_limit"));
+        assert!(check("0").contains("actions.kafka.a.partitions_limit"));
+        assert_eq!(check("2147483647"), "");
+        assert_eq!(check("3"), "");
     }
 
     #[test]

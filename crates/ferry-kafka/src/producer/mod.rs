@@ -41,6 +41,8 @@ use crate::partition::java_partition;
 mod counts;
 mod queue;
 mod reports;
+#[cfg(test)]
+mod tests;
 
 use counts::{PartitionCounts, refresh_counts};
 use ferry_metrics::{ActionMetric, ActionStats, Registry};
@@ -385,17 +387,13 @@ impl KafkaAction {
             // Unknown yet: librdkafka's murmur2_random places it (Java-compatible for keys).
             return Ok(None);
         };
-        let n = match self.cfg.partitions_limit {
-            Some(l) => count.min(l as i32),
-            None => count,
-        };
-        Ok(match self.cfg.partition_strategy {
-            PartitionStrategy::KeyHash => key.map(|k| java_partition(k, n)),
-            PartitionStrategy::Random => Some(rand::random_range(0..n)),
-            PartitionStrategy::RoundRobin => {
-                Some((self.round_robin.fetch_add(1, Ordering::Relaxed) % n as u64) as i32)
-            }
-        })
+        Ok(pick_partition(
+            self.cfg.partition_strategy,
+            count,
+            self.cfg.partitions_limit,
+            key,
+            &self.round_robin,
+        ))
     }
 
     /// The current producer, replaced first if librdkafka declared it dead.
@@ -489,6 +487,28 @@ impl KafkaAction {
     pub(crate) fn purge(&self) {
         self.producer()
             .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+    }
+}
+
+/// The partition `strategy` picks among the first `min(count, limit)` partitions. Total: a
+/// count or limit out of range (config validation refuses a limit above `i32::MAX`, but
+/// this runs on the publishing task and must not panic) is clamped to `1..=i32::MAX`.
+fn pick_partition(
+    strategy: PartitionStrategy,
+    count: i32,
+    limit: Option<u32>,
+    key: Option<&[u8]>,
+    round_robin: &AtomicU64,
+) -> Option<i32> {
+    let limit = limit.map_or(i32::MAX, |l| i32::try_from(l).unwrap_or(i32::MAX));
+    let n = count.min(limit).max(1);
+    match strategy {
+        PartitionStrategy::KeyHash => key.map(|k| java_partition(k, n)),
+        PartitionStrategy::Random => Some(rand::random_range(0..n)),
+        PartitionStrategy::RoundRobin => {
+            let i = round_robin.fetch_add(1, Ordering::Relaxed) % n as u64;
+            Some(i32::try_from(i).unwrap_or(0))
+        }
     }
 }
 
