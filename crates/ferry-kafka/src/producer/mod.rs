@@ -243,7 +243,7 @@ impl KafkaAction {
                 .as_deref()
                 .map(|p| t("partition", p))
                 .transpose()?,
-            counts: Arc::default(),
+            counts: Arc::new(PartitionCounts::new(metrics.clone())),
             round_robin: AtomicU64::new(0),
             queue,
             disk: disk.as_ref().map(|((h, _), _)| h.clone()),
@@ -379,11 +379,14 @@ impl KafkaAction {
                 .map(Some)
                 .map_err(|_| format!("partition {s:?} is not a number"));
         }
-        let count = self.counts.get(topic).filter(|c| *c > 0);
-        if count.is_none() {
-            self.counts.wants(topic);
+        if self.cfg.partitions_limit.is_none()
+            && self.cfg.partition_strategy == PartitionStrategy::KeyHash
+        {
+            // librdkafka's murmur2_random is the Java partitioner: no count needed (and no
+            // refresher runs to keep one).
+            return Ok(None);
         }
-        let Some(count) = count else {
+        let Some(count) = self.counts.lookup(topic) else {
             // Unknown yet: librdkafka's murmur2_random places it (Java-compatible for keys).
             return Ok(None);
         };
