@@ -7,7 +7,9 @@
 //!   Kafka's (a full librdkafka queue answers 0x97 at once; a failure or timeout 0x80);
 //! - async mode: pushes it into a bounded in-memory queue (overflow policy counted as
 //!   `dropped.queue_full`); a worker task moves records into librdkafka, waiting while its
-//!   queue is full, and sends retryable failures again (up to `max_retries`);
+//!   queue is full, and sends retryable failures again (up to `max_retries`, each when its
+//!   `retry_backoff` is over, from a retry queue bounded like the queue and counted as
+//!   `dropped.retry_queue_full`);
 //! - disk mode (`buffer_mode = "disk"`, [`crate::disk`]): hands the encoded record to the
 //!   action's buffer thread; the PUBACK waits for its group commit (fsync), not for Kafka.
 //!
@@ -150,15 +152,12 @@ impl KafkaAction {
             Template::parse(s).map_err(|e| format!("actions.kafka.{name}.{field}: {e}"))
         };
         let metrics = registry.action(name);
-        let queue = Arc::new(Queue {
-            items: Mutex::new(VecDeque::new()),
-            retries: Mutex::new(VecDeque::new()),
-            notify: Notify::new(),
-            limit: cfg.max_queue_messages,
-            overflow: cfg.overflow,
-            metrics: metrics.clone(),
-            stopping: Default::default(),
-        });
+        let queue = Arc::new(Queue::new(
+            cfg.max_queue_messages,
+            cfg.overflow,
+            cfg.retry_backoff.0,
+            metrics.clone(),
+        ));
         let mut cc = client_config(&conn.config);
         cc.set(
             "acks",

@@ -112,3 +112,60 @@ fn partition_count_rounds_refresh_only_topics_in_use_and_forget_idle_ones() {
         "a forgotten topic starts unknown"
     );
 }
+
+fn delivery(value: &str) -> Delivery {
+    Delivery::in_memory(Record {
+        topic: "t".into(),
+        key: None,
+        value: value.as_bytes().to_vec(),
+        timestamp: 0,
+        headers: Vec::new(),
+        partition: None,
+        since: Instant::now(),
+    })
+}
+
+fn value(d: Option<(Delivery, bool)>) -> Option<(String, bool)> {
+    d.map(|(d, retry)| (String::from_utf8_lossy(&d.record.value).into_owned(), retry))
+}
+
+#[test]
+fn a_retry_waits_for_its_own_due_time_without_holding_up_the_queue() {
+    let q = Queue::new(10, Overflow::DropNewest, Duration::from_secs(3600), stats());
+    q.push(delivery("first"));
+    assert!(q.push_retry(delivery("failed")));
+    q.push(delivery("second"));
+    let now = Instant::now();
+    // The retry is not due for an hour: the records behind it go now.
+    assert_eq!(value(q.pop(Some(now))), Some(("first".into(), false)));
+    assert_eq!(value(q.pop(Some(now))), Some(("second".into(), false)));
+    assert_eq!(value(q.pop(Some(now))), None);
+    let due = q.next_retry().expect("a retry waits");
+    assert!(due > now + Duration::from_secs(3000));
+    // Once due, it goes first.
+    q.push(delivery("third"));
+    assert_eq!(value(q.pop(Some(due))), Some(("failed".into(), true)));
+    assert_eq!(value(q.pop(Some(due))), Some(("third".into(), false)));
+    // A graceful stop takes retries whatever their due time.
+    assert!(q.push_retry(delivery("again")));
+    assert_eq!(value(q.pop(None)), Some(("again".into(), true)));
+    assert_eq!(q.next_retry(), None);
+}
+
+#[test]
+fn the_retry_queue_is_bounded_and_counts_what_it_drops() {
+    let m = stats();
+    let q = Queue::new(2, Overflow::DropNewest, Duration::ZERO, m.clone());
+    assert!(q.push_retry(delivery("a")));
+    assert!(q.push_retry(delivery("b")));
+    assert!(!q.push_retry(delivery("c")));
+    assert_eq!(m.counters.get(ActionMetric::DroppedRetryQueueFull), 1);
+    assert_eq!(q.len(), 2);
+    // The queue for new records is separate and still has room.
+    q.push(delivery("new"));
+    assert_eq!(m.counters.get(ActionMetric::DroppedQueueFull), 0);
+    let now = Instant::now() + Duration::from_millis(1);
+    assert_eq!(value(q.pop(Some(now))), Some(("a".into(), true)));
+    assert_eq!(value(q.pop(Some(now))), Some(("b".into(), true)));
+    assert_eq!(value(q.pop(Some(now))), Some(("new".into(), false)));
+}
