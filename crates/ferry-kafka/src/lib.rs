@@ -271,7 +271,9 @@ impl Kafka {
                 sink.broker.clone(),
                 sink.rules.clone(),
                 &self.registry,
-            ) {
+            )
+            .await
+            {
                 Ok(s) => {
                     self.sources.insert(name.clone(), s);
                     self.source_cfgs
