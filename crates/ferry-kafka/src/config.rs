@@ -164,7 +164,7 @@ pub struct ProducerConfig {
     pub partition_strategy: PartitionStrategy,
     /// Explicit partition template (overrides `partition_strategy`).
     pub partition: Option<String>,
-    /// Use at most this many partitions of each topic.
+    /// Use at most this many partitions of each topic (1 to 2147483647).
     pub partitions_limit: Option<u32>,
     #[serde(default = "default_refresh")]
     pub partition_count_refresh_interval: Dur,
@@ -183,7 +183,8 @@ pub struct ProducerConfig {
     /// Sync mode: how long a publisher waits for Kafka before it gets a failure.
     #[serde(default = "default_sync_timeout")]
     pub sync_timeout: Dur,
-    /// Async mode: records held in memory waiting for Kafka.
+    /// Async mode: records held in memory waiting for Kafka; also the bound of the records
+    /// waiting for a retry (past it a retry is dropped, `dropped.retry_queue_full`).
     #[serde(default = "default_queue")]
     pub max_queue_messages: usize,
     /// Async mode: which record goes when the queue is full.

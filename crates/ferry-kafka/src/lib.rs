@@ -3,11 +3,13 @@
 //! Owns: connectors (`[connectors.kafka.NAME]`: client settings, TLS, SASL, health check and
 //! status), producer actions (`[actions.kafka.NAME]`: templates, partitioning, sync/async
 //! delivery, bounded queue, retries, metrics; the disk-buffered mode in [`disk`], whose
-//! buffer directory the binary passes in), Java-compatible murmur2 partitioning, and
-//! [`Kafka`], the set of them built from config.
+//! buffer directory the binary passes in), Java-compatible murmur2 partitioning, consumer
+//! sources ([`source`]), [`tail`] for the CLI, and [`Kafka`], the set of them built from
+//! config. The Tansu test broker and helpers (`testing`, which panic) exist only for tests:
+//! the `testing` feature, turned on by dev-dependencies.
 //!
 //! Must not: be named by any crate but the binary (only this crate uses rdkafka); block the
-//! task that calls an action.
+//! task that calls an action; keep anything unbounded (queues, caches, in-flight records).
 
 pub mod config;
 pub mod connector;

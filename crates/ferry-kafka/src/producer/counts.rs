@@ -154,7 +154,8 @@ impl PartitionCounts {
 /// Keeps partition counts of the topics this action writes to.
 pub(super) async fn refresh_counts(a: Arc<KafkaAction>, stop: CancellationToken) {
     let interval = a.cfg.partition_count_refresh_interval.0;
-    let idle_ms = u64::try_from(IDLE.max(interval * 2).as_millis()).unwrap_or(u64::MAX);
+    let idle_ms =
+        u64::try_from(IDLE.max(interval.saturating_mul(2)).as_millis()).unwrap_or(u64::MAX);
     let mut since_ms = 0;
     let mut next_full = tokio::time::Instant::now();
     loop {
@@ -163,7 +164,10 @@ pub(super) async fn refresh_counts(a: Arc<KafkaAction>, stop: CancellationToken)
         let topics = a.counts.round(now_ms, full.then_some(since_ms), idle_ms);
         if full {
             since_ms = now_ms;
-            next_full = tokio::time::Instant::now() + interval;
+            let now = tokio::time::Instant::now();
+            next_full = now
+                .checked_add(interval)
+                .unwrap_or(now + Duration::from_secs(86_400));
         }
         for topic in topics {
             let a2 = a.clone();

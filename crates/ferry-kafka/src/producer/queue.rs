@@ -77,7 +77,12 @@ impl Queue {
                     .inc(ActionMetric::DroppedRetryQueueFull);
                 return false;
             }
-            q.push_back((Instant::now() + self.backoff, d));
+            let now = Instant::now();
+            // A backoff too large to add (config allows any duration) is a day.
+            let due = now
+                .checked_add(self.backoff)
+                .unwrap_or(now + Duration::from_secs(86_400));
+            q.push_back((due, d));
         }
         self.notify.notify_one();
         true
