@@ -1,9 +1,8 @@
-//! Actions: where rule outputs go. `Republish` and `Console` live here; Kafka producer
-//! actions implement the same [`Action`] trait in their own crate.
+//! Actions: where rule outputs go. `Republish` lives here (`Console` in `console.rs`);
+//! Kafka producer actions implement the same [`Action`] trait in their own crate.
 
 use std::cell::Cell;
-use std::io::Write;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use ferry_broker::{Broker, ClientInfo, DurableAck, Message};
@@ -29,43 +28,6 @@ pub struct ActionEnv<'a> {
 pub trait Action: Send + Sync {
     fn name(&self) -> &str;
     fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String>;
-}
-
-/// Prints each output, like EMQX's console action.
-pub struct Console {
-    sink: Mutex<Box<dyn Write + Send>>,
-}
-
-impl Console {
-    pub fn stdout() -> Console {
-        Console {
-            sink: Mutex::new(Box::new(std::io::stdout())),
-        }
-    }
-
-    pub fn to(sink: Box<dyn Write + Send>) -> Console {
-        Console {
-            sink: Mutex::new(sink),
-        }
-    }
-}
-
-impl Action for Console {
-    fn name(&self) -> &str {
-        "console"
-    }
-
-    fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String> {
-        let line = format!(
-            "[rule action] {}\n\tAction Data: {}\n",
-            env.rule,
-            Value::Map(out.clone()).to_json()
-        );
-        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        sink.write_all(line.as_bytes())
-            .and_then(|_| sink.flush())
-            .map_err(|e| e.to_string())
-    }
 }
 
 thread_local! {

@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod config;
+mod console;
 mod input;
 
 use std::collections::HashMap;
@@ -27,8 +28,9 @@ use ferry_metrics::{RuleMetric, RuleStats};
 use ferry_mqtt::{Properties, SubOptions};
 use ferry_rules::{Columns, Event, Rule, RuleError, RuleSet};
 
-pub use actions::{Action, ActionEnv, Console, Republish};
+pub use actions::{Action, ActionEnv, Republish};
 pub use config::{ActionRef, InlineAction, RuleConfig, RulesConfig};
+pub use console::Console;
 
 /// A loaded rule: its name, actions and counters.
 pub struct RuleRuntime {

@@ -282,11 +282,17 @@ async fn console_action_prints_each_output() -> anyhow::Result<()> {
     p.publish("c/1", br#"{"n": 5}"#, QoS::AtLeastOnce, false, 1)
         .await?;
     p.recv().await?;
-    let text = String::from_utf8(buf.0.lock().unwrap().clone())?;
-    assert_eq!(
-        text,
-        "[rule action] dbg\n\tAction Data: {\"clientid\":\"p1\",\"n\":5}\n"
-    );
+    // The console writes on a thread of its own: wait for the line.
+    let want = "[rule action] dbg\n\tAction Data: {\"clientid\":\"p1\",\"n\":5}\n";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = String::from_utf8(buf.0.lock().unwrap().clone())?;
+        if text.len() >= want.len() || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert_eq!(text, want);
     b.stop().await;
     Ok(())
 }

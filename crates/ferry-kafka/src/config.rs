@@ -164,7 +164,7 @@ pub struct ProducerConfig {
     pub partition_strategy: PartitionStrategy,
     /// Explicit partition template (overrides `partition_strategy`).
     pub partition: Option<String>,
-    /// Use at most this many partitions of each topic.
+    /// Use at most this many partitions of each topic (1 to 2147483647).
     pub partitions_limit: Option<u32>,
     #[serde(default = "default_refresh")]
     pub partition_count_refresh_interval: Dur,
@@ -183,7 +183,8 @@ pub struct ProducerConfig {
     /// Sync mode: how long a publisher waits for Kafka before it gets a failure.
     #[serde(default = "default_sync_timeout")]
     pub sync_timeout: Dur,
-    /// Async mode: records held in memory waiting for Kafka.
+    /// Async mode: records held in memory waiting for Kafka; also the bound of the records
+    /// waiting for a retry (past it a retry is dropped, `dropped.retry_queue_full`).
     #[serde(default = "default_queue")]
     pub max_queue_messages: usize,
     /// Async mode: which record goes when the queue is full.
@@ -491,8 +492,13 @@ pub fn validate(connectors: &KafkaConnectors, actions: &KafkaActions) -> Vec<Str
                 ));
             }
         }
-        if a.partitions_limit == Some(0) {
-            errs.push(format!("{key}.partitions_limit: must be at least 1"));
+        match a.partitions_limit {
+            Some(0) => errs.push(format!("{key}.partitions_limit: must be at least 1")),
+            Some(l) if i32::try_from(l).is_err() => errs.push(format!(
+                "{key}.partitions_limit: must be at most {} (Kafka's partition numbers are i32), got {l}",
+                i32::MAX
+            )),
+            _ => {}
         }
     }
     errs
@@ -583,6 +589,31 @@ mod tests {
         ] {
             assert!(errs.contains(key), "{key} in {errs}");
         }
+    }
+
+    #[test]
+    fn partitions_limit_above_i32_max_is_refused_naming_the_key() {
+        let mut conns = KafkaConnectors::default();
+        conns.kafka.insert(
+            "c".into(),
+            toml::from_str("bootstrap_hosts = \"h:9092\"").unwrap(),
+        );
+        let check = |limit: &str| {
+            let mut actions = KafkaActions::default();
+            let mut a = producer(&format!("partitions_limit = {limit}")).unwrap();
+            a.enable = true;
+            actions.kafka.insert("a".into(), a);
+            validate(&conns, &actions).join("\n")
+        };
+        let errs = check("2147483648");
+        assert!(
+            errs.contains("actions.kafka.a.partitions_limit") && errs.contains("2147483647"),
+            "{errs}"
+        );
+        assert!(check("4294967295").contains("actions.kafka.a.partitions_limit"));
+        assert!(check("0").contains("actions.kafka.a.partitions_limit"));
+        assert_eq!(check("2147483647"), "");
+        assert_eq!(check("3"), "");
     }
 
     #[test]

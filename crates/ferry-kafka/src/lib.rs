@@ -3,11 +3,13 @@
 //! Owns: connectors (`[connectors.kafka.NAME]`: client settings, TLS, SASL, health check and
 //! status), producer actions (`[actions.kafka.NAME]`: templates, partitioning, sync/async
 //! delivery, bounded queue, retries, metrics; the disk-buffered mode in [`disk`], whose
-//! buffer directory the binary passes in), Java-compatible murmur2 partitioning, and
-//! [`Kafka`], the set of them built from config.
+//! buffer directory the binary passes in), Java-compatible murmur2 partitioning, consumer
+//! sources ([`source`]), [`tail`] for the CLI, and [`Kafka`], the set of them built from
+//! config. The Tansu test broker and helpers (`testing`, which panic) exist only for tests:
+//! the `testing` feature, turned on by dev-dependencies.
 //!
 //! Must not: be named by any crate but the binary (only this crate uses rdkafka); block the
-//! task that calls an action.
+//! task that calls an action; keep anything unbounded (queues, caches, in-flight records).
 
 pub mod config;
 pub mod connector;
@@ -15,6 +17,8 @@ pub mod disk;
 pub mod partition;
 pub mod producer;
 pub mod source;
+pub mod tail;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use std::collections::{BTreeMap, HashMap};
@@ -269,7 +273,9 @@ impl Kafka {
                 sink.broker.clone(),
                 sink.rules.clone(),
                 &self.registry,
-            ) {
+            )
+            .await
+            {
                 Ok(s) => {
                     self.sources.insert(name.clone(), s);
                     self.source_cfgs
@@ -376,4 +382,44 @@ pub fn action_names(actions: &KafkaActions) -> Vec<String> {
         .keys()
         .flat_map(|n| [format!("kafka:{n}"), format!("kafka_producer:{n}")])
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The test helpers (`testing`, which panics on purpose) are not built into the
+    /// binary: no normal dependency turns the `testing` feature on; only dev-dependencies.
+    #[test]
+    fn the_binary_is_built_without_the_test_helpers() {
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
+        let tree = |edges: &str| {
+            let out = std::process::Command::new(env!("CARGO"))
+                .args(["tree", "--offline", "--manifest-path", manifest])
+                .args([
+                    "-p",
+                    "ferry",
+                    "-e",
+                    edges,
+                    "-i",
+                    "ferry-kafka",
+                    "-f",
+                    "{p} [{f}]",
+                ])
+                .output()
+                .expect("cargo tree runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines().next().unwrap_or_default().to_owned()
+        };
+        let normal = tree("normal");
+        assert!(
+            normal.starts_with("ferry-kafka") && !normal.contains("testing"),
+            "{normal}"
+        );
+        // The tests of the binary crate do use them.
+        assert!(tree("normal,dev").contains("testing"));
+    }
 }

@@ -1,6 +1,8 @@
-//! Kafka for tests and tools: start the Tansu test broker on a free loopback port (or use
-//! the Kafka named by `FERRY_TEST_KAFKA=host:port`), create topics, and read records back.
-//! Used by Ferry's tests and by `ferry bench kafka`-style checks; never by the gateway.
+//! Kafka for tests: start the Tansu test broker on a free loopback port (or use the Kafka
+//! named by `FERRY_TEST_KAFKA=host:port`), create topics, produce records and read them
+//! back. Compiled only for tests (`#[cfg(test)]`, or the `testing` feature that the crates
+//! whose tests use it enable in their dev-dependencies): it panics on purpose, so it is not
+//! in the release binary.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -8,11 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
+
+pub use crate::tail::ConsumedRecord;
 
 const HOW_TO_INSTALL: &str = "the Kafka test broker (Tansu) is not installed: run ./scripts/test once \
 (it installs .tools/bin/tansu), or set FERRY_TANSU=/path/to/tansu, or point FERRY_TEST_KAFKA=host:port \
@@ -289,43 +291,6 @@ impl Drop for TestKafka {
     }
 }
 
-/// A record as read back from Kafka.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumedRecord {
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
-    pub timestamp: Option<i64>,
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
-impl From<&rdkafka::message::BorrowedMessage<'_>> for ConsumedRecord {
-    fn from(m: &rdkafka::message::BorrowedMessage<'_>) -> Self {
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|x| {
-                        (
-                            x.key.to_owned(),
-                            x.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        ConsumedRecord {
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            timestamp: m.timestamp().to_millis(),
-            headers,
-        }
-    }
-}
-
 /// Reads every partition of `topic` from the beginning until `want` records arrived or
 /// `limit` passed. Blocking.
 pub fn read_records(
@@ -365,59 +330,6 @@ pub fn read_records(
         }
     }
     out
-}
-
-/// Prints records of `topic` as they arrive (all partitions, from the end or the start)
-/// until `stop` returns true. For `ferry kafka tail` and the demo.
-pub fn tail(
-    bootstrap: &str,
-    topic: &str,
-    from_beginning: bool,
-    mut on_record: impl FnMut(&ConsumedRecord),
-    stop: impl Fn() -> bool,
-) -> Result<(), String> {
-    let group = format!("ferry-tail-{}", std::process::id());
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| e.to_string())?;
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    loop {
-        if stop() {
-            return Ok(());
-        }
-        match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            Ok(md)
-                if md
-                    .topics()
-                    .first()
-                    .is_some_and(|t| !t.partitions().is_empty()) =>
-            {
-                let offset = if from_beginning {
-                    rdkafka::Offset::Beginning
-                } else {
-                    rdkafka::Offset::End
-                };
-                for p in md.topics()[0].partitions() {
-                    tpl.add_partition_offset(topic, p.id(), offset)
-                        .map_err(|e| e.to_string())?;
-                }
-                break;
-            }
-            _ => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
-    while !stop() {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => on_record(&ConsumedRecord::from(&m)),
-            Some(Err(e)) => tracing::debug!("tail: {e}"),
-            None => {}
-        }
-    }
-    Ok(())
 }
 
 /// A record to produce in tests.
@@ -461,4 +373,36 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[TestRecord]) {
     }
     p.flush(Duration::from_secs(30))
         .expect("records acknowledged");
+}
+
+/// Per partition of `topic`: the offset `group` committed (`None`: nothing yet). Blocking.
+pub fn committed(bootstrap: &str, group: &str, topic: &str) -> Vec<(i32, Option<i64>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in md
+        .topics()
+        .first()
+        .map(|t| t.partitions())
+        .unwrap_or_default()
+    {
+        tpl.add_partition(topic, p.id());
+    }
+    consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => (e.partition(), Some(o)),
+            _ => (e.partition(), None),
+        })
+        .collect()
 }

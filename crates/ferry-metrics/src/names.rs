@@ -210,6 +210,7 @@ metric_set! {
             ActionMetric::DroppedBufferOldest,
             ActionMetric::DroppedBufferNewest,
             ActionMetric::DroppedResourceStopped,
+            ActionMetric::DroppedRetryQueueFull,
         ] },
     ];
     Matched => ("action_matched_total", [], "matched", Counter, "Records handed to the action."),
@@ -246,6 +247,11 @@ metric_set! {
     BufferRecovered => ("action_buffer_recovered_total", [], "buffer.recovered", Counter, "Disk buffer: unacknowledged records found at start (sent to Kafka again)."),
     BufferRecoveryDropped => ("action_buffer_recovery_dropped_total", [], "buffer.recovery_dropped", Counter, "Disk buffer: records cut off at start (torn tail never acknowledged, or corrupt)."),
     Resent => ("action_resent_total", [], "resent", Counter, "Disk buffer: records sent to Kafka again after a restart (possible duplicates)."),
+    /// Async mode: a record coming back for a retry found the retry queue full.
+    DroppedRetryQueueFull => ("action_dropped_total", [("reason", "retry_queue_full")], "dropped.retry_queue_full", Counter, "Records dropped, by reason."),
+    /// Topics whose partition count the action stopped keeping: not rendered for a while,
+    /// or the cache full (the least recently used goes).
+    PartitionCountsEvicted => ("action_partition_counts_evicted_total", [], "partition_counts.evicted", Counter, "Topics whose partition count the action stopped keeping (not rendered for a while, or the cache full: the least recently used goes)."),
 }
 
 metric_set! {

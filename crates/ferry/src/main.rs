@@ -165,7 +165,7 @@ fn client_tool(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyh
 fn kafka_tail(bootstrap: &str, topic: &str, from_beginning: bool) -> anyhow::Result<()> {
     use std::io::Write as _;
     let stdout = std::io::stdout();
-    ferry_kafka::testing::tail(
+    ferry_kafka::tail::tail(
         bootstrap,
         topic,
         from_beginning,

@@ -428,7 +428,7 @@ async fn bench_kafka(a: BenchKafka, stats: Arc<Stats>) -> anyhow::Result<()> {
     let (bootstrap, topic) = (a.bootstrap.clone(), a.kafka_topic.clone());
     let (t2, d2) = (tracker.clone(), done.clone());
     let consumer = std::thread::spawn(move || {
-        ferry_kafka::testing::tail(
+        ferry_kafka::tail::tail(
             &bootstrap,
             &topic,
             false,

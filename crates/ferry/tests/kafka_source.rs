@@ -10,7 +10,7 @@ mod common;
 
 use common::gateway;
 use ferry::Gateway;
-use ferry_kafka::testing::{TestKafka, TestRecord, produce};
+use ferry_kafka::testing::{TestKafka, TestRecord, committed, produce};
 use ferry_mqtt::{Ack, Packet, QoS, Version};
 use ferry_testkit::{RawClient, connect_packet, wait_until};
 
@@ -539,5 +539,90 @@ async fn with_persistence_an_offline_persistent_session_does_not_hold_back_the_s
     assert_eq!(source(&g, "cmds")["received"], 0, "nothing re-read");
     dev.disconnect().await?;
     g.stop().await;
+    Ok(())
+}
+
+const PER_PARTITION: &str = r#"
+[sources.kafka.pp]
+connector = "local"
+topics = ["pp-in"]
+group_id = "pp-group"
+offset_reset = "earliest"
+mqtt_topic = "pp/${partition}"
+payload = "${value}@${offset}"
+qos = 1
+"#;
+
+/// (value, offset) of a record delivered as `VALUE@OFFSET`.
+fn value_at(payload: &[u8]) -> (String, i64) {
+    let text = String::from_utf8_lossy(payload);
+    let (v, o) = text.rsplit_once('@').unwrap_or((&text, "-1"));
+    (v.to_owned(), o.parse().unwrap_or(-1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_not_delivered_on_one_partition_does_not_hold_back_commits_on_another()
+-> anyhow::Result<()> {
+    let k = TestKafka::start();
+    assert_eq!(k.create_topic("pp-in", 2), 2);
+    let (g, addr) = source_gateway(PER_PARTITION, &k.bootstrap).await;
+    // Partition 0's records go to a subscriber that never acknowledges them...
+    let (mut stuck, _) = RawClient::connect(addr, Version::V5, "stuck", true).await?;
+    stuck.subscribe("pp/0", QoS::AtLeastOnce).await?;
+    // ...partition 1's to one that does (and notes what it got).
+    let (mut fine, _) = RawClient::connect(addr, Version::V5, "fine", true).await?;
+    fine.subscribe("pp/1", QoS::AtLeastOnce).await?;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, i64)>::new()));
+    let seen2 = seen.clone();
+    let reader = tokio::spawn(async move {
+        while let Ok(p) = fine.recv_publish().await {
+            seen2.lock().unwrap().push(value_at(&p.payload));
+        }
+    });
+    // The same keys twice: each key's records land on the same partition both times.
+    let batch = |tag: &str| -> Vec<Rec> {
+        (0..10)
+            .map(|i| (Some(format!("k{i}")), format!("{tag}{i}"), vec![]))
+            .collect()
+    };
+    produce_async(&k, "pp-in", batch("a")).await;
+    // Partition 0's first record was read and waits for a PUBACK that never comes.
+    let stuck_at = match stuck.recv().await? {
+        Packet::Publish(p) => value_at(&p.payload).1,
+        other => anyhow::bail!("expected PUBLISH, got {other:?}"),
+    };
+    // Records of partition 1 read after it are delivered and committed all the same.
+    produce_async(&k, "pp-in", batch("b")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (offsets, last) = loop {
+        let (a, b, last) = {
+            let seen = seen.lock().unwrap();
+            let n = |tag: &str| seen.iter().filter(|(v, _)| v.starts_with(tag)).count();
+            (n("a"), n("b"), seen.iter().map(|(_, o)| *o).max())
+        };
+        let b2 = k.bootstrap.clone();
+        let offsets =
+            tokio::task::spawn_blocking(move || committed(&b2, "pp-group", "pp-in")).await?;
+        let at1 = offsets.iter().find(|(p, _)| *p == 1).and_then(|x| x.1);
+        let done = a > 0 && b == a && at1.is_some() && at1 == last.map(|o| o + 1);
+        if done || tokio::time::Instant::now() > deadline {
+            break (offsets, last);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let at = |n: i32| offsets.iter().find(|(p, _)| *p == n).and_then(|x| x.1);
+    assert_eq!(
+        at(1),
+        last.map(|o| o + 1),
+        "partition 1 committed past the last record its subscriber got: {offsets:?}, {:?}",
+        seen.lock().unwrap()
+    );
+    assert!(
+        at(0).is_none_or(|o| o <= stuck_at),
+        "partition 0 is held back by its undelivered record at {stuck_at}: {offsets:?}"
+    );
+    drop(stuck);
+    g.stop().await;
+    reader.abort();
     Ok(())
 }

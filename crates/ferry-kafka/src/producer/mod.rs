@@ -7,7 +7,9 @@
 //!   Kafka's (a full librdkafka queue answers 0x97 at once; a failure or timeout 0x80);
 //! - async mode: pushes it into a bounded in-memory queue (overflow policy counted as
 //!   `dropped.queue_full`); a worker task moves records into librdkafka, waiting while its
-//!   queue is full, and sends retryable failures again (up to `max_retries`);
+//!   queue is full, and sends retryable failures again (up to `max_retries`, each when its
+//!   `retry_backoff` is over, from a retry queue bounded like the queue and counted as
+//!   `dropped.retry_queue_full`);
 //! - disk mode (`buffer_mode = "disk"`, [`crate::disk`]): hands the encoded record to the
 //!   action's buffer thread; the PUBACK waits for its group commit (fsync), not for Kafka.
 //!
@@ -41,6 +43,8 @@ use crate::partition::java_partition;
 mod counts;
 mod queue;
 mod reports;
+#[cfg(test)]
+mod tests;
 
 use counts::{PartitionCounts, refresh_counts};
 use ferry_metrics::{ActionMetric, ActionStats, Registry};
@@ -148,15 +152,12 @@ impl KafkaAction {
             Template::parse(s).map_err(|e| format!("actions.kafka.{name}.{field}: {e}"))
         };
         let metrics = registry.action(name);
-        let queue = Arc::new(Queue {
-            items: Mutex::new(VecDeque::new()),
-            retries: Mutex::new(VecDeque::new()),
-            notify: Notify::new(),
-            limit: cfg.max_queue_messages,
-            overflow: cfg.overflow,
-            metrics: metrics.clone(),
-            stopping: Default::default(),
-        });
+        let queue = Arc::new(Queue::new(
+            cfg.max_queue_messages,
+            cfg.overflow,
+            cfg.retry_backoff.0,
+            metrics.clone(),
+        ));
         let mut cc = client_config(&conn.config);
         cc.set(
             "acks",
@@ -241,7 +242,7 @@ impl KafkaAction {
                 .as_deref()
                 .map(|p| t("partition", p))
                 .transpose()?,
-            counts: Arc::default(),
+            counts: Arc::new(PartitionCounts::new(metrics.clone())),
             round_robin: AtomicU64::new(0),
             queue,
             disk: disk.as_ref().map(|((h, _), _)| h.clone()),
@@ -377,25 +378,24 @@ impl KafkaAction {
                 .map(Some)
                 .map_err(|_| format!("partition {s:?} is not a number"));
         }
-        let count = self.counts.get(topic).filter(|c| *c > 0);
-        if count.is_none() {
-            self.counts.wants(topic);
+        if self.cfg.partitions_limit.is_none()
+            && self.cfg.partition_strategy == PartitionStrategy::KeyHash
+        {
+            // librdkafka's murmur2_random is the Java partitioner: no count needed (and no
+            // refresher runs to keep one).
+            return Ok(None);
         }
-        let Some(count) = count else {
+        let Some(count) = self.counts.lookup(topic) else {
             // Unknown yet: librdkafka's murmur2_random places it (Java-compatible for keys).
             return Ok(None);
         };
-        let n = match self.cfg.partitions_limit {
-            Some(l) => count.min(l as i32),
-            None => count,
-        };
-        Ok(match self.cfg.partition_strategy {
-            PartitionStrategy::KeyHash => key.map(|k| java_partition(k, n)),
-            PartitionStrategy::Random => Some(rand::random_range(0..n)),
-            PartitionStrategy::RoundRobin => {
-                Some((self.round_robin.fetch_add(1, Ordering::Relaxed) % n as u64) as i32)
-            }
-        })
+        Ok(pick_partition(
+            self.cfg.partition_strategy,
+            count,
+            self.cfg.partitions_limit,
+            key,
+            &self.round_robin,
+        ))
     }
 
     /// The current producer, replaced first if librdkafka declared it dead.
@@ -489,6 +489,28 @@ impl KafkaAction {
     pub(crate) fn purge(&self) {
         self.producer()
             .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+    }
+}
+
+/// The partition `strategy` picks among the first `min(count, limit)` partitions. Total: a
+/// count or limit out of range (config validation refuses a limit above `i32::MAX`, but
+/// this runs on the publishing task and must not panic) is clamped to `1..=i32::MAX`.
+fn pick_partition(
+    strategy: PartitionStrategy,
+    count: i32,
+    limit: Option<u32>,
+    key: Option<&[u8]>,
+    round_robin: &AtomicU64,
+) -> Option<i32> {
+    let limit = limit.map_or(i32::MAX, |l| i32::try_from(l).unwrap_or(i32::MAX));
+    let n = count.min(limit).max(1);
+    match strategy {
+        PartitionStrategy::KeyHash => key.map(|k| java_partition(k, n)),
+        PartitionStrategy::Random => Some(rand::random_range(0..n)),
+        PartitionStrategy::RoundRobin => {
+            let i = round_robin.fetch_add(1, Ordering::Relaxed) % n as u64;
+            Some(i32::try_from(i).unwrap_or(0))
+        }
     }
 }
 

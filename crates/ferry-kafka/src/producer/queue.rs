@@ -4,12 +4,18 @@
 use super::*;
 
 /// The async-mode buffer: bounded, with an overflow policy, plus records coming back for a
-/// retry (those are few: bounded by what librdkafka had in flight).
+/// retry. Retries wait for their own due time (`retry_backoff` after the failure) in a
+/// queue of their own, bounded by `max_queue_messages` (past that a retry is dropped,
+/// counted as `dropped.retry_queue_full`): a retry that is not due does not hold up the
+/// records behind it.
 pub(super) struct Queue {
     pub(super) items: Mutex<VecDeque<Delivery>>,
-    pub(super) retries: Mutex<VecDeque<Delivery>>,
+    /// In due order: every retry waits the same backoff.
+    pub(super) retries: Mutex<VecDeque<(Instant, Delivery)>>,
     pub(super) notify: Notify,
     pub(super) limit: usize,
+    pub(super) retry_limit: usize,
+    pub(super) backoff: Duration,
     pub(super) overflow: Overflow,
     pub(super) metrics: Arc<ActionStats>,
     /// Set by [`KafkaAction::drain`] once it gave up: what fails now is dropped (counted).
@@ -17,6 +23,25 @@ pub(super) struct Queue {
 }
 
 impl Queue {
+    pub(super) fn new(
+        limit: usize,
+        overflow: Overflow,
+        backoff: Duration,
+        metrics: Arc<ActionStats>,
+    ) -> Queue {
+        Queue {
+            items: Mutex::new(VecDeque::new()),
+            retries: Mutex::new(VecDeque::new()),
+            notify: Notify::new(),
+            limit,
+            retry_limit: limit,
+            backoff,
+            overflow,
+            metrics,
+            stopping: Default::default(),
+        }
+    }
+
     pub(super) fn push(&self, d: Delivery) {
         let m = &self.metrics;
         {
@@ -40,22 +65,40 @@ impl Queue {
         self.notify.notify_one();
     }
 
-    pub(super) fn push_retry(&self, d: Delivery) {
-        self.retries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(d);
+    /// A record to send again once `retry_backoff` passed. Returns false if the retry
+    /// queue was full and the record dropped (counted).
+    pub(super) fn push_retry(&self, d: Delivery) -> bool {
+        {
+            let mut q = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+            if q.len() >= self.retry_limit {
+                drop(q);
+                self.metrics
+                    .counters
+                    .inc(ActionMetric::DroppedRetryQueueFull);
+                return false;
+            }
+            let now = Instant::now();
+            // A backoff too large to add (config allows any duration) is a day.
+            let due = now
+                .checked_add(self.backoff)
+                .unwrap_or(now + Duration::from_secs(86_400));
+            q.push_back((due, d));
+        }
         self.notify.notify_one();
+        true
     }
 
-    pub(super) fn pop(&self) -> Option<(Delivery, bool)> {
-        if let Some(d) = self
-            .retries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
+    /// The next record to send: a retry that is due at `now` (any retry if `now` is
+    /// `None`), else the oldest queued record. The flag says it is a retry.
+    pub(super) fn pop(&self, now: Option<Instant>) -> Option<(Delivery, bool)> {
         {
-            return Some((d, true));
+            let mut r = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+            if r.front()
+                .is_some_and(|(due, _)| now.is_none_or(|now| *due <= now))
+                && let Some((_, d)) = r.pop_front()
+            {
+                return Some((d, true));
+            }
         }
         let d = self
             .items
@@ -66,6 +109,15 @@ impl Queue {
         Some((d, false))
     }
 
+    /// When the first waiting retry is due.
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        self.retries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .front()
+            .map(|(due, _)| *due)
+    }
+
     pub(super) fn len(&self) -> usize {
         self.items.lock().unwrap_or_else(|e| e.into_inner()).len()
             + self.retries.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -73,10 +125,11 @@ impl Queue {
 
     pub(super) fn unpop(&self, d: Delivery, retry: bool) {
         if retry {
+            // It was due already: it goes first.
             self.retries
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push_front(d);
+                .push_front((Instant::now(), d));
         } else {
             self.metrics.counters.inc(ActionMetric::Enqueued);
             self.items
@@ -90,10 +143,7 @@ impl Queue {
 /// Async mode: moves queued records into librdkafka, pausing while its queue is full.
 pub(super) async fn worker(a: Arc<KafkaAction>, stop: CancellationToken) {
     loop {
-        while let Some((d, retry)) = a.queue.pop() {
-            if retry {
-                tokio::time::sleep(a.cfg.retry_backoff.0).await;
-            }
+        while let Some((d, retry)) = a.queue.pop(Some(Instant::now())) {
             match a.send(d) {
                 Ok(()) => {}
                 Err((e, d)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
@@ -111,9 +161,16 @@ pub(super) async fn worker(a: Arc<KafkaAction>, stop: CancellationToken) {
                 }
             }
         }
+        let retry_due = a.queue.next_retry();
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = a.queue.notify.notified() => {}
+            _ = async {
+                match retry_due {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
         }
     }
 }
@@ -140,7 +197,7 @@ impl KafkaAction {
             return;
         }
         while Instant::now() < deadline {
-            let Some((d, retry)) = self.queue.pop() else {
+            let Some((d, retry)) = self.queue.pop(None) else {
                 break;
             };
             match self.send(d) {
@@ -159,7 +216,7 @@ impl KafkaAction {
             .flush(deadline.saturating_duration_since(Instant::now()));
         self.queue.stopping.store(true, Ordering::Relaxed);
         let queued = self.queue.len() as u64;
-        while self.queue.pop().is_some() {}
+        while self.queue.pop(None).is_some() {}
         let before = self
             .metrics
             .counters

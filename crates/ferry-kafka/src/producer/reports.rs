@@ -123,8 +123,15 @@ impl ProducerContext for Reports {
                 }
                 if self.async_mode && !fatal(e) && d.attempt < self.max_retries {
                     d.attempt += 1;
-                    m.counters.inc(ActionMetric::Retried);
-                    self.retry.push_retry(*d);
+                    let topic = d.record.topic.clone();
+                    if self.retry.push_retry(*d) {
+                        m.counters.inc(ActionMetric::Retried);
+                    } else {
+                        let n = m.counters.get(ActionMetric::DroppedRetryQueueFull);
+                        if n.is_power_of_two() {
+                            tracing::warn!(action = %self.name, %topic, dropped_total = n, "retry queue full (max_queue_messages): record dropped: {e}");
+                        }
+                    }
                     return;
                 }
                 let n = m.counters.inc(ActionMetric::Failed);

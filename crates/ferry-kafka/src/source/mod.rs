@@ -4,21 +4,25 @@
 //! topic, payload, QoS and retain flag from templates over the record's envelope
 //! (`key, value, topic, partition, offset, ts, ts_type, headers`) and publishes it through the
 //! broker with a delivery [`Completion`]. An offset is committed only when the record and
-//! every record before it were delivered: each QoS 1/2 subscriber acknowledged it (or its
-//! delivery was given up: dropped from a full queue, expired, session gone) and QoS 0
-//! subscribers had it queued. At most `max_inflight` records wait for delivery; past that
+//! every record before it on its partition were delivered: each QoS 1/2 subscriber
+//! acknowledged it (or its delivery was given up: dropped from a full queue, expired,
+//! session gone) and QoS 0 subscribers had it queued. Records are tracked per partition
+//! ([`inflight`]), so a record waiting on one partition holds back only that partition's
+//! commits. At most `max_inflight` records (all partitions) wait for delivery; past that
 //! the source pauses its partitions (librdkafka's prefetch is bounded too) and keeps
 //! polling. When partitions are revoked (a rebalance) or the source stops, their in-flight
 //! records get `drain_timeout` to finish before the last commit; what is still undelivered
 //! then is left to the next owner (counted `released`).
 //!
-//! Must not: commit an offset before its record and every earlier one were delivered, or
-//! block a runtime worker without handing it over (`block_in_place`).
+//! Must not: commit an offset before its record and every earlier one of its partition were
+//! delivered, or block a runtime worker without handing it over (`block_in_place` in a
+//! rebalance; the metadata and offset lookups of [`KafkaSource::start`] run on a blocking
+//! thread).
 //!
 //! Records that cannot be mapped (a template with no value) are counted as failed and
 //! skipped: they never stall the source.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -42,7 +46,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Dur;
+
+mod inflight;
+#[cfg(test)]
+mod tests;
+
 use crate::connector::{Connector, client_config};
+use inflight::{Inflight, Pending};
 
 /// `[sources.kafka.NAME]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,31 +178,11 @@ pub struct KafkaSource {
     stop: CancellationToken,
 }
 
-struct Pending {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    /// When it was read: delivery latency starts here.
-    read_at: Instant,
-    /// `None`: the record could not be mapped and was skipped.
-    completion: Option<Arc<Completion>>,
-}
-
-impl Pending {
-    fn done(&self) -> bool {
-        self.completion.as_ref().is_none_or(|c| c.is_done())
-    }
-
-    /// Is its partition one of `partitions` (a revocation: a few, so a scan)?
-    fn is_in(&self, partitions: &[(String, i32)]) -> bool {
-        partitions
-            .iter()
-            .any(|(t, n)| *n == self.partition && *t == self.topic)
-    }
-}
-
 impl KafkaSource {
-    pub fn start(
+    /// Creates the consumer, subscribes (or, with `start_from_timestamp`, looks the
+    /// offsets up and assigns them: blocking calls, made on a blocking thread) and starts
+    /// the source's task.
+    pub async fn start(
         name: &str,
         cfg: SourceConfig,
         conn: &Connector,
@@ -231,41 +221,15 @@ impl KafkaSource {
         let consumer: StreamConsumer<SourceContext> = cc
             .create_with_context(ctx)
             .map_err(|e| format!("{key}: cannot create the consumer: {e}"))?;
-        match cfg.start_from_timestamp {
-            Some(ts) => {
-                // Blocking lookups, once at start.
-                let mut want = TopicPartitionList::new();
-                for t in &cfg.topics {
-                    let md = consumer
-                        .fetch_metadata(Some(t), Duration::from_secs(10))
-                        .map_err(|e| format!("{key}: metadata of {t}: {e}"))?;
-                    for p in md.topics().iter().flat_map(|x| x.partitions()) {
-                        want.add_partition_offset(t, p.id(), Offset::Offset(ts))
-                            .map_err(|e| format!("{key}: {e}"))?;
-                    }
-                }
-                let from = consumer
-                    .offsets_for_times(want, Duration::from_secs(10))
-                    .map_err(|e| format!("{key}: offsets for {ts}: {e}"))?;
-                consumer
-                    .assign(&from)
-                    .map_err(|e| format!("{key}: assign: {e}"))?;
-            }
-            None => {
-                let subs: Vec<String> = match &cfg.topic_pattern {
-                    Some(p) => vec![if p.starts_with('^') {
-                        p.clone()
-                    } else {
-                        format!("^{p}")
-                    }],
-                    None => cfg.topics.clone(),
-                };
-                let refs: Vec<&str> = subs.iter().map(String::as_str).collect();
-                consumer
-                    .subscribe(&refs)
-                    .map_err(|e| format!("{key}: subscribe: {e}"))?;
-            }
-        }
+        let consumer = {
+            let (k, cfg) = (key.clone(), cfg.clone());
+            tokio::task::spawn_blocking(move || {
+                position(&consumer, &cfg, &k)?;
+                Ok::<_, String>(consumer)
+            })
+            .await
+            .map_err(|e| format!("{key}: starting the consumer: {e}"))??
+        };
         let t = |f: &str, s: &str| Template::parse(s).map_err(|e| format!("{key}.{f}: {e}"));
         let mapper = Mapper {
             topic: t("mqtt_topic", &cfg.mqtt_topic)?,
@@ -292,6 +256,51 @@ impl KafkaSource {
             let _ = t.await;
         }
     }
+}
+
+/// Subscribes the consumer to its topics, or assigns it the offsets of
+/// `start_from_timestamp` (blocking metadata and offset lookups: not on a runtime worker).
+fn position(
+    consumer: &StreamConsumer<SourceContext>,
+    cfg: &SourceConfig,
+    key: &str,
+) -> Result<(), String> {
+    match cfg.start_from_timestamp {
+        Some(ts) => {
+            // Blocking lookups, once at start.
+            let mut want = TopicPartitionList::new();
+            for t in &cfg.topics {
+                let md = consumer
+                    .fetch_metadata(Some(t), Duration::from_secs(10))
+                    .map_err(|e| format!("{key}: metadata of {t}: {e}"))?;
+                for p in md.topics().iter().flat_map(|x| x.partitions()) {
+                    want.add_partition_offset(t, p.id(), Offset::Offset(ts))
+                        .map_err(|e| format!("{key}: {e}"))?;
+                }
+            }
+            let from = consumer
+                .offsets_for_times(want, Duration::from_secs(10))
+                .map_err(|e| format!("{key}: offsets for {ts}: {e}"))?;
+            consumer
+                .assign(&from)
+                .map_err(|e| format!("{key}: assign: {e}"))?;
+        }
+        None => {
+            let subs: Vec<String> = match &cfg.topic_pattern {
+                Some(p) => vec![if p.starts_with('^') {
+                    p.clone()
+                } else {
+                    format!("^{p}")
+                }],
+                None => cfg.topics.clone(),
+            };
+            let refs: Vec<&str> = subs.iter().map(String::as_str).collect();
+            consumer
+                .subscribe(&refs)
+                .map_err(|e| format!("{key}: subscribe: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 struct Mapper {
@@ -390,35 +399,6 @@ impl Mapper {
     }
 }
 
-/// Records read and not yet settled, shared by the read loop and the rebalance callback.
-#[derive(Default)]
-struct Inflight {
-    pending: VecDeque<Pending>,
-    /// Next offset to commit per (topic, partition).
-    commit: HashMap<(String, i32), i64>,
-}
-
-impl Inflight {
-    /// Settles the delivered records at the front; returns how many.
-    fn settle_prefix(&mut self, metrics: &SourceStats) -> usize {
-        let mut n = 0;
-        while self.pending.front().is_some_and(Pending::done) {
-            if let Some(p) = self.pending.pop_front() {
-                settle(p, &mut self.commit, metrics);
-                n += 1;
-            }
-        }
-        n
-    }
-
-    fn undelivered(&self, of: &[(String, i32)]) -> usize {
-        self.pending
-            .iter()
-            .filter(|p| !p.done() && p.is_in(of))
-            .count()
-    }
-}
-
 /// The consumer's context: drains and commits partitions before they are revoked.
 struct SourceContext {
     inflight: Arc<Mutex<Inflight>>,
@@ -501,30 +481,7 @@ impl SourceContext {
             }
             self.metrics.counters.set(SourceMetric::Draining, 0);
         }
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let mut stuck: Vec<(String, i32)> = Vec::new();
-        let mut kept = VecDeque::with_capacity(st.pending.len());
-        for p in st.pending.drain(..) {
-            if !p.is_in(&revoked) {
-                kept.push_back(p);
-            } else if p.done() && !p.is_in(&stuck) {
-                settle(p, &mut st.commit, &self.metrics);
-            } else {
-                if !p.is_in(&stuck) {
-                    stuck.push((p.topic.clone(), p.partition));
-                }
-                self.metrics.counters.inc(SourceMetric::Released);
-            }
-        }
-        st.pending = kept;
-        let mut offsets = HashMap::new();
-        for tp in &revoked {
-            if let Some((k, o)) = st.commit.remove_entry(tp) {
-                offsets.insert(k, o);
-            }
-        }
-        drop(guard);
+        let (offsets, stuck) = self.lock().release(&revoked, &self.metrics);
         if !stuck.is_empty() {
             tracing::warn!(
                 "kafka source: partitions revoked with records not delivered within drain_timeout \
@@ -603,7 +560,7 @@ async fn run(
                             None
                         }
                     };
-                    read = Some(Pending { topic, partition, offset, read_at, completion });
+                    read = Some(((topic, partition), Pending { offset, read_at, completion }));
                 }
             },
         }
@@ -611,9 +568,11 @@ async fn run(
         // past it every 100 records or every second.
         let offsets = {
             let mut st = ctx.lock();
-            st.pending.extend(read);
+            if let Some((tp, p)) = read {
+                st.push(tp, p);
+            }
             uncommitted += st.settle_prefix(&metrics);
-            full = st.pending.len() >= max;
+            full = st.len() >= max;
             (uncommitted > 0
                 && (uncommitted >= 100 || last_commit.elapsed() >= Duration::from_secs(1)))
             .then(|| st.commit.clone())
@@ -630,7 +589,7 @@ async fn run(
         let empty = {
             let mut st = ctx.lock();
             st.settle_prefix(&metrics);
-            st.pending.is_empty()
+            st.len() == 0
         };
         if empty
             || tokio::time::timeout_at(deadline, signal.notified())
@@ -642,13 +601,12 @@ async fn run(
     }
     let offsets = {
         let mut st = ctx.lock();
-        let left = st.pending.len();
+        let left = st.clear();
         if left > 0 {
             tracing::warn!(
                 "kafka source stopped with {left} records not delivered (they will be consumed again)"
             );
             metrics.counters.add(SourceMetric::Released, left as u64);
-            st.pending.clear();
         }
         st.commit.clone()
     };
@@ -696,16 +654,6 @@ impl Drop for Closer {
             drop(close_off_thread(c, |_| {}));
         }
     }
-}
-
-/// A delivered record's latency is observed here: when it joins the delivered prefix
-/// (records settle in read order, so one slow delivery holds back those behind it).
-fn settle(p: Pending, commit: &mut HashMap<(String, i32), i64>, metrics: &SourceStats) {
-    if p.completion.is_some() {
-        metrics.counters.inc(SourceMetric::Delivered);
-        metrics.latency.record(p.read_at.elapsed());
-    }
-    commit.insert((p.topic, p.partition), p.offset + 1);
 }
 
 fn do_commit<C: ConsumerContext>(
