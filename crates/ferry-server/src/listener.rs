@@ -308,25 +308,36 @@ async fn connect(
         }
     }
     let deadline = Duration::from_secs(u64::from(broker.config().connect_timeout.max(1)));
+    // The TLS and WebSocket paths are boxed: a future is as large as its largest state,
+    // and a plain TCP connection must not carry a TLS session's worth of space.
     match &ep.transport {
         Transport::Tcp => connection::serve(stream, who, broker, shutdown).await,
         Transport::Ssl(tls) => {
-            if let Some(s) = tls_accept(ep, tls, stream, &mut who, &broker, deadline).await {
-                connection::serve(s, who, broker, shutdown).await;
-            }
+            Box::pin(async move {
+                if let Some(s) = tls_accept(ep, tls, stream, &mut who, &broker, deadline).await {
+                    connection::serve(s, who, broker, shutdown).await;
+                }
+            })
+            .await
         }
         Transport::Ws(opts) => {
-            if let Some(s) = ws_accept(ep, opts, stream, who.addr, &broker, deadline).await {
-                connection::serve(s, who, broker, shutdown).await;
-            }
+            Box::pin(async move {
+                if let Some(s) = ws_accept(ep, opts, stream, who.addr, &broker, deadline).await {
+                    connection::serve(s, who, broker, shutdown).await;
+                }
+            })
+            .await
         }
         Transport::Wss(tls, opts) => {
-            let Some(s) = tls_accept(ep, tls, stream, &mut who, &broker, deadline).await else {
-                return;
-            };
-            if let Some(s) = ws_accept(ep, opts, s, who.addr, &broker, deadline).await {
-                connection::serve(s, who, broker, shutdown).await;
-            }
+            Box::pin(async move {
+                let Some(s) = tls_accept(ep, tls, stream, &mut who, &broker, deadline).await else {
+                    return;
+                };
+                if let Some(s) = ws_accept(ep, opts, s, who.addr, &broker, deadline).await {
+                    connection::serve(s, who, broker, shutdown).await;
+                }
+            })
+            .await
         }
     }
 }

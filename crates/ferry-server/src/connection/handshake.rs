@@ -81,8 +81,7 @@ pub(super) async fn read_connect<R: AsyncRead + Unpin>(
             Ok(None) => {}
             Err(e) => return Err(fail(None, e.to_string())),
         }
-        rbuf.reserve(READ_CHUNK);
-        match tokio::time::timeout_at(deadline, rd.read_buf(rbuf)).await {
+        match tokio::time::timeout_at(deadline, super::io::read_into(rd, rbuf)).await {
             Err(_) => return Err(fail(None, "no CONNECT within connect_timeout".into())),
             Ok(Ok(0)) => return Err(fail(None, "closed before CONNECT".into())),
             Ok(Ok(n)) => *read += n as u64,
@@ -97,12 +96,12 @@ impl Conn {
     /// On refusal returns the version to answer in and the reason code.
     pub(super) async fn accept(
         broker: Arc<Broker>,
-        cfg: MqttConfig,
         mut c: Connect,
         who: Peer,
     ) -> Result<Conn, (Version, u8, String)> {
         let (peer, local) = (who.addr, who.local);
         let who_anonymous = who.allow_anonymous;
+        let cfg = broker.config();
         // The certificate's identity wins over what the client claims.
         if let Some(u) = who.username {
             c.username = Some(u);
@@ -249,14 +248,12 @@ impl Conn {
             out_aliases: HashMap::new(),
             wbuf: BytesMut::new(),
             unflushed: false,
-            batch: Vec::with_capacity(BATCH),
             pending: VecDeque::new(),
             holding: 0,
-            rates: Rates::new(&cfg),
+            rates: Rates::new(cfg),
             traffic: Traffic::default(),
             read_at: Instant::now(),
             broker,
-            cfg,
         };
         tracing::debug!(client_id = %conn.client_id, peer = %conn.peer, version = %v, "client connected");
         conn.broker.connack(&conn.client, reason::SUCCESS);

@@ -25,13 +25,14 @@ use ferry_mqtt::{
     Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish, QoS, SubAck,
     Subscribe, UnsubAck, Unsubscribe, Version, Will, reason,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 mod acks;
 mod handshake;
+mod io;
 mod outgoing;
 
 use acks::{PendingAck, Rates, wait_front};
@@ -53,7 +54,6 @@ fn err(code: u8, what: impl Into<String>) -> Close {
     Close::Error(code, what.into())
 }
 
-const READ_CHUNK: usize = 8 * 1024;
 const BATCH: usize = 256;
 /// The session queue is drained into the write buffer only while it holds less than this,
 /// so a subscriber that reads slowly leaves its messages in the bounded queue (where
@@ -82,10 +82,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let cfg = broker.config().clone();
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut rbuf = BytesMut::new();
     let mut connect_bytes = 0;
-    let connect = read_connect(&mut rd, &mut rbuf, &cfg, &mut connect_bytes).await;
+    let connect = read_connect(&mut rd, &mut rbuf, broker.config(), &mut connect_bytes).await;
     broker
         .metrics()
         .add(BrokerMetric::BytesReceived, connect_bytes);
@@ -111,7 +110,7 @@ where
             return;
         }
     };
-    let mut conn = match Conn::accept(broker, cfg, *connect, who).await {
+    let mut conn = match Conn::accept(broker, *connect, who).await {
         Ok(c) => c,
         Err((version, code, why)) => {
             tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
@@ -129,7 +128,6 @@ where
 
 struct Conn {
     broker: Arc<Broker>,
-    cfg: MqttConfig,
     peer: SocketAddr,
     version: Version,
     client_id: Arc<str>,
@@ -149,7 +147,6 @@ struct Conn {
     wbuf: BytesMut,
     /// Written since the last flush (TLS and WebSocket streams buffer; TCP does not).
     unflushed: bool,
-    batch: Vec<Outgoing>,
     /// QoS 1/2 publishes whose PUBACK/PUBREC waits for durable consumers, in arrival order
     /// (acknowledgements must keep the order of the PUBLISH packets), and QoS 0 publishes
     /// held by a consumer's backpressure.
@@ -214,7 +211,10 @@ impl Conn {
                 return Close::Gone;
             }
             self.flush_traffic();
-            rbuf.reserve(READ_CHUNK);
+            if rbuf.is_empty() && rbuf.capacity() > 0 {
+                // Idle: hold no read buffer (a busy connection allocates one per read).
+                rbuf = BytesMut::new();
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return err(reason::SERVER_SHUTTING_DOWN, "server shutting down"),
@@ -227,7 +227,7 @@ impl Conn {
                 }
                 // A peer that does not read holds up only this branch: keep alive, takeover,
                 // shutdown and acknowledgements go on.
-                r = outgoing::write_some(wr, &self.wbuf), if self.writing() => match r {
+                r = io::write_some(wr, &self.wbuf), if self.writing() => match r {
                     Ok(n) => self.wrote(n),
                     Err(e) => {
                         tracing::debug!(client_id = %self.client_id, "write failed: {e}");
@@ -249,7 +249,7 @@ impl Conn {
                         keepalive.as_mut().reset(deadline);
                     }
                 }
-                r = rd.read_buf(&mut rbuf), if self.reading() => match r {
+                r = io::read_into(rd, &mut rbuf), if self.reading() => match r {
                     Ok(0) => return Close::Gone,
                     Err(e) => {
                         tracing::debug!(client_id = %self.client_id, "read failed: {e}");
@@ -299,7 +299,7 @@ impl Conn {
             if !self.reading() {
                 return None;
             }
-            let frame = match ferry_mqtt::read_frame(rbuf, self.cfg.max_packet_size) {
+            let frame = match ferry_mqtt::read_frame(rbuf, self.broker.config().max_packet_size) {
                 Ok(None) => return None,
                 Ok(Some(frame)) => frame,
                 Err(e) => return Some(err(e.reason_code(), e.to_string())),
@@ -455,7 +455,7 @@ impl Conn {
     fn on_publish(&mut self, mut p: Publish) -> Option<Close> {
         if self.version.is_v5() {
             if let Some(alias) = p.properties.topic_alias.take() {
-                if alias == 0 || alias > self.cfg.max_topic_alias {
+                if alias == 0 || alias > self.broker.config().max_topic_alias {
                     return Some(err(
                         reason::TOPIC_ALIAS_INVALID,
                         format!("topic alias {alias} out of range"),
@@ -491,7 +491,7 @@ impl Conn {
                 format!("invalid topic {:?}: {e}", p.topic),
             ));
         }
-        if p.retain && !self.cfg.retain_available {
+        if p.retain && !self.broker.config().retain_available {
             return Some(err(reason::RETAIN_NOT_SUPPORTED, "retain is not available"));
         }
         if p.qos == QoS::ExactlyOnce {
@@ -511,7 +511,9 @@ impl Conn {
                 .iter()
                 .filter(|p| p.qos == QoS::AtLeastOnce)
                 .count();
-            if st.awaiting_rel_len() + pending_qos1 >= usize::from(self.cfg.receive_maximum) {
+            if st.awaiting_rel_len() + pending_qos1
+                >= usize::from(self.broker.config().receive_maximum)
+            {
                 drop(st);
                 self.qos2_dropped(p, DropReason::ReceiveMaximumExceeded);
                 return Some(err(
@@ -527,7 +529,7 @@ impl Conn {
                 .filter(|p| p.qos == QoS::AtLeastOnce)
                 .count();
             if pending_qos1 + self.session.lock().awaiting_rel_len()
-                >= usize::from(self.cfg.receive_maximum)
+                >= usize::from(self.broker.config().receive_maximum)
             {
                 return Some(err(
                     reason::RECEIVE_MAXIMUM_EXCEEDED,

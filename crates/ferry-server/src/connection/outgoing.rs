@@ -9,22 +9,6 @@ use bytes::Buf;
 
 use super::*;
 
-/// One write of `buf`, or a flush when it is empty. Cancel-safe: a write that did not
-/// complete wrote nothing, and a flush continues where it stopped.
-pub(super) async fn write_some<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    buf: &[u8],
-) -> std::io::Result<usize> {
-    if buf.is_empty() {
-        wr.flush().await.map(|()| 0)
-    } else {
-        match wr.write(buf).await? {
-            0 => Err(std::io::ErrorKind::WriteZero.into()),
-            n => Ok(n),
-        }
-    }
-}
-
 /// A write buffer that grew past this is given back once empty.
 const WBUF_KEEP: usize = 16 * 1024;
 
@@ -74,20 +58,22 @@ impl Conn {
     /// Moves queued deliveries into the write buffer, within the inflight window, until the
     /// buffer holds `WRITE_HIGH` bytes.
     pub(super) fn pump(&mut self) {
-        let window = usize::from(self.client_receive_max.min(self.cfg.max_inflight));
+        let window = usize::from(
+            self.client_receive_max
+                .min(self.broker.config().max_inflight),
+        );
+        // Allocated only when there is something to send, not kept while idle.
+        let mut batch = Vec::new();
         while self.wbuf.len() < WRITE_HIGH {
-            let mut batch = std::mem::take(&mut self.batch);
             let now = Instant::now();
             self.broker
                 .next_batch(&self.session, self.conn_id, window, BATCH, now, &mut batch);
             if batch.is_empty() {
-                self.batch = batch;
                 return;
             }
             for o in batch.drain(..) {
                 self.write_outgoing(o);
             }
-            self.batch = batch;
         }
     }
 
