@@ -57,7 +57,13 @@ pub fn spawn_progress(stats: Arc<Stats>, stop: Arc<AtomicBool>) -> tokio::task::
     tokio::spawn(async move {
         let mut last = 0;
         while !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Looks at `stop` every 50 ms, so a finished run exits at once.
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
             let sent = stats.sent.load(Ordering::Relaxed);
             eprintln!("{}", stats.line((sent - last) as f64));
             last = sent;

@@ -149,6 +149,9 @@ pub struct Tracker {
     received: u64,
     duplicates: u64,
     unparsable: u64,
+    /// When the first and the last message arrived (µs since the epoch; 0: none yet).
+    first_us: i64,
+    last_us: i64,
 }
 
 /// The receiving side's verdict. `expected` is what the publishers said they sent.
@@ -164,6 +167,10 @@ pub struct Report {
     pub latency_us: Percentiles,
     pub elapsed_s: f64,
     pub rate_per_s: f64,
+    /// When the first and the last message arrived, µs since the epoch (0: none did): a
+    /// harness measures its rate from its own start of publishing to `last_us`.
+    pub first_us: i64,
+    pub last_us: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
@@ -177,6 +184,10 @@ pub struct Percentiles {
 impl Tracker {
     pub fn record(&mut self, payload: &[u8], now_us: i64) {
         self.received += 1;
+        if self.first_us == 0 {
+            self.first_us = now_us;
+        }
+        self.last_us = self.last_us.max(now_us);
         let Some((c, s, t)) = parse(payload) else {
             self.unparsable += 1;
             return;
@@ -221,6 +232,10 @@ impl Tracker {
         self.received += other.received;
         self.duplicates += other.duplicates;
         self.unparsable += other.unparsable;
+        if other.first_us != 0 && (self.first_us == 0 || other.first_us < self.first_us) {
+            self.first_us = other.first_us;
+        }
+        self.last_us = self.last_us.max(other.last_us);
     }
 
     /// Adds what another subscriber of a fan-out saw: each subscriber is to receive every
@@ -267,6 +282,8 @@ impl Tracker {
             } else {
                 0.0
             },
+            first_us: self.first_us,
+            last_us: self.last_us,
         }
     }
 }

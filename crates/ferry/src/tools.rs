@@ -351,6 +351,9 @@ pub(crate) struct BenchSub {
     duration: Option<Duration>,
     #[arg(long)]
     report: Option<std::path::PathBuf>,
+    /// Create this file once every subscriber is subscribed.
+    #[arg(long)]
+    ready_file: Option<std::path::PathBuf>,
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
 }
@@ -451,7 +454,19 @@ pub(crate) async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 client_id_prefix: format!("bench-sub-{}-", std::process::id()),
                 tls: a.target.tls()?,
             };
-            let r = ferry_sim::bench_sub(o, stats.clone(), None).await;
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            if let Some(f) = a.ready_file.clone() {
+                // Written once every subscriber has its SUBACK (or failed), so a harness
+                // starts the publishers only then.
+                tokio::spawn(async move {
+                    if ready_rx.await.is_ok() {
+                        if let Err(e) = std::fs::write(&f, b"ready\n") {
+                            eprintln!("writing {}: {e}", f.display());
+                        }
+                    }
+                });
+            }
+            let r = ferry_sim::bench_sub(o, stats.clone(), Some(ready_tx)).await;
             emit(&r, a.report.as_deref())
         }
         BenchCommand::Conn(a) => {
