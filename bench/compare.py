@@ -9,6 +9,7 @@ Scenarios against Mosquitto (each a fresh broker process, Ferry then Mosquitto):
        large writes, bench/fastpath.py), one subscriber counting bytes on a plain socket;
        both brokers with their default queue settings; delivered vs sent
   H1  connects per second over TLS (full handshakes) and over TCP: broker CPU per connect
+      (and Mosquitto with set_tcp_nodelay over TLS)
   M7  BENCH_M7_CONNS (15,000) idle MQTT connections held: broker RSS growth per connection,
       connect rate
 and K1 (MQTT to Kafka, QoS1 100 B from 20 publishers, rule SELECT * FROM "t/#", key = client
@@ -166,11 +167,15 @@ def start_ferry(port, extra="", tls=None, defaults=False):
     return p
 
 
-def start_mosquitto(port, tls=None, defaults=False):
+def start_mosquitto(port, tls=None, defaults=False, nodelay=False):
+    """nodelay: `set_tcp_nodelay true` (off by default: Nagle holds a small write, such as
+    the CONNACK after the TLS session tickets, until the peer's delayed ACK)."""
     d = tempfile.mkdtemp()
     cfg = os.path.join(d, "mosquitto.conf")
     with open(cfg, "w") as f:
         f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        if nodelay:
+            f.write("set_tcp_nodelay true\n")
         if tls:
             f.write(f"certfile {tls['cert']}\nkeyfile {tls['key']}\n")
         if not defaults:
@@ -332,9 +337,13 @@ def loadgen(r):
 BROKERS = [("ferry", start_ferry), ("mosquitto", start_mosquitto)]
 
 
-def each_broker(row, run, tls=None, defaults=False, suffix=""):
+def start_mosquitto_nodelay(port, tls=None, defaults=False):
+    return start_mosquitto(port, tls, defaults, nodelay=True)
+
+
+def each_broker(row, run, tls=None, defaults=False, suffix="", brokers=BROKERS):
     """Runs `run(broker_process, port)` against a fresh Ferry, then a fresh Mosquitto."""
-    for name, start in BROKERS:
+    for name, start in brokers:
         port = free_port()
         b = start(port, tls=tls, defaults=defaults)
         try:
@@ -380,6 +389,9 @@ def main():
         row = {"scenario": "H1", "kind": "conn"}
         each_broker(row, lambda b, port: run_conn(b, port, HANDSHAKES, "0s", certs), tls=certs, suffix=" tls")
         each_broker(row, lambda b, port: run_conn(b, port, HANDSHAKES, "0s"), suffix=" tcp")
+        # Mosquitto with TCP_NODELAY, as Ferry always sets it.
+        each_broker(row, lambda b, port: run_conn(b, port, HANDSHAKES, "0s", certs), tls=certs,
+                    suffix=" tls", brokers=[("mosquitto-nodelay", start_mosquitto_nodelay)])
         results.append(row)
         print(json.dumps(row), flush=True)
     load["loadavg_end"] = os.getloadavg()
@@ -454,15 +466,15 @@ def report(results):
     conns = [r for r in results if r.get("kind") == "conn"]
     if conns:
         print()
-        print(f"{'scenario':8} {'broker':16} {'connected':>9} {'errors':>6} {'conn/s':>8} {'cpu us/conn':>11} "
+        print(f"{'scenario':8} {'broker':22} {'connected':>9} {'errors':>6} {'conn/s':>8} {'cpu us/conn':>11} "
               f"{'p50 us':>8} {'p99 us':>8} {'rss MB':>7} {'KB/conn':>8}  tls")
     for row in conns:
         for k in [k for k in row if k not in ("scenario", "kind")]:
             r = row[k]
             tls = r["tls"]["version"] + " " + r["tls"]["suite"] if r.get("tls") else ""
-            print(f"{row['scenario']:8} {k:16} {r['connected']:9} {r['errors']:6} {r['connects_per_s']:8.0f} "
+            print(f"{row['scenario']:8} {k:22} {r['connected']:9} {r['errors']:6} {r['connects_per_s']:8.0f} "
                   f"{r['cpu_us_per_conn']:11.1f} {r['p50_us']:8} {r['p99_us']:8} {r['rss_held_kb'] / 1024:7.1f} "
-                  f"{r['rss_kb_per_conn']:8.2f}  {tls}")
+                  f"{held(row, r):>8}  {tls}")
     for r in results:
         if r.get("kind") == "machine":
             print(f"load average start {r['loadavg_start']}, end {r.get('loadavg_end')}; TLS key {r['tls_key']}")
@@ -474,6 +486,12 @@ def report(results):
                       f"  msg/s x{by_id[tls][b]['msg_per_s'] / max(by_id[plain][b]['msg_per_s'], 1e-9):.2f}")
     with open(os.path.join(ROOT, "target", "bench-compare.json"), "w") as fh:
         json.dump(results, fh, indent=2)
+
+
+def held(row, r):
+    """Memory per connection, where the connections were held while it was read (M7; H1
+    closes them at once)."""
+    return f"{r['rss_kb_per_conn']:.2f}" if row["scenario"] == "M7" else "-"
 
 
 def report_messages(results):

@@ -459,10 +459,10 @@ pub(crate) async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 // Written once every subscriber has its SUBACK (or failed), so a harness
                 // starts the publishers only then.
                 tokio::spawn(async move {
-                    if ready_rx.await.is_ok() {
-                        if let Err(e) = std::fs::write(&f, b"ready\n") {
-                            eprintln!("writing {}: {e}", f.display());
-                        }
+                    if ready_rx.await.is_ok()
+                        && let Err(e) = std::fs::write(&f, b"ready\n")
+                    {
+                        eprintln!("writing {}: {e}", f.display());
                     }
                 });
             }
