@@ -5,6 +5,7 @@ Scenarios against Mosquitto (each a fresh broker process, Ferry then Mosquitto):
   M4  QoS0 1 KB 1->1             M5  100 publishers -> shared group of 5 ($share/g/bench/#)
   M6  1 publisher -> 100 subscribers (each gets every message)       (M5/M6 at BENCH_FAN_QOS, 1)
   M1T, M2T  M1 and M2 over TLS (same certificate for both brokers; compare with M1/M2)
+  M2F  M2 with the publisher 60,000 messages ahead of its PUBACKs, default queue bounds
   M1F  issue 14's fast publisher: QoS0 100 B written as fast as TCP takes them (pre-encoded,
        large writes, bench/fastpath.py), one subscriber counting bytes on a plain socket;
        both brokers with their default queue settings; delivered vs sent
@@ -197,7 +198,7 @@ def wait_file(path, limit, proc=None):
         time.sleep(0.02)
 
 
-def run_mqtt(broker, port, qos, size, n, pubs=1, subs=1, shared=False, each=False, tls=None):
+def run_mqtt(broker, port, qos, size, n, pubs=1, subs=1, shared=False, each=False, tls=None, inflight=32):
     """n messages from `pubs` publishers (n / pubs each) to `subs` subscribers: a shared group
     (`shared`), a fan-out where each gets every message (`each`), or one subscriber."""
     ready = os.path.join(tempfile.mkdtemp(), "ready")
@@ -212,7 +213,7 @@ def run_mqtt(broker, port, qos, size, n, pubs=1, subs=1, shared=False, each=Fals
     c0 = cpu_seconds(broker.pid)
     t0 = time.time()
     pub = subprocess.run(pinned([FERRY, "bench", "pub", "-p", str(port), "-q", str(qos), "-s", str(size),
-                                 "-n", str(n // pubs), "-c", str(pubs), "--inflight", "32", "-V", "3.1.1",
+                                 "-n", str(n // pubs), "-c", str(pubs), "--inflight", str(inflight), "-V", "3.1.1",
                                  *tls_args(tls)], "loadgen"), capture_output=True, check=True)
     gp = resource.getrusage(resource.RUSAGE_CHILDREN)
     out, _ = sub.communicate(timeout=900)
@@ -367,12 +368,17 @@ def main():
         ("M5", FAN_QOS, 100, n5, {"pubs": 100, "subs": 5, "shared": True}),
         ("M6", FAN_QOS, 100, N_FAN, {"subs": 100, "each": True}),
         ("M1T", 0, 100, N, {"tls": certs}), ("M2T", 1, 100, N, {"tls": certs}),
+        # M2 with the publisher as fast as MQTT allows (60,000 unacknowledged, far beyond any
+        # queue), both brokers with their default queue bounds.
+        ("M2F", 1, 100, N_FAST, {"inflight": 60000, "defaults": True}),
     ]
     for sid, qos, size, n, opts in mqtt:
         if not wanted(sid):
             continue
         row = {"scenario": sid}
-        each_broker(row, lambda b, port: run_mqtt(b, port, qos, size, n, **opts), tls=opts.get("tls"))
+        defaults = opts.pop("defaults", False)
+        each_broker(row, lambda b, port: run_mqtt(b, port, qos, size, n, **opts), tls=opts.get("tls"),
+                    defaults=defaults)
         results.append(row)
         print(json.dumps(row), flush=True)
     if wanted("M1F"):
@@ -394,7 +400,6 @@ def main():
                     suffix=" tls", brokers=[("mosquitto-nodelay", start_mosquitto_nodelay)])
         results.append(row)
         print(json.dumps(row), flush=True)
-    load["loadavg_end"] = os.getloadavg()
     results.append({"scenario": "machine", "kind": "machine", **load,
                     "tls_key": TLS_KEY if certs else None, "cpus": os.cpu_count()})
 
@@ -477,6 +482,7 @@ def report(results):
                   f"{held(row, r):>8}  {tls}")
     for r in results:
         if r.get("kind") == "machine":
+            r["loadavg_end"] = os.getloadavg()
             print(f"load average start {r['loadavg_start']}, end {r.get('loadavg_end')}; TLS key {r['tls_key']}")
     by_id = {r["scenario"]: r for r in results}
     for plain, tls in [("M1", "M1T"), ("M2", "M2T")]:
