@@ -1,9 +1,21 @@
 """Ferry and its peers side by side, same load, same machine (../shared/docs/bench.md).
 
-Scenarios: M1 (QoS0 100 B 1->1), M2 (QoS1 100 B 1->1, inflight 32), M4 (QoS0 1 KB 1->1)
-against Mosquitto; K1 (MQTT to Kafka, QoS1 100 B from 20 publishers, rule SELECT * FROM "t/#",
-key = client id) with the Kafka action in each mode against Mosquitto + the
-paho/confluent-kafka bridge, both into the Tansu test broker.
+Scenarios against Mosquitto (each a fresh broker process, Ferry then Mosquitto):
+  M1  QoS0 100 B 1->1            M2  QoS1 100 B 1->1, inflight 32     M3  QoS2 100 B 1->1
+  M4  QoS0 1 KB 1->1             M5  100 publishers -> shared group of 5 ($share/g/bench/#)
+  M6  1 publisher -> 100 subscribers (each gets every message)       (M5/M6 at BENCH_FAN_QOS, 1)
+  M1T, M2T  M1 and M2 over TLS (same certificate for both brokers; compare with M1/M2)
+  M2F  M2 with the publisher 60,000 messages ahead of its PUBACKs, default queue bounds
+  M1F  issue 14's fast publisher: QoS0 100 B written as fast as TCP takes them (pre-encoded,
+       large writes, bench/fastpath.py), one subscriber counting bytes on a plain socket;
+       both brokers with their default queue settings; delivered vs sent
+  H1  connects per second over TLS (full handshakes) and over TCP: broker CPU per connect
+      (and Mosquitto with set_tcp_nodelay over TLS)
+  M7  BENCH_M7_CONNS (15,000) idle MQTT connections held: broker RSS growth per connection,
+      connect rate
+and K1 (MQTT to Kafka, QoS1 100 B from 20 publishers, rule SELECT * FROM "t/#", key = client
+id) with the Kafka action in each mode against Mosquitto + the paho/confluent-kafka bridge,
+both into the Tansu test broker.
 
 Reports broker CPU microseconds per delivered message (utime+stime from /proc), msg/s,
 loss and latency, and the Ferry/peer ratio. Run through bench/compare.sh."""
@@ -26,6 +38,19 @@ N = int(os.environ.get("BENCH_N", "200000"))
 PIN = os.environ.get("BENCH_PIN", "none")
 if PIN not in ("none", "split", "shared"):
     sys.exit(f"BENCH_PIN: none | split | shared, not {PIN!r}")
+
+
+# Message counts of the scenarios that multiply deliveries or connections.
+N_FAN = int(os.environ.get("BENCH_N_M6", str(max(N // 50, 100))))
+FAN_QOS = int(os.environ.get("BENCH_FAN_QOS", "1"))
+M7_CONNS = int(os.environ.get("BENCH_M7_CONNS", "15000"))
+HANDSHAKES = int(os.environ.get("BENCH_HANDSHAKES", "5000"))
+CONN_CONCURRENCY = int(os.environ.get("BENCH_CONN_CONCURRENCY", "8"))
+# M1F: messages per round and rounds (issue 14: 300,000, five rounds).
+N_FAST = int(os.environ.get("BENCH_N_FAST", "300000"))
+FAST_ROUNDS = int(os.environ.get("BENCH_FAST_ROUNDS", "3"))
+# The TLS scenarios' key: rsa (2048 bits, the common default) or ec (P-256).
+TLS_KEY = os.environ.get("BENCH_TLS_KEY", "rsa")
 
 
 def pinned(cmd, role):
@@ -81,41 +106,118 @@ def rss_kb(pid):
     return 0
 
 
-def start_ferry(port, extra=""):
+def vm_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def raise_open_files():
+    """M7 holds 15,000 connections: the soft limit goes up to the hard one, for this script
+    and every broker and load generator it starts (they inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def make_certs(kind):
+    """A CA and a server certificate for 127.0.0.1/localhost signed by it (openssl CLI), in a
+    temp dir readable by Mosquitto (which drops root for the mosquitto user before it loads
+    them). Returns {"ca", "cert", "key"}."""
+    d = tempfile.mkdtemp()
+    os.chmod(d, 0o755)
+    key = ["-newkey", "rsa:2048"] if kind == "rsa" else \
+        ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    q = dict(check=True, capture_output=True, cwd=d)
+    subprocess.run(["openssl", "req", "-x509", "-new", "-nodes", *key, "-keyout", "ca.key", "-out", "ca.pem",
+                    "-days", "2", "-subj", "/CN=bench CA"], **q)
+    subprocess.run(["openssl", "req", "-new", "-nodes", *key, "-keyout", "server.key", "-out", "server.csr",
+                    "-subj", "/CN=localhost"], **q)
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext"], **q)
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o644)
+    return {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "server.pem"),
+            "key": os.path.join(d, "server.key")}
+
+
+def start_ferry(port, extra="", tls=None, defaults=False):
+    """tls: serve MQTT over TLS on `port` (an ssl listener) instead of plain TCP.
+    defaults: no [mqtt] overrides (the queue bounds a user gets)."""
     d = tempfile.mkdtemp()
     cfg = os.path.join(d, "ferry.toml")
+    listener = (f'[listeners.ssl.default]\nbind = "127.0.0.1:{port}"\ncertfile = "{tls["cert"]}"\n'
+                f'keyfile = "{tls["key"]}"\n') if tls else f'[listeners.tcp.default]\nbind = "127.0.0.1:{port}"\n'
+    mqtt = "" if defaults else "[mqtt]\nmax_queued_messages = 1000000\nmax_inflight = 32\n"
     with open(cfg, "w") as f:
         # The API listens too (as in production), on a free loopback port, with its data
         # in the temp dir.
-        f.write(f'[log]\nlevel = "warn"\n[listeners.tcp.default]\nbind = "127.0.0.1:{port}"\n'
+        f.write(f'[log]\nlevel = "warn"\n{listener}'
                 f'[node]\ndata_dir = "{d}/data"\n[api]\nbind = "127.0.0.1:0"\n'
-                f"[mqtt]\nmax_queued_messages = 1000000\nmax_inflight = 32\n{extra}")
+                f"{mqtt}{extra}")
     p = subprocess.Popen(pinned([FERRY, "serve", "--config", cfg], "broker"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return p
 
 
-def start_mosquitto(port):
+def start_mosquitto(port, tls=None, defaults=False, nodelay=False):
+    """nodelay: `set_tcp_nodelay true` (off by default: Nagle holds a small write, such as
+    the CONNACK after the TLS session tickets, until the peer's delayed ACK)."""
     d = tempfile.mkdtemp()
     cfg = os.path.join(d, "mosquitto.conf")
     with open(cfg, "w") as f:
-        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                "max_queued_messages 1000000\nmax_inflight_messages 32\n")
+        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        if nodelay:
+            f.write("set_tcp_nodelay true\n")
+        if tls:
+            f.write(f"certfile {tls['cert']}\nkeyfile {tls['key']}\n")
+        if not defaults:
+            f.write("max_queued_messages 1000000\nmax_inflight_messages 32\n")
     p = subprocess.Popen(pinned(["mosquitto", "-c", cfg], "broker"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return p
 
 
-def run_mqtt(broker, port, qos, size, n):
-    sub = subprocess.Popen(pinned([FERRY, "bench", "sub", "-p", str(port), "-q", str(qos), "--expect", str(n),
-                                   "--idle", "5s", "-V", "3.1.1"], "loadgen"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+def tls_args(tls):
+    return ["--cafile", tls["ca"]] if tls else []
+
+
+def wait_file(path, limit, proc=None):
+    end = time.time() + limit
+    while not os.path.exists(path):
+        if time.time() > end or (proc is not None and proc.poll() is not None):
+            raise RuntimeError(f"{path} did not appear")
+        time.sleep(0.02)
+
+
+def run_mqtt(broker, port, qos, size, n, pubs=1, subs=1, shared=False, each=False, tls=None, inflight=32):
+    """n messages from `pubs` publishers (n / pubs each) to `subs` subscribers: a shared group
+    (`shared`), a fan-out where each gets every message (`each`), or one subscriber."""
+    ready = os.path.join(tempfile.mkdtemp(), "ready")
+    flt = "$share/g/bench/#" if shared else "bench/#"
+    sub = subprocess.Popen(pinned([FERRY, "bench", "sub", "-p", str(port), "-q", str(qos), "-c", str(subs), "-t", flt,
+                                   "--expect", str(n), *(["--each"] if each else []), "--idle", "5s",
+                                   "-V", "3.1.1", "--ready-file", ready, *tls_args(tls)], "loadgen"),
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    wait_file(ready, 120, sub)
+    time.sleep(0.2)
     g0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     c0 = cpu_seconds(broker.pid)
-    pub = subprocess.run(pinned([FERRY, "bench", "pub", "-p", str(port), "-q", str(qos), "-s", str(size), "-n", str(n),
-                                 "-c", "1", "--inflight", "32", "-V", "3.1.1"], "loadgen"), capture_output=True, check=True)
+    t0 = time.time()
+    pub = subprocess.run(pinned([FERRY, "bench", "pub", "-p", str(port), "-q", str(qos), "-s", str(size),
+                                 "-n", str(n // pubs), "-c", str(pubs), "--inflight", str(inflight), "-V", "3.1.1",
+                                 *tls_args(tls)], "loadgen"), capture_output=True, check=True)
     gp = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out, _ = sub.communicate(timeout=600)
+    out, _ = sub.communicate(timeout=900)
+    t1 = time.time()
     c1 = cpu_seconds(broker.pid)
     g1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     # Children's CPU is counted when they are reaped: first the publisher, then the subscriber.
@@ -124,16 +226,85 @@ def run_mqtt(broker, port, qos, size, n):
     r = json.loads(out)
     p = json.loads(pub.stdout)
     delivered = max(r["received"], 1)
+    # From the start of the publisher to the subscriber's last message.
+    wall = r["last_us"] / 1e6 - t0 if r.get("last_us") else (t1 - t0)
+    ack = p.get("ack_latency_us") or {}
     return {
         "cpu_us_per_msg": (c1 - c0) * 1e6 / delivered,
-        "msg_per_s": delivered / max(p["elapsed_s"], r["elapsed_s"] - 5 if r["elapsed_s"] > 5 else r["elapsed_s"]),
+        "msg_per_s": delivered / max(wall, p["elapsed_s"], 1e-9),
+        "expected": r["sent"], "delivered": r["received"],
         "lost": r["lost"], "duplicates": r["duplicates"],
         "p50_us": r["latency_us"]["p50"], "p99_us": r["latency_us"]["p99"], "p999_us": r["latency_us"]["p999"],
+        "ack_p50_us": ack.get("p50"), "ack_p99_us": ack.get("p99"),
         "rss_kb": rss_kb(broker.pid),
         # Load generator CPU per message (bench pub + bench sub, and each), for comparison.
         "loadgen_us_per_msg": (gen_pub + gen_sub) * 1e6 / delivered,
         "loadgen_pub_us_per_msg": gen_pub * 1e6 / delivered,
         "loadgen_sub_us_per_msg": gen_sub * 1e6 / delivered,
+    }
+
+
+def run_conn(broker, port, count, hold, tls=None):
+    """Opens `count` MQTT connections (CONNECT/CONNACK, keep alive 0) from
+    BENCH_CONN_CONCURRENCY connectors and holds them: connect rate, broker CPU per connect,
+    and the broker's RSS growth per held connection."""
+    time.sleep(1.0)
+    rss0 = vm_rss_kb(broker.pid)
+    c0 = cpu_seconds(broker.pid)
+    ready = os.path.join(tempfile.mkdtemp(), "ready.json")
+    p = subprocess.Popen(pinned([FERRY, "bench", "conn", "-p", str(port), "-c", str(count),
+                                 "--concurrency", str(CONN_CONCURRENCY), "--hold", hold, "-V", "3.1.1",
+                                 "--ready-file", ready, *tls_args(tls)], "loadgen"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_file(ready, 900, p)
+    c1 = cpu_seconds(broker.pid)
+    # Let the broker settle (tasks parked, buffers given back), then read its memory while
+    # the connections are still held.
+    time.sleep(1.0)
+    rss1 = vm_rss_kb(broker.pid)
+    with open(ready) as f:
+        r = json.load(f)
+    p.wait(timeout=900)
+    n = max(r["connected"], 1)
+    return {
+        "requested": r["requested"], "connected": r["connected"], "errors": r["errors"],
+        "connects_per_s": r["connects_per_s"], "cpu_us_per_conn": (c1 - c0) * 1e6 / n,
+        "p50_us": r["connect_latency_us"]["p50"], "p99_us": r["connect_latency_us"]["p99"],
+        "rss_before_kb": rss0, "rss_held_kb": rss1, "rss_kb_per_conn": (rss1 - rss0) / n,
+        "tls": r.get("tls"),
+    }
+
+
+FAST_TOPIC = "bench/fast"
+
+
+def run_fast(broker, port, n, rounds):
+    """M1F: bench/fastpath.py's publisher (pre-encoded QoS 0, as fast as TCP takes them) and
+    byte-counting subscriber, `rounds` times n messages."""
+    script = os.path.join(ROOT, "bench", "fastpath.py")
+    frame = 1 + 1 + 2 + len(FAST_TOPIC) + 100
+    sent = delivered = 0
+    cpu = elapsed = 0.0
+    for _ in range(rounds):
+        sub = subprocess.Popen(pinned([sys.executable, script, "sub", str(port), FAST_TOPIC, str(frame), str(n), "3"],
+                                      "loadgen"), stdout=subprocess.PIPE, text=True)
+        if sub.stdout.readline().strip() != "ready":
+            raise RuntimeError("fastpath subscriber did not subscribe")
+        c0 = cpu_seconds(broker.pid)
+        pub = subprocess.run(pinned([sys.executable, script, "pub", str(port), FAST_TOPIC, str(n), "100"], "loadgen"),
+                             capture_output=True, check=True, text=True)
+        out, _ = sub.communicate(timeout=600)
+        cpu += cpu_seconds(broker.pid) - c0
+        r = json.loads(out)
+        sent += json.loads(pub.stdout)["sent"]
+        delivered += r["messages"]
+        elapsed += r["elapsed_s"]
+    return {
+        "sent": sent, "delivered": delivered, "lost": sent - delivered,
+        "lost_pct": 100.0 * (sent - delivered) / max(sent, 1),
+        "msg_per_s": delivered / max(elapsed, 1e-9),
+        "cpu_us_per_msg": cpu * 1e6 / max(delivered, 1),
+        "rss_kb": rss_kb(broker.pid),
     }
 
 
@@ -164,22 +335,73 @@ def loadgen(r):
     return f"{r['loadgen_us_per_msg']:.2f} ({r['loadgen_pub_us_per_msg']:.2f}+{r['loadgen_sub_us_per_msg']:.2f})"
 
 
+BROKERS = [("ferry", start_ferry), ("mosquitto", start_mosquitto)]
+
+
+def start_mosquitto_nodelay(port, tls=None, defaults=False):
+    return start_mosquitto(port, tls, defaults, nodelay=True)
+
+
+def each_broker(row, run, tls=None, defaults=False, suffix="", brokers=BROKERS):
+    """Runs `run(broker_process, port)` against a fresh Ferry, then a fresh Mosquitto."""
+    for name, start in brokers:
+        port = free_port()
+        b = start(port, tls=tls, defaults=defaults)
+        try:
+            row[name + suffix] = run(b, port)
+        finally:
+            b.terminate()
+            b.wait()
+
+
 def main():
+    limit = raise_open_files()
     results = []
-    for sid, qos, size in [("M1", 0, 100), ("M2", 1, 100), ("M4", 0, 1024)]:
+    load = {"loadavg_start": os.getloadavg(), "open_files": limit}
+    print(f"load average at start: {load['loadavg_start']}, open files limit {limit}", flush=True)
+    tls_ids = {"M1T", "M2T", "H1"}
+    certs = make_certs(TLS_KEY) if any(wanted(t) for t in tls_ids) else None
+    n5 = max(N // 100, 1) * 100
+    mqtt = [
+        # id, QoS, payload size, messages, run_mqtt options
+        ("M1", 0, 100, N, {}), ("M2", 1, 100, N, {}), ("M3", 2, 100, N, {}), ("M4", 0, 1024, N, {}),
+        ("M5", FAN_QOS, 100, n5, {"pubs": 100, "subs": 5, "shared": True}),
+        ("M6", FAN_QOS, 100, N_FAN, {"subs": 100, "each": True}),
+        ("M1T", 0, 100, N, {"tls": certs}), ("M2T", 1, 100, N, {"tls": certs}),
+        # M2 with the publisher as fast as MQTT allows (60,000 unacknowledged, far beyond any
+        # queue), both brokers with their default queue bounds.
+        ("M2F", 1, 100, N_FAST, {"inflight": 60000, "defaults": True}),
+    ]
+    for sid, qos, size, n, opts in mqtt:
         if not wanted(sid):
             continue
         row = {"scenario": sid}
-        for name, start in [("ferry", start_ferry), ("mosquitto", start_mosquitto)]:
-            port = free_port()
-            b = start(port)
-            try:
-                row[name] = run_mqtt(b, port, qos, size, N)
-            finally:
-                b.terminate()
-                b.wait()
+        defaults = opts.pop("defaults", False)
+        each_broker(row, lambda b, port: run_mqtt(b, port, qos, size, n, **opts), tls=opts.get("tls"),
+                    defaults=defaults)
         results.append(row)
         print(json.dumps(row), flush=True)
+    if wanted("M1F"):
+        row = {"scenario": "M1F", "kind": "fast"}
+        each_broker(row, lambda b, port: run_fast(b, port, N_FAST, FAST_ROUNDS), defaults=True)
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    if wanted("M7"):
+        row = {"scenario": "M7", "kind": "conn"}
+        each_broker(row, lambda b, port: run_conn(b, port, M7_CONNS, "3s"))
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    if wanted("H1"):
+        row = {"scenario": "H1", "kind": "conn"}
+        each_broker(row, lambda b, port: run_conn(b, port, HANDSHAKES, "0s", certs), tls=certs, suffix=" tls")
+        each_broker(row, lambda b, port: run_conn(b, port, HANDSHAKES, "0s"), suffix=" tcp")
+        # Mosquitto with TCP_NODELAY, as Ferry always sets it.
+        each_broker(row, lambda b, port: run_conn(b, port, HANDSHAKES, "0s", certs), tls=certs,
+                    suffix=" tls", brokers=[("mosquitto-nodelay", start_mosquitto_nodelay)])
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    results.append({"scenario": "machine", "kind": "machine", **load,
+                    "tls_key": TLS_KEY if certs else None, "cpus": os.cpu_count()})
 
     if not wanted("K1"):
         return report(results)
@@ -233,15 +455,63 @@ def main():
 
 def report(results):
     print()
-    print(f"placement: {PIN} (M1/M2/M4), {os.cpu_count()} CPUs")
-    print(f"{'scenario':8} {'broker':24} {'cpu us/msg':>10} {'msg/s':>10} {'lost':>6} {'dup':>5} {'p50 us':>8} "
-          f"{'p99 us':>8} {'rss MB':>7} {'loadgen us/msg (pub+sub)':>26} {'loadgen/broker':>14}")
+    print(f"placement: {PIN}, {os.cpu_count()} CPUs")
+    msgs = [r for r in results if "kind" not in r]
+    if msgs:
+        report_messages(msgs)
+    fast = [r for r in results if r.get("kind") == "fast"]
+    for row in fast:
+        print()
+        print(f"{'scenario':8} {'broker':12} {'sent':>9} {'delivered':>9} {'lost':>9} {'lost %':>7} "
+              f"{'msg/s':>10} {'cpu us/msg':>10} {'rss MB':>7}")
+        for k in [k for k in row if k not in ("scenario", "kind")]:
+            r = row[k]
+            print(f"{row['scenario']:8} {k:12} {r['sent']:9} {r['delivered']:9} {r['lost']:9} {r['lost_pct']:7.1f} "
+                  f"{r['msg_per_s']:10.0f} {r['cpu_us_per_msg']:10.2f} {r['rss_kb'] / 1024:7.1f}")
+    conns = [r for r in results if r.get("kind") == "conn"]
+    if conns:
+        print()
+        print(f"{'scenario':8} {'broker':22} {'connected':>9} {'errors':>6} {'conn/s':>8} {'cpu us/conn':>11} "
+              f"{'p50 us':>8} {'p99 us':>8} {'rss MB':>7} {'KB/conn':>8}  tls")
+    for row in conns:
+        for k in [k for k in row if k not in ("scenario", "kind")]:
+            r = row[k]
+            tls = r["tls"]["version"] + " " + r["tls"]["suite"] if r.get("tls") else ""
+            print(f"{row['scenario']:8} {k:22} {r['connected']:9} {r['errors']:6} {r['connects_per_s']:8.0f} "
+                  f"{r['cpu_us_per_conn']:11.1f} {r['p50_us']:8} {r['p99_us']:8} {r['rss_held_kb'] / 1024:7.1f} "
+                  f"{held(row, r):>8}  {tls}")
+    for r in results:
+        if r.get("kind") == "machine":
+            r["loadavg_end"] = os.getloadavg()
+            print(f"load average start {r['loadavg_start']}, end {r.get('loadavg_end')}; TLS key {r['tls_key']}")
+    by_id = {r["scenario"]: r for r in results}
+    for plain, tls in [("M1", "M1T"), ("M2", "M2T")]:
+        if plain in by_id and tls in by_id:
+            for b in ("ferry", "mosquitto"):
+                print(f"{tls}/{plain} {b:10} cpu x{by_id[tls][b]['cpu_us_per_msg'] / max(by_id[plain][b]['cpu_us_per_msg'], 1e-9):.2f}"
+                      f"  msg/s x{by_id[tls][b]['msg_per_s'] / max(by_id[plain][b]['msg_per_s'], 1e-9):.2f}")
+    with open(os.path.join(ROOT, "target", "bench-compare.json"), "w") as fh:
+        json.dump(results, fh, indent=2)
+
+
+def held(row, r):
+    """Memory per connection, where the connections were held while it was read (M7; H1
+    closes them at once)."""
+    return f"{r['rss_kb_per_conn']:.2f}" if row["scenario"] == "M7" else "-"
+
+
+def report_messages(results):
+    print(f"{'scenario':8} {'broker':24} {'cpu us/msg':>10} {'msg/s':>10} {'expected':>9} {'lost':>6} {'dup':>5} "
+          f"{'p50 us':>8} {'p99 us':>8} {'ack p50':>8} {'ack p99':>8} {'rss MB':>7} "
+          f"{'loadgen us/msg (pub+sub)':>26} {'loadgen/broker':>14}")
     for row in results:
         peers = [k for k in row if k != "scenario"]
         for k in peers:
             r = row[k]
-            print(f"{row['scenario']:8} {k:24} {r['cpu_us_per_msg']:10.2f} {r['msg_per_s']:10.0f} {r['lost']:6} "
-                  f"{r['duplicates']:5} {r['p50_us']:8} {r['p99_us']:8} {r['rss_kb'] / 1024:7.1f} "
+            print(f"{row['scenario']:8} {k:24} {r['cpu_us_per_msg']:10.2f} {r['msg_per_s']:10.0f} "
+                  f"{r.get('expected', ''):>9} {r['lost']:6} "
+                  f"{r['duplicates']:5} {r['p50_us']:8} {r['p99_us']:8} {str(r.get('ack_p50_us') or ''):>8} "
+                  f"{str(r.get('ack_p99_us') or ''):>8} {r['rss_kb'] / 1024:7.1f} "
                   f"{loadgen(r):>26} {r.get('loadgen_us_per_msg', float('nan')) / max(r['cpu_us_per_msg'], 1e-9):14.2f}")
         p = row[peers[-1]]
         for k in peers[:-1]:
@@ -254,8 +524,6 @@ def report(results):
             print(f"{row['scenario']:8} {'ferry-disk/ferry-async':24} "
                   f"{d['cpu_us_per_msg'] / max(a['cpu_us_per_msg'], 1e-9):10.2f} "
                   f"{d['msg_per_s'] / max(a['msg_per_s'], 1e-9):10.2f}")
-    with open(os.path.join(ROOT, "target", "bench-compare.json"), "w") as fh:
-        json.dump(results, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! A small MQTT client for the simulator and the load generator: one task per connection,
-//! no locks, the codec of `ferry-mqtt`. Cheap per message, so that the tool costs less CPU
-//! than the broker it measures.
+//! no locks, the codec of `ferry-mqtt`, over TCP or TLS ([`crate::tls`]). Cheap per message,
+//! so that the tool costs less CPU than the broker it measures.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,6 +9,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use ferry_mqtt::{Ack, Connect, Packet, Properties, Publish, QoS, SubOptions, Subscribe, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::tls::{Stream, TlsClient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -32,10 +34,12 @@ pub struct Options {
     pub keep_alive: u16,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS over the TCP connection (None: plain MQTT).
+    pub tls: Option<TlsClient>,
 }
 
 impl Options {
-    /// Clean start, keep alive 60 s, no credentials.
+    /// Clean start, keep alive 60 s, no credentials, plain TCP.
     pub fn new(addr: SocketAddr, client_id: impl Into<String>, version: Version) -> Options {
         Options {
             addr,
@@ -45,12 +49,13 @@ impl Options {
             keep_alive: 60,
             username: None,
             password: None,
+            tls: None,
         }
     }
 }
 
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     version: Version,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -63,6 +68,12 @@ impl Client {
             .await
             .map_err(|_| ClientError::Timeout)??;
         stream.set_nodelay(true)?;
+        let stream = match &o.tls {
+            None => Stream::Tcp(stream),
+            Some(tls) => tokio::time::timeout(Duration::from_secs(10), tls.handshake(stream))
+                .await
+                .map_err(|_| ClientError::Timeout)??,
+        };
         let mut c = Client {
             stream,
             version: o.version,
@@ -102,9 +113,16 @@ impl Client {
     pub async fn flush(&mut self) -> Result<(), ClientError> {
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await?;
+            // TLS may keep records back until flushed; a no-op on TCP.
+            self.stream.flush().await?;
             self.wbuf.clear();
         }
         Ok(())
+    }
+
+    /// The negotiated TLS version and cipher suite, if the connection is TLS.
+    pub fn tls_info(&self) -> Option<(String, String)> {
+        self.stream.tls_info()
     }
 
     fn packet_id(&mut self) -> u16 {
@@ -181,7 +199,7 @@ impl Client {
     /// acknowledged (queued); anything else is answered as `handle_control` does. Returns
     /// the number of PUBLISH packets. The load generator's subscriber path.
     pub fn take_publishes(&mut self, mut on: impl FnMut(&[u8])) -> Result<u64, ClientError> {
-        self.take_frames(|_, view, wbuf| match view {
+        self.take_frames(|_, _, view, wbuf| match view {
             Some(p) => {
                 on(p.payload);
                 ferry_mqtt::fast::put_subscriber_ack(wbuf, p.qos, p.packet_id);
@@ -195,16 +213,36 @@ impl Client {
     /// completed (PUBACK, PUBCOMP); PUBREC is answered with PUBREL (queued). The load
     /// generator's publisher path.
     pub fn take_completions(&mut self) -> Result<u64, ClientError> {
-        self.take_frames(|kind, _, _| matches!(kind, 4 | 7))
+        self.take_completions_with(|_| {})
     }
 
-    /// Takes every whole packet buffered. `fast` sees each in place (its packet type, the
-    /// PUBLISH in it if it is one, the send buffer) and says whether it dealt with it; the
+    /// As [`take_completions`](Self::take_completions), and `on` sees the packet id of each
+    /// completed publish (for publish-to-acknowledgement latency).
+    pub fn take_completions_with(&mut self, mut on: impl FnMut(u16)) -> Result<u64, ClientError> {
+        self.take_frames(|kind, frame, _, _| {
+            if !matches!(kind, 4 | 7) {
+                return false;
+            }
+            // An acknowledgement's remaining length fits in one byte: the id follows it.
+            if let Some(id) = frame.get(2..4) {
+                on(u16::from_be_bytes([id[0], id[1]]));
+            }
+            true
+        })
+    }
+
+    /// Takes every whole packet buffered. `fast` sees each in place (its packet type, its
+    /// bytes, the PUBLISH in it if it is one, the send buffer) and says whether it dealt with it; the
     /// others are decoded and answered as `handle_control` does. Returns how many `fast`
     /// dealt with.
     fn take_frames(
         &mut self,
-        mut fast: impl FnMut(u8, Option<ferry_mqtt::fast::PublishView<'_>>, &mut BytesMut) -> bool,
+        mut fast: impl FnMut(
+            u8,
+            &[u8],
+            Option<ferry_mqtt::fast::PublishView<'_>>,
+            &mut BytesMut,
+        ) -> bool,
     ) -> Result<u64, ClientError> {
         let proto = |e: ferry_mqtt::DecodeError| ClientError::Protocol(e.to_string());
         let mut n = 0;
@@ -215,7 +253,7 @@ impl Client {
                 ferry_mqtt::fast::peek_frame(&self.rbuf[at..], self.version).map_err(proto)?
             {
                 let kind = ferry_mqtt::fast::packet_type(&self.rbuf[at..]);
-                if !fast(kind, view, &mut self.wbuf) {
+                if !fast(kind, &self.rbuf[at..at + len], view, &mut self.wbuf) {
                     other = true;
                     break;
                 }

@@ -142,11 +142,16 @@ struct PerPublisher {
 /// Collects what a receiver got.
 #[derive(Default)]
 pub struct Tracker {
-    pubs: HashMap<u32, PerPublisher>,
+    /// By publisher index; the high 32 bits tell subscribers apart after
+    /// [`merge_as_subscriber`](Tracker::merge_as_subscriber).
+    pubs: HashMap<u64, PerPublisher>,
     latencies_us: Vec<u32>,
     received: u64,
     duplicates: u64,
     unparsable: u64,
+    /// When the first and the last message arrived (µs since the epoch; 0: none yet).
+    first_us: i64,
+    last_us: i64,
 }
 
 /// The receiving side's verdict. `expected` is what the publishers said they sent.
@@ -162,6 +167,10 @@ pub struct Report {
     pub latency_us: Percentiles,
     pub elapsed_s: f64,
     pub rate_per_s: f64,
+    /// When the first and the last message arrived, µs since the epoch (0: none did): a
+    /// harness measures its rate from its own start of publishing to `last_us`.
+    pub first_us: i64,
+    pub last_us: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
@@ -175,11 +184,15 @@ pub struct Percentiles {
 impl Tracker {
     pub fn record(&mut self, payload: &[u8], now_us: i64) {
         self.received += 1;
+        if self.first_us == 0 {
+            self.first_us = now_us;
+        }
+        self.last_us = self.last_us.max(now_us);
         let Some((c, s, t)) = parse(payload) else {
             self.unparsable += 1;
             return;
         };
-        let p = self.pubs.entry(c).or_default();
+        let p = self.pubs.entry(u64::from(c)).or_default();
         if !p.seen.insert(s) {
             self.duplicates += 1;
             return;
@@ -219,6 +232,21 @@ impl Tracker {
         self.received += other.received;
         self.duplicates += other.duplicates;
         self.unparsable += other.unparsable;
+        if other.first_us != 0 && (self.first_us == 0 || other.first_us < self.first_us) {
+            self.first_us = other.first_us;
+        }
+        self.last_us = self.last_us.max(other.last_us);
+    }
+
+    /// Adds what another subscriber of a fan-out saw: each subscriber is to receive every
+    /// message, so its copies are its own stream, not duplicates of the others'.
+    pub fn merge_as_subscriber(&mut self, mut other: Tracker, subscriber: u32) {
+        let tag = (u64::from(subscriber) + 1) << 32;
+        other.pubs = std::mem::take(&mut other.pubs)
+            .into_iter()
+            .map(|(k, p)| (k | tag, p))
+            .collect();
+        self.merge(other);
     }
 
     /// `sent`: how many messages the publishers sent in all (sequences 1..=n each).
@@ -254,6 +282,97 @@ impl Tracker {
             } else {
                 0.0
             },
+            first_us: self.first_us,
+            last_us: self.last_us,
+        }
+    }
+}
+
+/// Latencies in µs, to about 1.5%: exact below 128, then 64 buckets per power of two. Fixed
+/// size (30 KiB) however long a run lasts; one per publisher or connector, merged at the end.
+#[derive(Clone)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    n: u64,
+    max: u64,
+}
+
+const SUB_BITS: u32 = 6;
+const SUB: u64 = 1 << SUB_BITS;
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram {
+            counts: vec![0; ((64 - SUB_BITS + 1) as usize) * SUB as usize],
+            n: 0,
+            max: 0,
+        }
+    }
+}
+
+impl Histogram {
+    fn index(v: u64) -> usize {
+        if v < SUB {
+            return v as usize;
+        }
+        let e = 63 - v.leading_zeros();
+        let shift = e - SUB_BITS;
+        ((shift + 1) as usize) * SUB as usize + ((v >> shift) & (SUB - 1)) as usize
+    }
+
+    /// The middle of bucket `i`.
+    fn value(i: usize) -> u64 {
+        let (g, sub) = (i as u64 / SUB, i as u64 % SUB);
+        if g == 0 {
+            return sub;
+        }
+        let shift = g - 1;
+        ((SUB + sub) << shift) + ((1u64 << shift) >> 1)
+    }
+
+    pub fn record(&mut self, us: u64) {
+        self.counts[Self::index(us)] += 1;
+        self.n += 1;
+        self.max = self.max.max(us);
+    }
+
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.n += other.n;
+        self.max = self.max.max(other.max);
+    }
+
+    fn quantile(&self, q: f64) -> u32 {
+        if self.n == 0 {
+            return 0;
+        }
+        let rank = ((self.n as f64 * q).ceil() as u64).clamp(1, self.n);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Self::value(i).min(self.max).min(u64::from(u32::MAX)) as u32;
+            }
+        }
+        self.max.min(u64::from(u32::MAX)) as u32
+    }
+
+    pub fn percentiles(&self) -> Percentiles {
+        Percentiles {
+            p50: self.quantile(0.5),
+            p99: self.quantile(0.99),
+            p999: self.quantile(0.999),
+            max: self.max.min(u64::from(u32::MAX)) as u32,
         }
     }
 }
@@ -275,6 +394,33 @@ mod tests {
         let mut all: Vec<u64> = s.iter().collect();
         all.sort_unstable();
         assert_eq!(all, vec![1, 2, 64, 65, 1_000_000, DENSE + 5, u64::MAX]);
+    }
+
+    #[test]
+    fn histogram_percentiles_are_within_two_percent() {
+        let mut h = Histogram::default();
+        for v in 1..=100_000u64 {
+            h.record(v);
+        }
+        let p = h.percentiles();
+        for (got, want) in [(p.p50, 50_000.0), (p.p99, 99_000.0), (p.p999, 99_900.0)] {
+            assert!(
+                (f64::from(got) - want).abs() / want < 0.02,
+                "{got} vs {want}"
+            );
+        }
+        assert_eq!(p.max, 100_000);
+        let mut small = Histogram::default();
+        for v in [0, 3, 3, 127] {
+            small.record(v);
+        }
+        assert_eq!(small.percentiles().p50, 3, "exact below 128");
+        h.merge(&small);
+        assert_eq!(h.len(), 100_004);
+        assert_eq!(Histogram::default().percentiles(), Percentiles::default());
+        let mut big = Histogram::default();
+        big.record(u64::MAX);
+        assert_eq!(big.percentiles().p50, u32::MAX);
     }
 
     #[test]

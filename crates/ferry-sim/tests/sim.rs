@@ -145,6 +145,7 @@ async fn simulated_vehicles_reach_a_subscriber() -> anyhow::Result<()> {
         username: None,
         password: None,
         limit: Some(5),
+        tls: None,
     };
     ferry_sim::simulate(o, stats.clone(), Arc::new(AtomicBool::new(false))).await;
     assert_eq!(stats.sent.load(Ordering::Relaxed), 15);
@@ -177,6 +178,7 @@ async fn simulator_reconnects_when_the_broker_comes_back() -> anyhow::Result<()>
         username: None,
         password: None,
         limit: None,
+        tls: None,
     };
     let run = tokio::spawn(ferry_sim::simulate(o, stats.clone(), stop.clone()));
     let s = stats.clone();
@@ -223,9 +225,11 @@ async fn bench_round(qos: QoS) -> anyhow::Result<()> {
             qos,
             version: Version::V5,
             expect: Some(400),
+            each: false,
             idle: Duration::from_secs(10),
             duration: Some(Duration::from_secs(60)),
             client_id_prefix: "bsub-".into(),
+            tls: None,
         },
         Arc::new(Stats::default()),
         Some(ready_tx),
@@ -245,11 +249,19 @@ async fn bench_round(qos: QoS) -> anyhow::Result<()> {
             version: Version::V311,
             client_id_prefix: "bpub-".into(),
             first_index: 0,
+            tls: None,
         },
         Arc::new(Stats::default()),
     )
     .await;
     assert_eq!((pr.sent, pr.acked, pr.errors), (400, 400, 0));
+    let ack = pr
+        .ack_latency_us
+        .expect("QoS 1/2 report publish-to-ack latency");
+    assert!(
+        ack.p50 > 0 && ack.p50 <= ack.p99 && ack.p99 <= ack.max,
+        "{ack:?}"
+    );
     let r = sub.await?;
     assert_eq!(
         (r.received, r.lost, r.duplicates, r.out_of_order),

@@ -11,7 +11,8 @@ use clap::{Args, Subcommand};
 use ferry_mqtt::{Packet, QoS, Version};
 use ferry_sim::client::{Client, Options};
 use ferry_sim::scenario::Scenario;
-use ferry_sim::{PubOptions, SimOptions, Stats, SubOptions};
+use ferry_sim::tls::{TlsClient, TlsSettings};
+use ferry_sim::{ConnOptions, PubOptions, SimOptions, Stats, SubOptions};
 
 /// Where the broker is (mosquitto-style `-h`/`-p`).
 #[derive(Args, Debug, Clone)]
@@ -25,6 +26,18 @@ pub(crate) struct Target {
     /// MQTT version: 3.1.1 or 5.
     #[arg(short = 'V', long = "mqtt-version", default_value = "5", value_parser = parse_version)]
     version: Version,
+    /// TLS: the CA certificate(s) (PEM) the broker's certificate must chain to.
+    #[arg(long)]
+    cafile: Option<std::path::PathBuf>,
+    /// TLS without checking the broker's certificate (test set-ups only).
+    #[arg(long)]
+    insecure: bool,
+    /// TLS: the name the broker's certificate must carry (default: the host).
+    #[arg(long)]
+    tls_server_name: Option<String>,
+    /// TLS: resume sessions instead of a full handshake per connection.
+    #[arg(long)]
+    tls_resume: bool,
 }
 
 impl Target {
@@ -34,6 +47,23 @@ impl Target {
             .with_context(|| format!("cannot resolve {}", self.host))?
             .next()
             .context("no address")
+    }
+
+    /// TLS when `--cafile` or `--insecure` is given (as mosquitto_pub does).
+    fn tls(&self) -> anyhow::Result<Option<TlsClient>> {
+        if self.cafile.is_none() && !self.insecure {
+            return Ok(None);
+        }
+        let s = TlsSettings {
+            cafile: self.cafile.clone(),
+            insecure: self.insecure,
+            server_name: self
+                .tls_server_name
+                .clone()
+                .unwrap_or_else(|| self.host.clone()),
+            resume: self.tls_resume,
+        };
+        Ok(Some(TlsClient::new(&s)?))
     }
 }
 
@@ -109,6 +139,7 @@ pub(crate) async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
         username: a.username,
         password: a.password,
         limit: a.limit,
+        tls: a.target.tls()?,
     };
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -153,7 +184,10 @@ fn options(t: &Target, id: &str) -> anyhow::Result<Options> {
     } else {
         id.to_owned()
     };
-    Ok(Options::new(t.addr()?, client_id, t.version))
+    Ok(Options {
+        tls: t.tls()?,
+        ..Options::new(t.addr()?, client_id, t.version)
+    })
 }
 
 pub(crate) async fn publish(a: PubArgs) -> anyhow::Result<()> {
@@ -305,6 +339,11 @@ pub(crate) struct BenchSub {
     /// Messages the publishers send in all (for exact loss); else inferred from sequences.
     #[arg(long)]
     expect: Option<u64>,
+    /// Every subscriber is to receive every message (a fan-out): `--expect` is per
+    /// subscriber, loss and duplicates are counted per subscriber. Without it the subscribers
+    /// share the messages (e.g. `-t '$share/g/bench/#'`).
+    #[arg(long)]
+    each: bool,
     /// Stop after this long without messages.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     idle: Duration,
@@ -312,6 +351,9 @@ pub(crate) struct BenchSub {
     duration: Option<Duration>,
     #[arg(long)]
     report: Option<std::path::PathBuf>,
+    /// Create this file once every subscriber is subscribed.
+    #[arg(long)]
+    ready_file: Option<std::path::PathBuf>,
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
 }
@@ -323,12 +365,21 @@ pub(crate) struct BenchConn {
     target: Target,
     #[arg(short = 'c', long, default_value_t = 1000)]
     count: usize,
-    /// Connections per second (0: as fast as possible).
+    /// Connections per second in all (0: as fast as possible).
     #[arg(short = 'R', long, default_value_t = 0.0)]
     rate: f64,
-    /// How long to hold them open.
+    /// Connects in progress at once.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// How long to hold them open (idle) once all are open.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     hold: Duration,
+    #[arg(long, default_value = "bench-conn-")]
+    client_id_prefix: String,
+    /// Write the report here as soon as every connect was tried (before the hold), so a
+    /// harness can measure the broker while the connections are held.
+    #[arg(long)]
+    ready_file: Option<std::path::PathBuf>,
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
 }
@@ -376,6 +427,7 @@ fn pub_options(a: &BenchPub) -> anyhow::Result<PubOptions> {
         version: a.target.version,
         client_id_prefix: a.client_id_prefix.clone(),
         first_index: 0,
+        tls: a.target.tls()?,
     })
 }
 
@@ -396,23 +448,40 @@ pub(crate) async fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 qos: a.qos,
                 version: a.target.version,
                 expect: a.expect,
+                each: a.each,
                 idle: a.idle,
                 duration: a.duration,
                 client_id_prefix: format!("bench-sub-{}-", std::process::id()),
+                tls: a.target.tls()?,
             };
-            let r = ferry_sim::bench_sub(o, stats.clone(), None).await;
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            if let Some(f) = a.ready_file.clone() {
+                // Written once every subscriber has its SUBACK (or failed), so a harness
+                // starts the publishers only then.
+                tokio::spawn(async move {
+                    if ready_rx.await.is_ok()
+                        && let Err(e) = std::fs::write(&f, b"ready\n")
+                    {
+                        eprintln!("writing {}: {e}", f.display());
+                    }
+                });
+            }
+            let r = ferry_sim::bench_sub(o, stats.clone(), Some(ready_tx)).await;
             emit(&r, a.report.as_deref())
         }
         BenchCommand::Conn(a) => {
-            let r = ferry_sim::bench_conn(
-                a.target.addr()?,
-                a.count,
-                a.rate,
-                a.hold,
-                a.target.version,
-                stats.clone(),
-            )
-            .await;
+            let o = ConnOptions {
+                addr: a.target.addr()?,
+                count: a.count,
+                rate: a.rate,
+                concurrency: a.concurrency,
+                hold: a.hold,
+                version: a.target.version,
+                client_id_prefix: a.client_id_prefix,
+                tls: a.target.tls()?,
+                ready_file: a.ready_file,
+            };
+            let r = ferry_sim::bench_conn(o, stats.clone()).await;
             emit(&r, None)
         }
         BenchCommand::Kafka(a) => bench_kafka(a, stats.clone()).await,
