@@ -236,7 +236,7 @@ impl Conn {
             session: attached.session,
             conn_id: attached.conn_id,
             kicked: Some(attached.kicked),
-            will: c.will,
+            will: c.will.map(Box::new),
             keep_alive: (keep_alive > 0)
                 .then(|| Duration::from_secs_f32(f32::from(keep_alive) * cfg.keepalive_multiplier)),
             connect_expiry_zero: expiry == 0,

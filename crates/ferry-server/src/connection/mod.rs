@@ -82,9 +82,30 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
+    // The handshake and the goodbye are boxed: a future is as large as its largest state,
+    // and an idle connection should carry only what its loop needs (see ADR 0010's lean
+    // connections note in ARCHITECTURE.md).
+    let Some((mut conn, rbuf)) = Box::pin(handshake(&mut rd, &mut wr, who, broker)).await else {
+        return;
+    };
+    let close = conn.run(&mut rd, &mut wr, rbuf, shutdown).await;
+    Box::pin(conn.finish(close, &mut wr)).await;
+}
+
+/// Reads CONNECT and accepts it (`None`: refused, answered and closed).
+async fn handshake<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    who: Peer,
+    broker: Arc<Broker>,
+) -> Option<(Conn, BytesMut)>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut rbuf = BytesMut::new();
     let mut connect_bytes = 0;
-    let connect = read_connect(&mut rd, &mut rbuf, broker.config(), &mut connect_bytes).await;
+    let connect = read_connect(rd, &mut rbuf, broker.config(), &mut connect_bytes).await;
     broker
         .metrics()
         .add(BrokerMetric::BytesReceived, connect_bytes);
@@ -105,25 +126,24 @@ where
                     };
                     broker.connack(&client, code);
                 }
-                refuse(&mut wr, version, code).await;
+                refuse(wr, version, code).await;
             }
-            return;
+            return None;
         }
     };
-    let mut conn = match Conn::accept(broker, *connect, who).await {
+    let conn = match Conn::accept(broker, *connect, who).await {
         Ok(c) => c,
         Err((version, code, why)) => {
             tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
-            refuse(&mut wr, version, code).await;
-            return;
+            refuse(wr, version, code).await;
+            return None;
         }
     };
     let counters = conn.session.counters();
     ClientCounters::add(&counters.recv_oct, connect_bytes);
     ClientCounters::add(&counters.recv_pkt, 1);
     conn.broker.metrics().inc(BrokerMetric::PacketsReceived);
-    let close = conn.run(&mut rd, &mut wr, rbuf, shutdown).await;
-    conn.finish(close, &mut wr).await;
+    Some((conn, rbuf))
 }
 
 struct Conn {
@@ -135,7 +155,8 @@ struct Conn {
     session: Arc<Session>,
     conn_id: u64,
     kicked: Option<oneshot::Receiver<Kick>>,
-    will: Option<Will>,
+    /// Boxed: most clients have none, and a will is 400 bytes.
+    will: Option<Box<Will>>,
     keep_alive: Option<Duration>,
     /// Session expiry in CONNECT was 0: DISCONNECT may not raise it (MQTT 5 3.14.2.2.2).
     connect_expiry_zero: bool,
@@ -189,8 +210,8 @@ impl Conn {
         let mut deadline = Instant::now() + self.keep_alive.unwrap_or(far);
         let keepalive = sleep_until(deadline);
         tokio::pin!(keepalive);
-        let throttle = sleep_until(Instant::now() + far);
-        tokio::pin!(throttle);
+        // Armed only for a client over its rate limits (boxed: most never are).
+        let mut throttle: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let Some(mut kicked) = self.kicked.take() else {
             return Close::Gone;
         };
@@ -201,7 +222,10 @@ impl Conn {
         loop {
             if let Some(until) = self.rates.as_mut().and_then(|r| r.newly_throttled()) {
                 self.broker.metrics().inc(BrokerMetric::Throttled);
-                throttle.as_mut().reset(until.into());
+                match &mut throttle {
+                    Some(t) => t.as_mut().reset(until.into()),
+                    None => throttle = Some(Box::pin(sleep_until(until.into()))),
+                }
             }
             if self.wbuf.len() < WRITE_HIGH {
                 self.pump();
@@ -236,7 +260,12 @@ impl Conn {
                 },
                 // Not reading (backpressure, rate limits) means not hearing PINGREQs either.
                 _ = &mut keepalive, if self.reading() => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
-                _ = &mut throttle, if self.throttled() => {
+                _ = async {
+                    match &mut throttle {
+                        Some(t) => t.as_mut().await,
+                        None => std::future::pending().await,
+                    }
+                }, if self.throttled() => {
                     if let Some(r) = &mut self.rates {
                         r.resume();
                     }
@@ -692,7 +721,7 @@ impl Conn {
     async fn finish<W: AsyncWrite + Unpin>(mut self, close: Close, wr: &mut W) {
         let will = match &close {
             Close::Normal => None,
-            Close::Gone | Close::Error(..) => self.will.take(),
+            Close::Gone | Close::Error(..) => self.will.take().map(|w| *w),
         };
         if let Close::Error(code, why) = &close {
             if ![
