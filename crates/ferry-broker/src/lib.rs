@@ -17,7 +17,9 @@
 //! state. Order: `sessions` before `subs` before a session's state; routing takes `subs` for
 //! reading, releases it, then locks target sessions one at a time. No lock is held across
 //! `.await`. Admin listings clone the session list out of `sessions` first, then lock each
-//! session in turn, never the whole map while visiting every session.
+//! session in turn, never the whole map while visiting every session. No hook runs while
+//! `sessions` is held (a hook may call back into the broker): a discard returns what is left
+//! to do (`Ended`) for after the lock. The session timers (`expiry`) are a leaf lock.
 
 mod access;
 pub mod acl;
