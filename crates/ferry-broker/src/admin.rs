@@ -172,8 +172,9 @@ impl Broker {
         let Some(s) = sessions.get(client_id).cloned() else {
             return false;
         };
-        self.discard_locked(&mut sessions, &s, Kick::Admin);
+        let ended = self.discard_locked(&mut sessions, &s, Kick::Admin);
         drop(sessions);
+        self.after_discard(ended);
         tracing::info!(client_id, "client kicked by an administrator");
         true
     }

@@ -17,12 +17,15 @@
 //! state. Order: `sessions` before `subs` before a session's state; routing takes `subs` for
 //! reading, releases it, then locks target sessions one at a time. No lock is held across
 //! `.await`. Admin listings clone the session list out of `sessions` first, then lock each
-//! session in turn, never the whole map while visiting every session.
+//! session in turn, never the whole map while visiting every session. No hook runs while
+//! `sessions` is held (a hook may call back into the broker): a discard returns what is left
+//! to do (`Ended`) for after the lock. The session timers (`expiry`) are a leaf lock.
 
 mod access;
 pub mod acl;
 pub mod admin;
 pub mod config;
+mod expiry;
 pub mod hook;
 pub mod limits;
 pub mod message;
@@ -135,6 +138,14 @@ pub struct SubscribeError {
     pub what: String,
 }
 
+impl std::fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (reason code 0x{:02x})", self.what, self.code)
+    }
+}
+
+impl std::error::Error for SubscribeError {}
+
 impl From<TopicError> for SubscribeError {
     fn from(e: TopicError) -> Self {
         SubscribeError {
@@ -165,6 +176,26 @@ pub struct Broker {
     acl_generation: AtomicU64,
     /// `acl` has no rules: what `no_match` says (1 allow, 2 deny); 0 when it has rules.
     acl_trivial: std::sync::atomic::AtomicU8,
+    /// Session expiry and will delay deadlines, fired by one task ([`expiry`]).
+    timers: Arc<expiry::Timers>,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // The timer task holds the broker weakly: woken, it finds it gone and ends.
+        self.timers.wake();
+    }
+}
+
+/// What a discarded session leaves to do once the `sessions` lock is released: its shared
+/// deliveries go to the rest of their groups, its pending will is published (both may run
+/// hooks, which may call back into the broker).
+#[must_use = "pass it to Broker::after_discard once the sessions lock is released"]
+#[derive(Debug)]
+struct Ended {
+    session: Arc<Session>,
+    shared: Vec<Delivery>,
+    will: Option<expiry::PendingWill>,
 }
 
 /// A PUBLISH refused by authorization.
@@ -212,6 +243,7 @@ impl Broker {
             acl: RwLock::default(),
             acl_generation: AtomicU64::new(0),
             acl_trivial: std::sync::atomic::AtomicU8::new(1),
+            timers: Arc::default(),
         }
     }
 
@@ -307,10 +339,11 @@ impl Broker {
         let (kick_tx, kick_rx) = oneshot::channel();
         let mut sessions = lock(&self.sessions);
         let existing = sessions.get(&client_id).cloned();
+        let mut ended = None;
         let (session, present) = match existing {
             Some(s) if !clean_start => (s, true),
             Some(old) => {
-                self.discard_locked(&mut sessions, &old, Kick::TakenOver);
+                ended = Some(self.discard_locked(&mut sessions, &old, Kick::TakenOver));
                 let s = Arc::new(Session::new(client.clone(), self.tracker()));
                 sessions.insert(client_id, s.clone());
                 (s, false)
@@ -321,8 +354,10 @@ impl Broker {
                 (s, false)
             }
         };
-        {
+        let resumed_will = {
             let mut st = session.lock();
+            // Resumed: its expiry is off and a delayed will is cancelled (dropped below).
+            let will = self.timers.cancel(&session);
             if let Some(old) = st.conn.take() {
                 let _ = old.kick.send(Kick::TakenOver);
             }
@@ -337,8 +372,13 @@ impl Broker {
             st.disconnected_at = 0;
             st.changes += 1;
             session.set_connected(true);
-        }
+            will
+        };
         drop(sessions);
+        drop(resumed_will);
+        if let Some(e) = ended {
+            self.after_discard(e);
+        }
         self.metrics().inc(BrokerMetric::ConnectionsOpened);
         Attached {
             session,
@@ -348,14 +388,15 @@ impl Broker {
         }
     }
 
-    /// Removes a session and its subscriptions; kicks its connection, if one is attached,
-    /// with `why`.
+    /// Removes a session and its subscriptions and timers; kicks its connection, if one is
+    /// attached, with `why`. Runs no hook: what is left to do (redispatching its shared
+    /// deliveries, publishing a pending will) is returned for [`Broker::after_discard`].
     fn discard_locked(
         &self,
         sessions: &mut HashMap<Arc<str>, Arc<Session>>,
         s: &Arc<Session>,
         why: Kick,
-    ) {
+    ) -> Ended {
         if sessions
             .get(&s.client_id)
             .is_some_and(|cur| Arc::ptr_eq(cur, s))
@@ -375,17 +416,34 @@ impl Broker {
         };
         let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
         for f in filters {
-            Self::remove_sub(&mut subs, &f, &s.client_id);
+            Self::remove_sub(&mut subs, &f, s);
         }
         drop(subs);
-        // Messages a removed member had not received go to the rest of their group.
-        let pending = s.lock().take_shared();
-        self.redispatch(pending, s);
-        // What the session still held will never be delivered: end it now (this releases
-        // delivery tickets) rather than whenever the last reference to the session goes.
-        let mut st = s.lock();
-        st.queue.clear();
-        st.inflight.clear();
+        let shared = {
+            let mut st = s.lock();
+            // Messages a removed member had not received go to the rest of their group.
+            let shared = st.take_shared();
+            // What the session still held will never be delivered: end it now (this
+            // releases delivery tickets) rather than whenever the last reference goes.
+            st.queue.clear();
+            st.inflight.clear();
+            shared
+        };
+        Ended {
+            session: s.clone(),
+            shared,
+            will: self.timers.cancel(s),
+        }
+    }
+
+    /// The rest of a discard, without the `sessions` lock: shared deliveries to the other
+    /// members of their groups (those nobody else can take are dropped with the session),
+    /// a pending will published (the session ended before its delay).
+    fn after_discard(&self, e: Ended) {
+        drop(self.redispatch(e.shared, &e.session));
+        if let Some((w, client)) = e.will {
+            self.publish(will_message(w, &client));
+        }
     }
 
     /// Detaches connection `conn_id` from its session. `will` is the will message still
@@ -399,7 +457,8 @@ impl Broker {
         client: &Arc<ClientInfo>,
     ) {
         self.metrics().inc(BrokerMetric::ConnectionsClosed);
-        let (mine, expiry, generation) = {
+        let now = Instant::now();
+        let (mine, expiry, will) = {
             let mut st = session.lock();
             if st.attached_to(conn_id) {
                 st.conn = None;
@@ -407,9 +466,26 @@ impl Broker {
                 session.set_connected(false);
                 st.generation += 1;
                 st.changes += 1;
-                (true, st.expiry_interval, st.generation)
+                let (expiry, generation) = (st.expiry_interval, st.generation);
+                // Armed under the session lock: a connect resuming the session (which
+                // cancels them under this lock) comes either before (then this connection
+                // is not attached) or after.
+                let will = match will {
+                    Some(w) if expiry > 0 && will_delay(&w).min(expiry) > 0 => {
+                        let delay = secs(will_delay(&w).min(expiry));
+                        self.timers
+                            .arm_will(session, generation, now + delay, w, client.clone());
+                        None
+                    }
+                    w => w,
+                };
+                if expiry != 0 && expiry != NEVER_EXPIRE {
+                    self.timers
+                        .arm_expiry(session, generation, now + secs(expiry));
+                }
+                (true, expiry, will)
             } else {
-                (false, 0, 0)
+                (false, 0, will)
             }
         };
         if !mine {
@@ -426,62 +502,28 @@ impl Broker {
             return;
         }
         let pending = session.lock().take_shared();
-        self.redispatch(pending, session);
+        // Nobody else can take them: they stay with the departed member's session.
+        for d in self.redispatch(pending, session) {
+            self.enqueue(session, d);
+        }
 
         if expiry == 0 {
-            self.discard_locked(&mut lock(&self.sessions), session, Kick::TakenOver);
-            if let Some(w) = will {
-                self.publish(will_message(w, client));
-            }
-            return;
+            let ended = self.discard_locked(&mut lock(&self.sessions), session, Kick::TakenOver);
+            self.after_discard(ended);
+        } else {
+            self.ensure_timer_task();
         }
+        // No delay (or a session that ends now): the will goes out at once.
         if let Some(w) = will {
-            let delay = will_delay(&w).min(expiry);
-            if delay == 0 {
-                self.publish(will_message(w, client));
-            } else {
-                let broker = Arc::downgrade(self);
-                let s = session.clone();
-                let client = client.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-                    let Some(broker) = broker.upgrade() else {
-                        return;
-                    };
-                    // A connection resuming the session in the meantime cancels the will.
-                    if s.lock().attached_generation < generation {
-                        broker.publish(will_message(w, &client));
-                    }
-                });
-            }
-        }
-        if expiry != NEVER_EXPIRE {
-            self.arm_expiry(session, generation, Duration::from_secs(u64::from(expiry)));
+            self.publish(will_message(w, client));
         }
     }
 
-    /// Discards `session` after `after` unless it was attached or detached again since
-    /// `generation`.
-    fn arm_expiry(self: &Arc<Self>, session: &Arc<Session>, generation: u64, after: Duration) {
-        let broker = Arc::downgrade(self);
-        let s = session.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let Some(broker) = broker.upgrade() else {
-                return;
-            };
-            let mut sessions = lock(&broker.sessions);
-            if s.lock().generation == generation {
-                tracing::debug!(client_id = %s.client_id, "session expired");
-                broker.discard_locked(&mut sessions, &s, Kick::TakenOver);
-            }
-        });
-    }
-
-    /// Gives deliveries taken from a departed shared-group member to other members.
-    fn redispatch(&self, pending: Vec<Delivery>, from: &Arc<Session>) {
+    /// Gives deliveries taken from a departed shared-group member to other connected
+    /// members; returns those nobody else can take.
+    fn redispatch(&self, pending: Vec<Delivery>, from: &Arc<Session>) -> Vec<Delivery> {
         if pending.is_empty() {
-            return;
+            return pending;
         }
         let subs = self.subs.read().unwrap_or_else(|e| e.into_inner());
         let mut targets = Vec::new();
@@ -504,10 +546,7 @@ impl Broker {
             d.qos = d.msg.qos.min(e.opts.qos);
             self.enqueue(&e.session, d);
         }
-        // Nobody else can take them: they stay with the departed member's session.
-        for d in keep {
-            self.enqueue(from, d);
-        }
+        keep
     }
 
     /// Routes a message: stores or clears it as retained if flagged, then queues it for every
@@ -689,6 +728,10 @@ fn ticket_for(msg: &Arc<Message>, qos: QoS) -> Option<Arc<Ticket>> {
 
 fn will_delay(w: &Will) -> u32 {
     w.properties.will_delay_interval.unwrap_or(0)
+}
+
+fn secs(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s))
 }
 
 /// The application message a will becomes when published.

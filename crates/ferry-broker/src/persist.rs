@@ -406,7 +406,9 @@ impl Broker {
             }
             if r.expiry_interval != NEVER_EXPIRE {
                 let left = Duration::from_millis(expiry_ms - elapsed);
-                self.arm_expiry(&session, generation, left);
+                let at = tokio::time::Instant::now() + left;
+                self.timers.arm_expiry(&session, generation, at);
+                self.ensure_timer_task();
             }
             out.sessions += 1;
         }

@@ -80,6 +80,20 @@ impl Broker {
             opts,
             sub_id,
         };
+        // Locks in the broker's order, held until the entry is in the trie: a session that
+        // a takeover, an expiry or a kick discarded (under `sessions`) gets no entry that
+        // nobody would ever remove.
+        let sessions = lock(&self.sessions);
+        if !sessions
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            return Err(SubscribeError {
+                code: reason::UNSPECIFIED_ERROR,
+                what: "the session has ended".into(),
+            });
+        }
+        let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
         let existed = {
             let mut st = session.lock();
             let max = self.config.max_subscriptions;
@@ -98,33 +112,32 @@ impl Broker {
                 .insert(raw_filter.to_owned(), Subscription { opts, sub_id })
                 .is_some()
         };
-        {
-            let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
-            match parsed.group {
-                None => {
-                    subs.normal
-                        .insert(parsed.filter, session.client_id.clone(), entry);
-                }
-                Some(group) => {
-                    let group: Arc<str> = group.into();
-                    match subs.shared.get_mut(parsed.filter, &group) {
-                        Some(g) => {
-                            g.members.retain(|m| !Arc::ptr_eq(&m.session, session));
-                            g.members.push(entry);
-                        }
-                        None => {
-                            let g = SharedGroup {
-                                name: group.clone(),
-                                filter: parsed.filter.into(),
-                                members: vec![entry],
-                                next: AtomicUsize::new(0),
-                            };
-                            subs.shared.insert(parsed.filter, group, g);
-                        }
+        match parsed.group {
+            None => {
+                subs.normal
+                    .insert(parsed.filter, session.client_id.clone(), entry);
+            }
+            Some(group) => {
+                let group: Arc<str> = group.into();
+                match subs.shared.get_mut(parsed.filter, &group) {
+                    Some(g) => {
+                        g.members.retain(|m| !Arc::ptr_eq(&m.session, session));
+                        g.members.push(entry);
+                    }
+                    None => {
+                        let g = SharedGroup {
+                            name: group.clone(),
+                            filter: parsed.filter.into(),
+                            members: vec![entry],
+                            next: AtomicUsize::new(0),
+                        };
+                        subs.shared.insert(parsed.filter, group, g);
                     }
                 }
             }
         }
+        drop(subs);
+        drop(sessions);
         Ok(existed)
     }
 
@@ -138,23 +151,32 @@ impl Broker {
             st.changes += 1;
         }
         let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
-        Self::remove_sub(&mut subs, raw_filter, &session.client_id);
+        Self::remove_sub(&mut subs, raw_filter, session);
         true
     }
 
-    pub(crate) fn remove_sub(subs: &mut Subs, raw_filter: &str, client_id: &Arc<str>) {
+    /// Removes the trie entry of `session` for `raw_filter`; an entry of another session
+    /// with the same client id (one that took over) stays.
+    pub(crate) fn remove_sub(subs: &mut Subs, raw_filter: &str, session: &Arc<Session>) {
         let Ok(parsed) = parse_subscription(raw_filter) else {
             return;
         };
+        let client_id = &session.client_id;
         match parsed.group {
             None => {
-                subs.normal.remove(parsed.filter, client_id);
+                if subs
+                    .normal
+                    .get(parsed.filter, client_id)
+                    .is_some_and(|e| Arc::ptr_eq(&e.session, session))
+                {
+                    subs.normal.remove(parsed.filter, client_id);
+                }
             }
             Some(group) => {
                 let group: Arc<str> = group.into();
                 let empty = match subs.shared.get_mut(parsed.filter, &group) {
                     Some(g) => {
-                        g.members.retain(|m| &m.session.client_id != client_id);
+                        g.members.retain(|m| !Arc::ptr_eq(&m.session, session));
                         g.members.is_empty()
                     }
                     None => false,
