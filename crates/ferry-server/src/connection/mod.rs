@@ -163,8 +163,8 @@ struct Conn {
     client_receive_max: u16,
     client_max_packet: u32,
     client_alias_max: u16,
-    in_aliases: HashMap<u16, String>,
-    out_aliases: HashMap<String, u16>,
+    /// Topic aliases both ways, allocated when a client first uses them.
+    aliases: Option<Box<Aliases>>,
     wbuf: BytesMut,
     /// Written since the last flush (TLS and WebSocket streams buffer; TCP does not).
     unflushed: bool,
@@ -182,6 +182,13 @@ struct Conn {
     /// The properties of the client's DISCONNECT, if it sent one with any (rules'
     /// `disconn_props`).
     disconn_props: Option<Box<Properties>>,
+}
+
+/// Topic aliases: the client's (inbound) and Ferry's (outbound).
+#[derive(Debug, Default)]
+struct Aliases {
+    inbound: HashMap<u16, String>,
+    outbound: HashMap<String, u16>,
 }
 
 /// Packets counted during one turn of the loop, added to the session's
@@ -491,7 +498,7 @@ impl Conn {
                     ));
                 }
                 if p.topic.is_empty() {
-                    match self.in_aliases.get(&alias) {
+                    match self.aliases.as_ref().and_then(|a| a.inbound.get(&alias)) {
                         Some(t) => p.topic = t.clone(),
                         None => {
                             return Some(err(
@@ -501,7 +508,8 @@ impl Conn {
                         }
                     }
                 } else {
-                    self.in_aliases.insert(alias, p.topic.clone());
+                    let a = self.aliases.get_or_insert_with(Default::default);
+                    a.inbound.insert(alias, p.topic.clone());
                 }
             }
             if !p.properties.subscription_identifiers.is_empty() {

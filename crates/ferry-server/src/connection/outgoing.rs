@@ -149,12 +149,14 @@ impl Conn {
     }
 
     pub(super) fn apply_out_alias(&mut self, p: &mut Publish) {
-        if let Some(&alias) = self.out_aliases.get(&p.topic) {
+        let max = usize::from(self.client_alias_max);
+        let out = &mut self.aliases.get_or_insert_with(Default::default).outbound;
+        if let Some(&alias) = out.get(&p.topic) {
             p.properties.topic_alias = Some(alias);
             p.topic.clear();
-        } else if self.out_aliases.len() < usize::from(self.client_alias_max) {
-            let alias = self.out_aliases.len() as u16 + 1;
-            self.out_aliases.insert(p.topic.clone(), alias);
+        } else if out.len() < max {
+            let alias = out.len() as u16 + 1;
+            out.insert(p.topic.clone(), alias);
             p.properties.topic_alias = Some(alias);
         }
     }
