@@ -18,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod jwt;
 pub mod password;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod users;
 

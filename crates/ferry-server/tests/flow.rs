@@ -225,3 +225,57 @@ async fn a_subscriber_that_does_not_read_still_times_out_and_lets_the_server_sto
         .await
         .expect("stopped although a peer does not read");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_subscriber_gets_a_large_burst_without_stalling() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The output buffer fills and drains many times, the subscriber reading as fast as it
+    // can (a plain socket counting bytes): no refill may wait for a wake-up that never comes.
+    let b = TestBroker::start().await;
+    let mut sub = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    let mut hello = BytesMut::new();
+    let connect = ferry_testkit::connect_packet(Version::V311, "sub", true);
+    ferry_mqtt::encode(
+        &Packet::Connect(Box::new(connect)),
+        Version::V311,
+        &mut hello,
+    )
+    .unwrap();
+    let subscribe = ferry_mqtt::Subscribe {
+        packet_id: 1,
+        filters: vec![("flow/b".into(), ferry_mqtt::SubOptions::default())],
+        properties: Default::default(),
+    };
+    ferry_mqtt::encode(&Packet::Subscribe(subscribe), Version::V311, &mut hello).unwrap();
+    sub.write_all(&hello).await.unwrap();
+    // CONNACK (4 bytes) and SUBACK (5).
+    let mut head = [0u8; 9];
+    sub.read_exact(&mut head).await.unwrap();
+    const N: u32 = 100_000;
+    let bytes = burst("flow/b", N, 100, Version::V311);
+    let per_round = bytes.len();
+    for round in 0..3 {
+        let (mut publisher, _) = RawClient::connect(b.addr, Version::V311, "pub", true)
+            .await
+            .unwrap();
+        let out = bytes.clone();
+        let writer = tokio::spawn(async move {
+            publisher.send_raw(&out).await.unwrap();
+            publisher
+        });
+        let mut got = 0;
+        let mut buf = vec![0u8; 256 * 1024];
+        while got < per_round {
+            let n = tokio::time::timeout(Duration::from_secs(10), sub.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: stalled at {got} of {per_round} bytes"))
+                .unwrap();
+            assert!(n > 0, "closed");
+            got += n;
+        }
+        assert_eq!(got, per_round, "round {round}: exactly the burst");
+        writer.await.unwrap().disconnect().await.unwrap();
+    }
+    assert_eq!(b.broker.metrics().get(BrokerMetric::DroppedQueueFull), 0);
+    b.stop().await;
+}

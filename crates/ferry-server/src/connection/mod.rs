@@ -234,10 +234,7 @@ impl Conn {
                     None => throttle = Some(Box::pin(sleep_until(until.into()))),
                 }
             }
-            if self.wbuf.len() < WRITE_HIGH {
-                self.pump();
-            }
-            if let Err(e) = self.write_ready(wr) {
+            if let Err(e) = self.drain_out(wr) {
                 tracing::debug!(client_id = %self.client_id, "write failed: {e}");
                 return Close::Gone;
             }

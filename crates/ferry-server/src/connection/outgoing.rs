@@ -56,8 +56,9 @@ impl Conn {
     }
 
     /// Moves queued deliveries into the write buffer, within the inflight window, until the
-    /// buffer holds `WRITE_HIGH` bytes.
-    pub(super) fn pump(&mut self) {
+    /// buffer holds `WRITE_HIGH` bytes. `true` if it stopped for that (more may be queued:
+    /// the caller pumps again once the buffer has room, with no wake-up to wait for).
+    pub(super) fn pump(&mut self) -> bool {
         let window = usize::from(
             self.client_receive_max
                 .min(self.broker.config().max_inflight),
@@ -69,10 +70,23 @@ impl Conn {
             self.broker
                 .next_batch(&self.session, self.conn_id, window, BATCH, now, &mut batch);
             if batch.is_empty() {
-                return;
+                return false;
             }
             for o in batch.drain(..) {
                 self.write_outgoing(o);
+            }
+        }
+        true
+    }
+
+    /// Writes what the socket takes and refills from the session queue until the queue is
+    /// drained (or the window full) or the socket takes no more.
+    pub(super) fn drain_out<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> std::io::Result<()> {
+        loop {
+            self.write_ready(wr)?;
+            if self.wbuf.len() >= WRITE_HIGH || !self.pump() {
+                // Written what could be: the rest when the socket is writable.
+                return self.write_ready(wr);
             }
         }
     }
