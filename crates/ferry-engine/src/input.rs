@@ -1,17 +1,25 @@
 //! Broker messages and events as rule inputs, with EMQX's column names and shapes.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_broker::{Authn, Authz, AuthzAction, ClientInfo, Message, hook::now_ms};
 use ferry_mqtt::{Properties, SubOptions};
-use ferry_rules::{Event, Map, MessageInput, Value};
+use ferry_rules::{Columns, Event, Map, MessageInput, Value};
 
 /// A unique message id in EMQX's style (hex): time in microseconds and a sequence.
 fn message_id() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!("{:016X}{:016X}", now_ms() as u64 * 1000, seq)
+    let mut s = String::with_capacity(32);
+    for n in [now_ms() as u64 * 1000, seq] {
+        for shift in (0..16).rev() {
+            let d = ((n >> (shift * 4)) & 0xF) as u8;
+            s.push(char::from(if d < 10 { b'0' + d } else { b'A' + d - 10 }));
+        }
+    }
+    s
 }
 
 /// MQTT 5 properties the way EMQX shows them (`pub_props`, `conn_props`, `disconn_props`,
@@ -117,47 +125,104 @@ pub(crate) fn props_map(p: &Properties) -> Map {
     m
 }
 
-/// Owned pieces a [`MessageInput`] borrows.
+/// Owned pieces a [`MessageInput`] borrows. The message id, the publisher's address as
+/// text and the properties map are made only when a rule reads them (most rules, and the
+/// templates of a `SELECT *` rule's actions, read none of them), once per message: every
+/// rule sees the same id.
 pub(crate) struct MessageParts<'a> {
     msg: &'a Message,
-    id: String,
-    peerhost: String,
+    id: OnceCell<String>,
+    peerhost: OnceCell<String>,
     node: &'a str,
-    pub_props: Map,
+    pub_props: OnceCell<Map>,
 }
 
 impl<'a> MessageParts<'a> {
     pub(crate) fn new(msg: &'a Arc<Message>, node: &'a str) -> MessageParts<'a> {
         MessageParts {
             msg,
-            id: message_id(),
-            peerhost: msg
-                .publisher
-                .as_ref()
-                .map(|p| p.peerhost())
-                .unwrap_or_default(),
+            id: OnceCell::new(),
+            peerhost: OnceCell::new(),
             node,
-            pub_props: props_map(&msg.properties),
+            pub_props: OnceCell::new(),
         }
     }
 
-    pub(crate) fn input(&self) -> MessageInput<'_> {
+    pub(crate) fn input(&self) -> LazyMessage<'_> {
+        LazyMessage {
+            light: self.build(false),
+            full: OnceCell::new(),
+            parts: self,
+        }
+    }
+
+    /// The input; without `full`, the lazily made columns are left empty.
+    fn build(&self, full: bool) -> MessageInput<'_> {
         let p = self.msg.publisher.as_deref();
+        let (id, peerhost, pub_props) = if full {
+            (
+                self.id.get_or_init(message_id).as_str(),
+                self.peerhost
+                    .get_or_init(|| p.map(|p| p.peerhost()).unwrap_or_default())
+                    .as_str(),
+                self.pub_props
+                    .get_or_init(|| props_map(&self.msg.properties))
+                    .clone(),
+            )
+        } else {
+            ("", "", Map::new())
+        };
         MessageInput {
-            id: &self.id,
+            id,
             clientid: p.map_or("", |p| &*p.client_id),
             username: p.and_then(|p| p.username.as_deref()),
             payload: &self.msg.payload,
-            peerhost: &self.peerhost,
-            peername: self.msg.publisher.as_ref().and_then(|p| p.peer),
+            peerhost,
+            peername: p.and_then(|p| p.peer),
             topic: &self.msg.topic,
             qos: self.msg.qos as u8,
             retain: self.msg.retain,
             dup: self.msg.dup,
-            pub_props: self.pub_props.clone(),
+            pub_props,
             timestamp: self.msg.timestamp,
             node: self.node,
         }
+    }
+}
+
+/// A broker message as a rule input: the columns that are cheap come from a
+/// [`MessageInput`] without the lazily made ones; asking for one of those (or for every
+/// column) builds the full input once.
+pub(crate) struct LazyMessage<'p> {
+    light: MessageInput<'p>,
+    full: OnceCell<MessageInput<'p>>,
+    parts: &'p MessageParts<'p>,
+}
+
+impl LazyMessage<'_> {
+    fn full(&self) -> &MessageInput<'_> {
+        self.full.get_or_init(|| self.parts.build(true))
+    }
+}
+
+impl Columns for LazyMessage<'_> {
+    fn column(&self, name: &str) -> Option<Value> {
+        match name {
+            "id" | "peerhost" | "headers" | "pub_props" => self.full().column(name),
+            _ => self.light.column(name),
+        }
+    }
+
+    fn payload(&self) -> Option<&[u8]> {
+        self.light.payload()
+    }
+
+    fn all(&self) -> Map {
+        self.full().all()
+    }
+
+    fn topic(&self) -> Option<&str> {
+        self.light.topic()
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use ferry_broker::{DurableAck, NotDurable};
 use ferry_engine::{Action, ActionEnv};
 use ferry_mqtt::{QoS, reason};
-use ferry_rules::{Columns, Map, Template, Value};
+use ferry_rules::{Bindings, Columns, Map, Template, Value};
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -298,7 +298,14 @@ impl KafkaAction {
         input: Option<&dyn Columns>,
         since: Instant,
     ) -> Result<Record, String> {
-        let topic = self.topic.render_strict(out, input).ok_or_else(|| {
+        self.render_in(Bindings::Output(out, input), since)
+    }
+
+    /// Renders a record from any [`Bindings`]: the value and timestamp templates see the
+    /// output only, the others fall back to the rule's input.
+    pub fn render_in(&self, b: Bindings<'_>, since: Instant) -> Result<Record, String> {
+        let out_only = b.output_only();
+        let topic = self.topic.render_strict_in(b).ok_or_else(|| {
             format!(
                 "topic template {:?} has no value for this message",
                 self.cfg.topic
@@ -307,25 +314,26 @@ impl KafkaAction {
         if topic.is_empty()
             || topic.len() > 249
             || !topic
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
         {
             return Err(format!("invalid Kafka topic {topic:?} from template"));
         }
-        let key = match self.key.render_value_with(out, input) {
+        let key = match self.key.render_value_in(b) {
             Value::Null => None,
             v => Some(bytes_of(v)),
         };
-        let value = bytes_of(self.value.render_value(out));
-        let timestamp = self
-            .timestamp
-            .render(out)
-            .trim()
-            .parse::<i64>()
-            .unwrap_or_else(|_| ferry_broker::hook::now_ms());
+        let value = bytes_of(self.value.render_value_in(out_only));
+        // `${timestamp}` is an integer already: no text and back.
+        let timestamp = match self.timestamp.render_value_in(out_only) {
+            Value::Int(ms) => Some(ms),
+            Value::Str(s) => s.trim().parse::<i64>().ok(),
+            other => other.to_text().trim().parse::<i64>().ok(),
+        }
+        .unwrap_or_else(ferry_broker::hook::now_ms);
         let mut headers = Vec::new();
         if let Some(h) = &self.headers {
-            match h.render_value_with(out, input) {
+            match h.render_value_in(b) {
                 Value::Map(m) => {
                     for (k, v) in m {
                         let b = match (self.cfg.header_value_encode, v) {
@@ -346,12 +354,12 @@ impl KafkaAction {
         }
         for (k, v) in &self.ext_headers {
             let value = match self.cfg.header_value_encode {
-                HeaderEncode::Json => v.render_value_with(out, input).to_json().into_bytes(),
-                HeaderEncode::None => bytes_of(v.render_value_with(out, input)),
+                HeaderEncode::Json => v.render_value_in(b).to_json().into_bytes(),
+                HeaderEncode::None => bytes_of(v.render_value_in(b)),
             };
-            headers.push((k.render_with(out, input), value));
+            headers.push((k.render_in(b), value));
         }
-        let partition = self.choose_partition(&topic, key.as_deref(), out, input)?;
+        let partition = self.choose_partition(&topic, key.as_deref(), b)?;
         Ok(Record {
             topic,
             key,
@@ -367,11 +375,10 @@ impl KafkaAction {
         &self,
         topic: &str,
         key: Option<&[u8]>,
-        out: &Map,
-        input: Option<&dyn Columns>,
+        b: Bindings<'_>,
     ) -> Result<Option<i32>, String> {
         if let Some(p) = &self.partition {
-            let s = p.render_with(out, input);
+            let s = p.render_in(b);
             return s
                 .trim()
                 .parse::<i32>()
@@ -520,12 +527,24 @@ impl Action for KafkaAction {
     }
 
     fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String> {
+        let input = env.input;
+        self.run_in(Bindings::Output(out, Some(input)), env)
+    }
+
+    fn run_star(&self, env: &mut ActionEnv<'_>) -> Result<(), String> {
+        let input = env.input;
+        self.run_in(Bindings::Star(input), env)
+    }
+}
+
+impl KafkaAction {
+    fn run_in(&self, b: Bindings<'_>, env: &mut ActionEnv<'_>) -> Result<(), String> {
         let m = &self.metrics;
         m.counters.inc(ActionMetric::Matched);
         let since = env
             .msg
             .map_or_else(Instant::now, |msg| msg.received_at.into_std());
-        let record = match self.render(out, Some(env.input), since) {
+        let record = match self.render_in(b, since) {
             Ok(r) => r,
             Err(e) => {
                 m.counters.inc(ActionMetric::Failed);
