@@ -477,3 +477,59 @@ pub(crate) fn message_event(
     m.insert("publish_received_at".into(), Value::Int(msg.timestamp));
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_mqtt::QoS;
+
+    #[test]
+    fn message_id_is_32_upper_hex_digits_of_time_and_sequence() {
+        let id = message_id();
+        assert_eq!(id.len(), 32);
+        assert!(
+            id.bytes()
+                .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+        );
+        let (t, seq) = id.split_at(16);
+        let t = u64::from_str_radix(t, 16).unwrap_or_default();
+        assert_eq!(t % 1000, 0);
+        assert!(u64::from_str_radix(seq, 16).is_ok());
+        assert_ne!(message_id(), id);
+    }
+
+    #[test]
+    fn a_lazy_message_has_the_columns_of_the_full_input_and_one_id() {
+        let mut msg = Message::new("t/1", &b"{\"a\": 1}"[..], QoS::AtLeastOnce, false);
+        msg.properties.content_type = Some("text/plain".into());
+        msg.properties
+            .user_properties
+            .push(("k".into(), "v".into()));
+        msg.publisher = Some(Arc::new(ClientInfo {
+            client_id: "c1".into(),
+            username: Some("u".into()),
+            peer: "10.0.0.7:5000".parse().ok(),
+            local: None,
+            proto_ver: 5,
+            keepalive: 60,
+            clean_start: true,
+            expiry_interval: 0,
+            connected_at: 0,
+            conn_props: None,
+            auth: Default::default(),
+        }));
+        let msg = Arc::new(msg);
+        let parts = MessageParts::new(&msg, "n");
+        let lazy = parts.input();
+        let full = parts.build(true);
+        let all = full.all();
+        assert_eq!(lazy.all(), all);
+        for (name, v) in &all {
+            assert_eq!(lazy.column(name).as_ref(), Some(v), "{name}");
+        }
+        assert_eq!(lazy.column("nope"), None);
+        // The id is made once per message: a second input (another rule) sees the same.
+        assert_eq!(parts.input().column("id"), all.get("id").cloned());
+        assert_eq!(all.get("peerhost"), Some(&Value::from("10.0.0.7")));
+    }
+}
