@@ -45,6 +45,8 @@ mod queue;
 mod reports;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_retry;
 
 use counts::{PartitionCounts, refresh_counts};
 use ferry_metrics::{ActionMetric, ActionStats, Registry};
@@ -91,6 +93,24 @@ impl Delivery {
             ack: None,
             attempt: 0,
             buffer_id: None,
+        }
+    }
+
+    /// A memory-mode delivery coming back failed: topic, key and value (lent to
+    /// librdkafka by [`KafkaAction::send`]) again from librdkafka's copy of the message.
+    pub(crate) fn restore(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>) {
+        use rdkafka::Message as _;
+        let rec = &mut self.record;
+        if rec.topic.is_empty() {
+            msg.topic().clone_into(&mut rec.topic);
+        }
+        if rec.value.is_empty() {
+            rec.value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
+        }
+        if let Some(k) = rec.key.as_mut()
+            && k.is_empty()
+        {
+            *k = msg.key().map(<[u8]>::to_vec).unwrap_or_default();
         }
     }
 
@@ -449,9 +469,17 @@ impl KafkaAction {
         }
     }
 
-    /// Hands a record to librdkafka. On a full local queue, gives the delivery back.
-    pub(crate) fn send(&self, d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
-        let rec = &d.record;
+    /// Hands a record to librdkafka. On a full local queue (or any refusal), gives the
+    /// delivery back whole.
+    ///
+    /// librdkafka copies topic, key and value. In memory modes the record's own copies
+    /// are lent to it and dropped here, on the sending thread: the delivery that rides
+    /// along keeps the rest (timing, headers, partition, whether it had a key), and a
+    /// failed delivery report rebuilds them from librdkafka's message
+    /// ([`Delivery::restore`]) for a retry. Disk and hybrid modes keep the whole record
+    /// with the delivery (their buffer thread stores or resends it).
+    pub(crate) fn send(&self, mut d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
+        let rec = &mut d.record;
         let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
         for (k, v) in &rec.headers {
             headers = headers.insert(Header {
@@ -459,8 +487,16 @@ impl KafkaAction {
                 value: Some(v),
             });
         }
-        // librdkafka copies key and value; the record itself rides along for retries.
-        let (topic, key, value) = (rec.topic.clone(), rec.key.clone(), rec.value.clone());
+        let (topic, key, value) = if self.disk.is_some() {
+            (rec.topic.clone(), rec.key.clone(), rec.value.clone())
+        } else {
+            let key = rec.key.as_mut().map(std::mem::take);
+            (
+                std::mem::take(&mut rec.topic),
+                key,
+                std::mem::take(&mut rec.value),
+            )
+        };
         let (ts, part) = (rec.timestamp, rec.partition);
         let mut br = BaseRecord::with_opaque_to(&topic, Box::new(d))
             .payload(&value)
@@ -477,7 +513,16 @@ impl KafkaAction {
             Ok(()) => Ok(()),
             Err((e, br)) => {
                 self.metrics.counters.inc(ActionMetric::InflightDone);
-                Err((e, br.delivery_opaque))
+                let mut d = br.delivery_opaque;
+                if self.disk.is_none() {
+                    let rec = &mut d.record;
+                    rec.topic = topic;
+                    rec.value = value;
+                    if let (Some(slot), Some(k)) = (rec.key.as_mut(), key) {
+                        *slot = k;
+                    }
+                }
+                Err((e, d))
             }
         }
     }
