@@ -3,7 +3,8 @@
 //! Owns: [`RuleEngine`], a broker [`Hook`] that runs compiled rules on published messages
 //! and client/session events, hands each output to the rule's actions, and counts into the
 //! rule's handle of the broker's metrics registry (matched, passed, failed by reason,
-//! actions total/success/failed); the
+//! actions total/success/failed; a plain `SELECT *` builds no output: its actions get
+//! [`Action::run_star`] and render from the input); the
 //! `republish` and `console` actions; the `[rules.NAME]` config.
 //!
 //! Must not: parse SQL itself (that is `ferry-rules`), touch sockets, or name Kafka (Kafka

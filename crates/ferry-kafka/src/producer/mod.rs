@@ -15,6 +15,10 @@
 //!
 //! Every record ends in exactly one of: success, failed, dropped. Counters live in
 //! [`ActionStats`].
+//!
+//! Per record the hot path renders once (from the input itself for a plain `SELECT *`:
+//! [`Action::run_star`]) and, in memory modes, lends topic, key and value to librdkafka
+//! (which copies them) rather than copying them twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
