@@ -28,6 +28,14 @@ pub struct ActionEnv<'a> {
 pub trait Action: Send + Sync {
     fn name(&self) -> &str;
     fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String>;
+
+    /// Runs on the output of a plain `SELECT *` rule, which is every column of
+    /// `env.input`. An action that renders from [`ferry_rules::Bindings::Star`] need not
+    /// have that output built (it is most of the cost of a message); the default builds it.
+    fn run_star(&self, env: &mut ActionEnv<'_>) -> Result<(), String> {
+        let out = env.input.all();
+        self.run(&out, env)
+    }
 }
 
 thread_local! {

@@ -1,17 +1,25 @@
 //! Broker messages and events as rule inputs, with EMQX's column names and shapes.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_broker::{Authn, Authz, AuthzAction, ClientInfo, Message, hook::now_ms};
 use ferry_mqtt::{Properties, SubOptions};
-use ferry_rules::{Event, Map, MessageInput, Value};
+use ferry_rules::{Columns, Event, Map, MessageInput, Value};
 
 /// A unique message id in EMQX's style (hex): time in microseconds and a sequence.
 fn message_id() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!("{:016X}{:016X}", now_ms() as u64 * 1000, seq)
+    let mut s = String::with_capacity(32);
+    for n in [now_ms() as u64 * 1000, seq] {
+        for shift in (0..16).rev() {
+            let d = ((n >> (shift * 4)) & 0xF) as u8;
+            s.push(char::from(if d < 10 { b'0' + d } else { b'A' + d - 10 }));
+        }
+    }
+    s
 }
 
 /// MQTT 5 properties the way EMQX shows them (`pub_props`, `conn_props`, `disconn_props`,
@@ -117,47 +125,104 @@ pub(crate) fn props_map(p: &Properties) -> Map {
     m
 }
 
-/// Owned pieces a [`MessageInput`] borrows.
+/// Owned pieces a [`MessageInput`] borrows. The message id, the publisher's address as
+/// text and the properties map are made only when a rule reads them (most rules, and the
+/// templates of a `SELECT *` rule's actions, read none of them), once per message: every
+/// rule sees the same id.
 pub(crate) struct MessageParts<'a> {
     msg: &'a Message,
-    id: String,
-    peerhost: String,
+    id: OnceCell<String>,
+    peerhost: OnceCell<String>,
     node: &'a str,
-    pub_props: Map,
+    pub_props: OnceCell<Map>,
 }
 
 impl<'a> MessageParts<'a> {
     pub(crate) fn new(msg: &'a Arc<Message>, node: &'a str) -> MessageParts<'a> {
         MessageParts {
             msg,
-            id: message_id(),
-            peerhost: msg
-                .publisher
-                .as_ref()
-                .map(|p| p.peerhost())
-                .unwrap_or_default(),
+            id: OnceCell::new(),
+            peerhost: OnceCell::new(),
             node,
-            pub_props: props_map(&msg.properties),
+            pub_props: OnceCell::new(),
         }
     }
 
-    pub(crate) fn input(&self) -> MessageInput<'_> {
+    pub(crate) fn input(&self) -> LazyMessage<'_> {
+        LazyMessage {
+            light: self.build(false),
+            full: OnceCell::new(),
+            parts: self,
+        }
+    }
+
+    /// The input; without `full`, the lazily made columns are left empty.
+    fn build(&self, full: bool) -> MessageInput<'_> {
         let p = self.msg.publisher.as_deref();
+        let (id, peerhost, pub_props) = if full {
+            (
+                self.id.get_or_init(message_id).as_str(),
+                self.peerhost
+                    .get_or_init(|| p.map(|p| p.peerhost()).unwrap_or_default())
+                    .as_str(),
+                self.pub_props
+                    .get_or_init(|| props_map(&self.msg.properties))
+                    .clone(),
+            )
+        } else {
+            ("", "", Map::new())
+        };
         MessageInput {
-            id: &self.id,
+            id,
             clientid: p.map_or("", |p| &*p.client_id),
             username: p.and_then(|p| p.username.as_deref()),
             payload: &self.msg.payload,
-            peerhost: &self.peerhost,
-            peername: self.msg.publisher.as_ref().and_then(|p| p.peer),
+            peerhost,
+            peername: p.and_then(|p| p.peer),
             topic: &self.msg.topic,
             qos: self.msg.qos as u8,
             retain: self.msg.retain,
             dup: self.msg.dup,
-            pub_props: self.pub_props.clone(),
+            pub_props,
             timestamp: self.msg.timestamp,
             node: self.node,
         }
+    }
+}
+
+/// A broker message as a rule input: the columns that are cheap come from a
+/// [`MessageInput`] without the lazily made ones; asking for one of those (or for every
+/// column) builds the full input once.
+pub(crate) struct LazyMessage<'p> {
+    light: MessageInput<'p>,
+    full: OnceCell<MessageInput<'p>>,
+    parts: &'p MessageParts<'p>,
+}
+
+impl LazyMessage<'_> {
+    fn full(&self) -> &MessageInput<'_> {
+        self.full.get_or_init(|| self.parts.build(true))
+    }
+}
+
+impl Columns for LazyMessage<'_> {
+    fn column(&self, name: &str) -> Option<Value> {
+        match name {
+            "id" | "peerhost" | "headers" | "pub_props" => self.full().column(name),
+            _ => self.light.column(name),
+        }
+    }
+
+    fn payload(&self) -> Option<&[u8]> {
+        self.light.payload()
+    }
+
+    fn all(&self) -> Map {
+        self.full().all()
+    }
+
+    fn topic(&self) -> Option<&str> {
+        self.light.topic()
     }
 }
 
@@ -411,4 +476,60 @@ pub(crate) fn message_event(
     }
     m.insert("publish_received_at".into(), Value::Int(msg.timestamp));
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_mqtt::QoS;
+
+    #[test]
+    fn message_id_is_32_upper_hex_digits_of_time_and_sequence() {
+        let id = message_id();
+        assert_eq!(id.len(), 32);
+        assert!(
+            id.bytes()
+                .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+        );
+        let (t, seq) = id.split_at(16);
+        let t = u64::from_str_radix(t, 16).unwrap_or_default();
+        assert_eq!(t % 1000, 0);
+        assert!(u64::from_str_radix(seq, 16).is_ok());
+        assert_ne!(message_id(), id);
+    }
+
+    #[test]
+    fn a_lazy_message_has_the_columns_of_the_full_input_and_one_id() {
+        let mut msg = Message::new("t/1", &b"{\"a\": 1}"[..], QoS::AtLeastOnce, false);
+        msg.properties.content_type = Some("text/plain".into());
+        msg.properties
+            .user_properties
+            .push(("k".into(), "v".into()));
+        msg.publisher = Some(Arc::new(ClientInfo {
+            client_id: "c1".into(),
+            username: Some("u".into()),
+            peer: "10.0.0.7:5000".parse().ok(),
+            local: None,
+            proto_ver: 5,
+            keepalive: 60,
+            clean_start: true,
+            expiry_interval: 0,
+            connected_at: 0,
+            conn_props: None,
+            auth: Default::default(),
+        }));
+        let msg = Arc::new(msg);
+        let parts = MessageParts::new(&msg, "n");
+        let lazy = parts.input();
+        let full = parts.build(true);
+        let all = full.all();
+        assert_eq!(lazy.all(), all);
+        for (name, v) in &all {
+            assert_eq!(lazy.column(name).as_ref(), Some(v), "{name}");
+        }
+        assert_eq!(lazy.column("nope"), None);
+        // The id is made once per message: a second input (another rule) sees the same.
+        assert_eq!(parts.input().column("id"), all.get("id").cloned());
+        assert_eq!(all.get("peerhost"), Some(&Value::from("10.0.0.7")));
+    }
 }

@@ -3,7 +3,8 @@
 //! Owns: [`RuleEngine`], a broker [`Hook`] that runs compiled rules on published messages
 //! and client/session events, hands each output to the rule's actions, and counts into the
 //! rule's handle of the broker's metrics registry (matched, passed, failed by reason,
-//! actions total/success/failed); the
+//! actions total/success/failed; a plain `SELECT *` builds no output: its actions get
+//! [`Action::run_star`] and render from the input); the
 //! `republish` and `console` actions; the `[rules.NAME]` config.
 //!
 //! Must not: parse SQL itself (that is `ferry-rules`), touch sockets, or name Kafka (Kafka
@@ -183,7 +184,14 @@ impl RuleEngine {
         let m = &rt.metrics;
         m.inc(RuleMetric::Matched);
         let mut report = ferry_rules::Report::default();
-        let result = rule.apply_reporting(input, &mut report);
+        // A plain `SELECT *`: its one output is the input's columns; actions render them
+        // from the input (`Action::run_star`) instead of a map built per message.
+        let star = rule.is_select_star();
+        let result = if star {
+            rule.check_star(input, &mut report).map(|()| Vec::new())
+        } else {
+            rule.apply_reporting(input, &mut report)
+        };
         if report.payload_not_json {
             m.inc(RuleMetric::PayloadNotJson);
         }
@@ -196,20 +204,30 @@ impl RuleEngine {
                     input,
                     acks,
                 };
-                for out in &outs {
-                    for a in &rt.actions {
-                        m.inc(RuleMetric::ActionsTotal);
-                        match a.run(out, &mut env) {
-                            Ok(()) => {
-                                m.inc(RuleMetric::ActionsSuccess);
-                            }
-                            Err(e) => {
-                                let n = m.inc(RuleMetric::ActionsFailed);
-                                if n.is_power_of_two() {
-                                    tracing::warn!(rule = %rt.name, action = a.name(), failed_total = n, "action failed: {e}");
-                                }
+                let act = |a: &Arc<dyn Action>, r: Result<(), String>| {
+                    m.inc(RuleMetric::ActionsTotal);
+                    match r {
+                        Ok(()) => {
+                            m.inc(RuleMetric::ActionsSuccess);
+                        }
+                        Err(e) => {
+                            let n = m.inc(RuleMetric::ActionsFailed);
+                            if n.is_power_of_two() {
+                                tracing::warn!(rule = %rt.name, action = a.name(), failed_total = n, "action failed: {e}");
                             }
                         }
+                    }
+                };
+                if star {
+                    for a in &rt.actions {
+                        let r = a.run_star(&mut env);
+                        act(a, r);
+                    }
+                }
+                for out in &outs {
+                    for a in &rt.actions {
+                        let r = a.run(out, &mut env);
+                        act(a, r);
                     }
                 }
             }

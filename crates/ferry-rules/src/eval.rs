@@ -70,6 +70,9 @@ pub(crate) struct Env<'a> {
     pub(crate) scope: Option<&'a Map>,
     /// Set when a `payload.…` path met a payload that is not JSON.
     pub non_json_payload: bool,
+    /// `SELECT *` evaluated without building its output ([`crate::Rule::check_star`]):
+    /// every input column counts as selected.
+    pub(crate) star: bool,
 }
 
 impl<'a> Env<'a> {
@@ -81,6 +84,7 @@ impl<'a> Env<'a> {
             selected: Map::new(),
             scope: None,
             non_json_payload: false,
+            star: false,
         }
     }
 
@@ -251,6 +255,7 @@ impl<'a> Env<'a> {
         if let Expr::Var(name) = root
             && name == "payload"
             && self.item.as_ref().is_none_or(|(n, _)| *n != "payload")
+            && !self.star
             && !self.selected.contains_key("payload")
             && self.scope.is_none_or(|s| !s.contains_key("payload"))
         {

@@ -30,7 +30,7 @@ pub use funcs::names as function_names;
 pub use funcs::time::rfc3339_ms;
 pub use input::{MapInput, MessageInput};
 pub use rule::{Report, Rule, RuleError, Source};
-pub use template::Template;
+pub use template::{Bindings, Template};
 pub use tester::{TestError, test_rule};
 pub use value::{Map, Value};
 

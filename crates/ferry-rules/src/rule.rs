@@ -88,6 +88,32 @@ impl Rule {
         r
     }
 
+    /// Is this a plain `SELECT *` (with or without WHERE)? Its one output is every column
+    /// of the input, so a caller may skip building it ([`Rule::check_star`],
+    /// [`crate::Bindings::Star`]).
+    pub fn is_select_star(&self) -> bool {
+        matches!(&self.statement.kind, Kind::Select(fields) if matches!(fields.as_slice(), [Field::Star]))
+    }
+
+    /// For a rule that [`Rule::is_select_star`]: evaluates only its WHERE, as
+    /// [`Rule::apply_reporting`] would, without building the output. `Ok` means the one
+    /// output (the input's columns) passes.
+    pub fn check_star(&self, input: &dyn Columns, report: &mut Report) -> Result<(), RuleError> {
+        debug_assert!(self.is_select_star());
+        let Some(c) = &self.statement.condition else {
+            return Ok(());
+        };
+        let mut env = Env::new(input);
+        env.star = true;
+        let passed = env.eval(c);
+        report.payload_not_json |= env.non_json_payload;
+        if passed?.is_true() {
+            Ok(())
+        } else {
+            Err(RuleError::NoResult)
+        }
+    }
+
     fn apply_in(&self, env: &mut Env<'_>, input: &dyn Columns) -> Result<Vec<Map>, RuleError> {
         match &self.statement.kind {
             Kind::Select(fields) => {

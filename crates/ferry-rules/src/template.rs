@@ -6,12 +6,34 @@
 //! its republish action notes "rendering missing bindings as string \"undefined\""), in
 //! JSON-looking templates too (`{"x": ${nope}}` is `{"x": undefined}`). `${.}` is the whole output as JSON. A path that is not in the
 //! output may be looked up in the rule's input (`render_with`): `${clientid}` after
-//! `SELECT payload` is the message's client id.
+//! `SELECT payload` is the message's client id. [`Bindings::Star`] renders the output of
+//! `SELECT *` from the input without that output being built.
 
 use crate::ast::{Expr, Seg};
 use crate::error::{CompileError, ParseError};
 use crate::eval::{Columns, walk};
 use crate::value::{Map, Value};
+
+/// What a template renders from.
+#[derive(Clone, Copy)]
+pub enum Bindings<'a> {
+    /// A rule output; a path missing from it is looked up in the rule's input, if given.
+    Output(&'a Map, Option<&'a dyn Columns>),
+    /// The output of `SELECT *` without building it: every column of the input (the output
+    /// of `SELECT *` is exactly the input's columns, so paths resolve the same).
+    Star(&'a dyn Columns),
+}
+
+impl<'a> Bindings<'a> {
+    /// The same bindings without the fallback to the rule's input (templates that EMQX
+    /// renders from the output only). `SELECT *`'s output is the input, so it stays.
+    pub fn output_only(self) -> Bindings<'a> {
+        match self {
+            Bindings::Output(out, _) => Bindings::Output(out, None),
+            star => star,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
@@ -86,17 +108,23 @@ impl Template {
         matches!(self.parts.as_slice(), [Part::Path(_)])
     }
 
-    fn lookup(out: &Map, p: &Option<(String, Vec<Seg>)>, input: Option<&dyn Columns>) -> Value {
-        match p {
-            None => Value::Map(out.clone()),
-            Some((root, segs)) => {
+    fn lookup(p: &Option<(String, Vec<Seg>)>, b: Bindings<'_>) -> Value {
+        match (p, b) {
+            (None, Bindings::Output(out, _)) => Value::Map(out.clone()),
+            (None, Bindings::Star(input)) => Value::Map(input.all()),
+            (Some((root, segs)), b) => {
                 let segs: Vec<&Seg> = segs.iter().collect();
-                match out.get(root.as_str()) {
-                    Some(v) => walk(v, &segs),
-                    None => match input.and_then(|i| i.column(root)) {
-                        Some(v) => walk(&v, &segs),
-                        None => Value::Null,
+                let found = match b {
+                    Bindings::Output(out, input) => match out.get(root.as_str()) {
+                        Some(v) => return walk(v, &segs),
+                        None => input.and_then(|i| i.column(root)),
                     },
+                    Bindings::Star(input) => input.column(root),
+                };
+                match found {
+                    Some(v) if segs.is_empty() => v,
+                    Some(v) => walk(&v, &segs),
+                    None => Value::Null,
                 }
             }
         }
@@ -105,36 +133,55 @@ impl Template {
     /// The value a single-placeholder template points at (e.g. `${pub_props}` for
     /// headers); for other templates, the rendered string.
     pub fn render_value(&self, out: &Map) -> Value {
-        self.render_value_with(out, None)
+        self.render_value_in(Bindings::Output(out, None))
     }
 
     /// Like [`Template::render_value`]; a path missing from the output is looked up in the
     /// rule's input (the message or event), so `${clientid}` works after `SELECT payload`.
     pub fn render_value_with(&self, out: &Map, input: Option<&dyn Columns>) -> Value {
+        self.render_value_in(Bindings::Output(out, input))
+    }
+
+    /// [`Template::render_value`] from any [`Bindings`].
+    pub fn render_value_in(&self, b: Bindings<'_>) -> Value {
         match self.parts.as_slice() {
-            [Part::Path(p)] => Self::lookup(out, p, input),
-            _ => Value::Str(self.render_with(out, input)),
+            [Part::Path(p)] => Self::lookup(p, b),
+            _ => Value::Str(self.render_in(b)),
         }
     }
 
     pub fn render(&self, out: &Map) -> String {
-        self.render_with(out, None)
+        self.render_in(Bindings::Output(out, None))
     }
 
     pub fn render_with(&self, out: &Map, input: Option<&dyn Columns>) -> String {
+        self.render_in(Bindings::Output(out, input))
+    }
+
+    /// [`Template::render`] from any [`Bindings`].
+    pub fn render_in(&self, b: Bindings<'_>) -> String {
         let mut s = String::new();
-        self.render_into_with(out, input, &mut s);
+        self.render_into_in(b, &mut s);
         s
     }
 
     /// Renders only if every placeholder has a value: `None` names a template that cannot
     /// be rendered for this output (e.g. a Kafka topic with a missing part).
     pub fn render_strict(&self, out: &Map, input: Option<&dyn Columns>) -> Option<String> {
+        self.render_strict_in(Bindings::Output(out, input))
+    }
+
+    /// [`Template::render_strict`] from any [`Bindings`]. A template without placeholders
+    /// is its text, with no lookup.
+    pub fn render_strict_in(&self, b: Bindings<'_>) -> Option<String> {
+        if let [Part::Lit(l)] = self.parts.as_slice() {
+            return Some(l.clone());
+        }
         let mut s = String::new();
         for p in &self.parts {
             match p {
                 Part::Lit(l) => s.push_str(l),
-                Part::Path(path) => match Self::lookup(out, path, input) {
+                Part::Path(path) => match Self::lookup(path, b) {
                     Value::Null => return None,
                     Value::Str(v) => s.push_str(&v),
                     other => s.push_str(&other.to_text()),
@@ -149,10 +196,15 @@ impl Template {
     }
 
     pub fn render_into_with(&self, out: &Map, input: Option<&dyn Columns>, s: &mut String) {
+        self.render_into_in(Bindings::Output(out, input), s)
+    }
+
+    /// [`Template::render_into`] from any [`Bindings`].
+    pub fn render_into_in(&self, b: Bindings<'_>, s: &mut String) {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => s.push_str(l),
-                Part::Path(path) => match Self::lookup(out, path, input) {
+                Part::Path(path) => match Self::lookup(path, b) {
                     Value::Str(v) => s.push_str(&v),
                     other => s.push_str(&other.to_text()),
                 },

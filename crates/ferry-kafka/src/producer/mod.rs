@@ -15,6 +15,10 @@
 //!
 //! Every record ends in exactly one of: success, failed, dropped. Counters live in
 //! [`ActionStats`].
+//!
+//! Per record the hot path renders once (from the input itself for a plain `SELECT *`:
+//! [`Action::run_star`]) and, in memory modes, lends topic, key and value to librdkafka
+//! (which copies them) rather than copying them twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +28,7 @@ use std::time::{Duration, Instant};
 use ferry_broker::{DurableAck, NotDurable};
 use ferry_engine::{Action, ActionEnv};
 use ferry_mqtt::{QoS, reason};
-use ferry_rules::{Columns, Map, Template, Value};
+use ferry_rules::{Bindings, Columns, Map, Template, Value};
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -45,6 +49,8 @@ mod queue;
 mod reports;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_retry;
 
 use counts::{PartitionCounts, refresh_counts};
 use ferry_metrics::{ActionMetric, ActionStats, Registry};
@@ -91,6 +97,24 @@ impl Delivery {
             ack: None,
             attempt: 0,
             buffer_id: None,
+        }
+    }
+
+    /// A memory-mode delivery coming back failed: topic, key and value (lent to
+    /// librdkafka by [`KafkaAction::send`]) again from librdkafka's copy of the message.
+    pub(crate) fn restore(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>) {
+        use rdkafka::Message as _;
+        let rec = &mut self.record;
+        if rec.topic.is_empty() {
+            msg.topic().clone_into(&mut rec.topic);
+        }
+        if rec.value.is_empty() {
+            rec.value = msg.payload().map(<[u8]>::to_vec).unwrap_or_default();
+        }
+        if let Some(k) = rec.key.as_mut()
+            && k.is_empty()
+        {
+            *k = msg.key().map(<[u8]>::to_vec).unwrap_or_default();
         }
     }
 
@@ -298,7 +322,14 @@ impl KafkaAction {
         input: Option<&dyn Columns>,
         since: Instant,
     ) -> Result<Record, String> {
-        let topic = self.topic.render_strict(out, input).ok_or_else(|| {
+        self.render_in(Bindings::Output(out, input), since)
+    }
+
+    /// Renders a record from any [`Bindings`]: the value and timestamp templates see the
+    /// output only, the others fall back to the rule's input.
+    pub fn render_in(&self, b: Bindings<'_>, since: Instant) -> Result<Record, String> {
+        let out_only = b.output_only();
+        let topic = self.topic.render_strict_in(b).ok_or_else(|| {
             format!(
                 "topic template {:?} has no value for this message",
                 self.cfg.topic
@@ -307,25 +338,26 @@ impl KafkaAction {
         if topic.is_empty()
             || topic.len() > 249
             || !topic
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
         {
             return Err(format!("invalid Kafka topic {topic:?} from template"));
         }
-        let key = match self.key.render_value_with(out, input) {
+        let key = match self.key.render_value_in(b) {
             Value::Null => None,
             v => Some(bytes_of(v)),
         };
-        let value = bytes_of(self.value.render_value(out));
-        let timestamp = self
-            .timestamp
-            .render(out)
-            .trim()
-            .parse::<i64>()
-            .unwrap_or_else(|_| ferry_broker::hook::now_ms());
+        let value = bytes_of(self.value.render_value_in(out_only));
+        // `${timestamp}` is an integer already: no text and back.
+        let timestamp = match self.timestamp.render_value_in(out_only) {
+            Value::Int(ms) => Some(ms),
+            Value::Str(s) => s.trim().parse::<i64>().ok(),
+            other => other.to_text().trim().parse::<i64>().ok(),
+        }
+        .unwrap_or_else(ferry_broker::hook::now_ms);
         let mut headers = Vec::new();
         if let Some(h) = &self.headers {
-            match h.render_value_with(out, input) {
+            match h.render_value_in(b) {
                 Value::Map(m) => {
                     for (k, v) in m {
                         let b = match (self.cfg.header_value_encode, v) {
@@ -346,12 +378,12 @@ impl KafkaAction {
         }
         for (k, v) in &self.ext_headers {
             let value = match self.cfg.header_value_encode {
-                HeaderEncode::Json => v.render_value_with(out, input).to_json().into_bytes(),
-                HeaderEncode::None => bytes_of(v.render_value_with(out, input)),
+                HeaderEncode::Json => v.render_value_in(b).to_json().into_bytes(),
+                HeaderEncode::None => bytes_of(v.render_value_in(b)),
             };
-            headers.push((k.render_with(out, input), value));
+            headers.push((k.render_in(b), value));
         }
-        let partition = self.choose_partition(&topic, key.as_deref(), out, input)?;
+        let partition = self.choose_partition(&topic, key.as_deref(), b)?;
         Ok(Record {
             topic,
             key,
@@ -367,11 +399,10 @@ impl KafkaAction {
         &self,
         topic: &str,
         key: Option<&[u8]>,
-        out: &Map,
-        input: Option<&dyn Columns>,
+        b: Bindings<'_>,
     ) -> Result<Option<i32>, String> {
         if let Some(p) = &self.partition {
-            let s = p.render_with(out, input);
+            let s = p.render_in(b);
             return s
                 .trim()
                 .parse::<i32>()
@@ -442,9 +473,17 @@ impl KafkaAction {
         }
     }
 
-    /// Hands a record to librdkafka. On a full local queue, gives the delivery back.
-    pub(crate) fn send(&self, d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
-        let rec = &d.record;
+    /// Hands a record to librdkafka. On a full local queue (or any refusal), gives the
+    /// delivery back whole.
+    ///
+    /// librdkafka copies topic, key and value. In memory modes the record's own copies
+    /// are lent to it and dropped here, on the sending thread: the delivery that rides
+    /// along keeps the rest (timing, headers, partition, whether it had a key), and a
+    /// failed delivery report rebuilds them from librdkafka's message
+    /// ([`Delivery::restore`]) for a retry. Disk and hybrid modes keep the whole record
+    /// with the delivery (their buffer thread stores or resends it).
+    pub(crate) fn send(&self, mut d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
+        let rec = &mut d.record;
         let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
         for (k, v) in &rec.headers {
             headers = headers.insert(Header {
@@ -452,8 +491,16 @@ impl KafkaAction {
                 value: Some(v),
             });
         }
-        // librdkafka copies key and value; the record itself rides along for retries.
-        let (topic, key, value) = (rec.topic.clone(), rec.key.clone(), rec.value.clone());
+        let (topic, key, value) = if self.disk.is_some() {
+            (rec.topic.clone(), rec.key.clone(), rec.value.clone())
+        } else {
+            let key = rec.key.as_mut().map(std::mem::take);
+            (
+                std::mem::take(&mut rec.topic),
+                key,
+                std::mem::take(&mut rec.value),
+            )
+        };
         let (ts, part) = (rec.timestamp, rec.partition);
         let mut br = BaseRecord::with_opaque_to(&topic, Box::new(d))
             .payload(&value)
@@ -470,7 +517,16 @@ impl KafkaAction {
             Ok(()) => Ok(()),
             Err((e, br)) => {
                 self.metrics.counters.inc(ActionMetric::InflightDone);
-                Err((e, br.delivery_opaque))
+                let mut d = br.delivery_opaque;
+                if self.disk.is_none() {
+                    let rec = &mut d.record;
+                    rec.topic = topic;
+                    rec.value = value;
+                    if let (Some(slot), Some(k)) = (rec.key.as_mut(), key) {
+                        *slot = k;
+                    }
+                }
+                Err((e, d))
             }
         }
     }
@@ -520,12 +576,24 @@ impl Action for KafkaAction {
     }
 
     fn run(&self, out: &Map, env: &mut ActionEnv<'_>) -> Result<(), String> {
+        let input = env.input;
+        self.run_in(Bindings::Output(out, Some(input)), env)
+    }
+
+    fn run_star(&self, env: &mut ActionEnv<'_>) -> Result<(), String> {
+        let input = env.input;
+        self.run_in(Bindings::Star(input), env)
+    }
+}
+
+impl KafkaAction {
+    fn run_in(&self, b: Bindings<'_>, env: &mut ActionEnv<'_>) -> Result<(), String> {
         let m = &self.metrics;
         m.counters.inc(ActionMetric::Matched);
         let since = env
             .msg
             .map_or_else(Instant::now, |msg| msg.received_at.into_std());
-        let record = match self.render(out, Some(env.input), since) {
+        let record = match self.render_in(b, since) {
             Ok(r) => r,
             Err(e) => {
                 m.counters.inc(ActionMetric::Failed);

@@ -44,8 +44,12 @@ impl Queue {
 
     pub(super) fn push(&self, d: Delivery) {
         let m = &self.metrics;
+        // The worker sleeps only after it found the queue empty: only a push into an empty
+        // queue needs to wake it (one wakeup per burst, not per record).
+        let was_empty;
         {
             let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
+            was_empty = q.is_empty();
             if q.len() >= self.limit {
                 m.counters.inc(ActionMetric::DroppedQueueFull);
                 m.counters.inc(ActionMetric::Dequeued);
@@ -62,7 +66,9 @@ impl Queue {
             m.counters.inc(ActionMetric::Enqueued);
             q.push_back(d);
         }
-        self.notify.notify_one();
+        if was_empty {
+            self.notify.notify_one();
+        }
     }
 
     /// A record to send again once `retry_backoff` passed. Returns false if the retry
@@ -109,6 +115,30 @@ impl Queue {
         Some((d, false))
     }
 
+    /// Moves up to `max` records to send into `out` (in order, flagged as retries or
+    /// not): the retries due at `now` first, then queued records, each queue locked once.
+    pub(super) fn pop_batch(&self, now: Instant, max: usize, out: &mut VecDeque<(Delivery, bool)>) {
+        {
+            let mut r = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+            while out.len() < max && r.front().is_some_and(|(due, _)| *due <= now) {
+                if let Some((_, d)) = r.pop_front() {
+                    out.push_back((d, true));
+                }
+            }
+        }
+        let room = max.saturating_sub(out.len());
+        if room == 0 {
+            return;
+        }
+        let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        let n = room.min(q.len());
+        out.extend(q.drain(..n).map(|d| (d, false)));
+        drop(q);
+        if n > 0 {
+            self.metrics.counters.add(ActionMetric::Dequeued, n as u64);
+        }
+    }
+
     /// When the first waiting retry is due.
     pub(super) fn next_retry(&self) -> Option<Instant> {
         self.retries
@@ -140,23 +170,38 @@ impl Queue {
     }
 }
 
+/// Records the worker takes from the queue at a time (one lock and one clock read each).
+const BATCH: usize = 256;
+
 /// Async mode: moves queued records into librdkafka, pausing while its queue is full.
 pub(super) async fn worker(a: Arc<KafkaAction>, stop: CancellationToken) {
+    let mut batch = VecDeque::with_capacity(BATCH);
     loop {
-        while let Some((d, retry)) = a.queue.pop(Some(Instant::now())) {
-            match a.send(d) {
-                Ok(()) => {}
-                Err((e, d)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    a.queue.unpop(*d, retry);
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        loop {
+            a.queue.pop_batch(Instant::now(), BATCH, &mut batch);
+            if batch.is_empty() {
+                break;
+            }
+            while let Some((d, retry)) = batch.pop_front() {
+                match a.send(d) {
+                    Ok(()) => {}
+                    Err((e, d)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                        // Back in front, in their order, the rest of the batch too.
+                        batch.push_front((*d, retry));
+                        while let Some((d, retry)) = batch.pop_back() {
+                            a.queue.unpop(d, retry);
+                        }
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        }
+                        break;
                     }
-                }
-                Err((e, d)) => {
-                    let n = a.metrics.counters.inc(ActionMetric::Failed);
-                    if n.is_power_of_two() {
-                        tracing::warn!(action = %a.name, topic = %d.record.topic, failed_total = n, "record refused: {e}");
+                    Err((e, d)) => {
+                        let n = a.metrics.counters.inc(ActionMetric::Failed);
+                        if n.is_power_of_two() {
+                            tracing::warn!(action = %a.name, topic = %d.record.topic, failed_total = n, "record refused: {e}");
+                        }
                     }
                 }
             }

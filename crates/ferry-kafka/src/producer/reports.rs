@@ -109,8 +109,9 @@ impl ProducerContext for Reports {
                     let _ = ack.send(Ok(()));
                 }
             }
-            Err((e, _)) => {
+            Err((e, msg)) => {
                 let mut d = d;
+                d.restore(msg);
                 if self.idempotent
                     && e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
                 {
