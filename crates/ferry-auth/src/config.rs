@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 pub use crate::client::Verify;
 
@@ -130,39 +130,8 @@ fn http_timeout() -> Dur {
     Dur(Duration::from_secs(5))
 }
 
-/// A duration written as "500ms", "5s", "2m".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl Dur {
-    pub fn parse(s: &str) -> Result<Dur, String> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (n, unit) = s.split_at(split);
-        let bad = || format!("{s:?} is not a duration such as \"500ms\" or \"5s\"");
-        let n: u64 = n.parse().map_err(|_| bad())?;
-        Ok(Dur(match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            _ => return Err(bad()),
-        }))
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
-        let s = String::deserialize(d)?;
-        Dur::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", self.0.as_millis()))
-    }
-}
+/// A duration written as "500ms", "5s", "2m" or "1h" (one type for every section).
+pub use ferry_broker::config::Dur;
 
 /// Problems with `[authentication]` that can be found without opening the user database:
 /// key and CA files that cannot be read or parsed, URLs that are not `http://` or `https://`.

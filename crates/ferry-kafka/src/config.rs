@@ -4,60 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-/// A duration written as "500ms", "5s", "2m" or "1h".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl Dur {
-    pub fn parse(s: &str) -> Result<Dur, String> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (n, unit) = s.split_at(split);
-        let n: u64 = n
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration such as \"500ms\" or \"5s\""))?;
-        let d = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            _ => {
-                return Err(format!(
-                    "{s:?} is not a duration such as \"500ms\" or \"5s\""
-                ));
-            }
-        };
-        Ok(Dur(d))
-    }
-
-    pub fn ms(self) -> u64 {
-        self.0.as_millis() as u64
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
-        let s = String::deserialize(d)?;
-        Dur::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // The largest unit that says it exactly, so printed configs read like written ones.
-        let ms = self.0.as_millis();
-        let text = match ms {
-            0 => "0s".to_owned(),
-            ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-            ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-            ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
-            ms => format!("{ms}ms"),
-        };
-        s.serialize_str(&text)
-    }
-}
+/// A duration written as "500ms", "5s", "2m" or "1h" (one type for every section).
+pub use ferry_broker::config::Dur;
 
 fn dur(ms: u64) -> Dur {
     Dur(Duration::from_millis(ms))
