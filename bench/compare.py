@@ -13,7 +13,8 @@ Scenarios against Mosquitto (each a fresh broker process, Ferry then Mosquitto):
       (and Mosquitto with set_tcp_nodelay over TLS)
   M7  BENCH_M7_CONNS (15,000) idle MQTT connections held: broker RSS growth per connection,
       connect rate
-and K1 (MQTT to Kafka, QoS1 100 B from 20 publishers, rule SELECT * FROM "t/#", key = client
+K1L (K1 in sync mode at a steady BENCH_K1L_RATE per publisher, 1,000: publish-to-PUBACK
+percentiles), and K1 (MQTT to Kafka, QoS1 100 B from 20 publishers, rule SELECT * FROM "t/#", key = client
 id) with the Kafka action in each mode against Mosquitto + the paho/confluent-kafka bridge,
 both into the Tansu test broker.
 
@@ -65,6 +66,9 @@ NK = int(os.environ.get("BENCH_N_KAFKA", "20000"))
 K1_ALL = [("sync", 'query_mode = "sync"\n'), ("async", 'query_mode = "async"\n'),
           ("disk", 'buffer_mode = "disk"\n'), ("hybrid", 'buffer_mode = "hybrid"\n')]
 K1_CLIENTS = int(os.environ.get("BENCH_K1_CLIENTS", "20"))
+# K1L: K1 in sync mode at a steady rate per publisher for K1L_SECONDS (issue 14's latency target).
+K1L_RATE = int(os.environ.get("BENCH_K1L_RATE", "1000"))
+K1L_SECONDS = int(os.environ.get("BENCH_K1L_SECONDS", "20"))
 K1_MODES = [m for m in K1_ALL if m[0] in os.environ.get("BENCH_K1_MODES", "sync,async,disk").split(",")]
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 
@@ -308,11 +312,13 @@ def run_fast(broker, port, n, rounds):
     }
 
 
-def run_kafka(broker_procs, mqtt_port, bootstrap, topic, n):
+def run_kafka(broker_procs, mqtt_port, bootstrap, topic, n, rate=0):
+    """rate: messages per second per publisher (K1L: a steady load), 0 for as fast as possible."""
     c0 = sum(cpu_seconds(p.pid) for p in broker_procs)
     # K1 as the issues define it: 20 publishers (BENCH_K1_CLIENTS), n messages in total.
     out = subprocess.run([FERRY, "bench", "kafka", "-p", str(mqtt_port), "-q", "1", "-s", "100",
                           "-n", str(max(n // K1_CLIENTS, 1)), "-c", str(K1_CLIENTS), "-t", "t/%i",
+                          "-R", str(rate),
                           "--client-id-prefix", "k1-", "--bootstrap", bootstrap,
                           "--kafka-topic", topic, "--drain", "30s", "-V", "3.1.1"],
                          capture_output=True, check=True)
@@ -325,6 +331,8 @@ def run_kafka(broker_procs, mqtt_port, bootstrap, topic, n):
         "msg_per_s": delivered / max(r["publish"]["elapsed_s"], 1e-9),
         "lost": k["lost"], "duplicates": k["duplicates"], "out_of_order": k["out_of_order"],
         "p50_us": k["latency_us"]["p50"], "p99_us": k["latency_us"]["p99"], "p999_us": k["latency_us"]["p999"],
+        "ack_p50_us": (r["publish"].get("ack_latency_us") or {}).get("p50"),
+        "ack_p99_us": (r["publish"].get("ack_latency_us") or {}).get("p99"),
         "rss_kb": sum(rss_kb(p.pid) for p in broker_procs),
     }
 
@@ -403,7 +411,7 @@ def main():
     results.append({"scenario": "machine", "kind": "machine", **load,
                     "tls_key": TLS_KEY if certs else None, "cpus": os.cpu_count()})
 
-    if not wanted("K1"):
+    if not wanted("K1") and not wanted("K1L"):
         return report(results)
     kport = free_port()
     tansu = subprocess.Popen([TANSU, "broker", "--listener-url", f"tcp://127.0.0.1:{kport}",
@@ -415,6 +423,28 @@ def main():
         for t in ["k1-bridge"]:
             subprocess.run([TANSU, "topic", "create", t, "--partitions", "1", "--broker", f"tcp://{bootstrap}"],
                            check=True, capture_output=True)
+        if wanted("K1L"):
+            # Issue 14: sync mode at a steady K1L_RATE per publisher (20,000 msg/s from 20):
+            # publish-to-PUBACK (= to Kafka's acknowledgement) percentiles, default linger.
+            topic = "k1l-ferry-sync"
+            subprocess.run([TANSU, "topic", "create", topic, "--partitions", "1", "--broker", f"tcp://{bootstrap}"],
+                           check=True, capture_output=True)
+            port = free_port()
+            f = start_ferry(port, f'[connectors.kafka.k]\nbootstrap_hosts = "{bootstrap}"\n'
+                                  f'[actions.kafka.a]\nconnector = "k"\ntopic = "{topic}"\nkey = "${{clientid}}"\n'
+                                  f'value = "${{payload}}"\nquery_mode = "sync"\n'
+                                  '[rules.r]\nsql = \'SELECT * FROM "t/#"\'\nactions = ["kafka:a"]\n')
+            try:
+                time.sleep(2)
+                r = run_kafka([f], port, bootstrap, topic, K1L_RATE * K1_CLIENTS * K1L_SECONDS, rate=K1L_RATE)
+            finally:
+                f.terminate()
+                f.wait()
+            row = {"scenario": "K1L", "kind": "k1l", "rate_per_s": K1L_RATE * K1_CLIENTS, "ferry": r}
+            results.append(row)
+            print(json.dumps(row), flush=True)
+        if not wanted("K1"):
+            return report(results)
         row = {"scenario": "K1"}
         # Ferry in each mode of the Kafka action (one topic each), then the peer.
         for mode, setting in K1_MODES:
@@ -459,6 +489,12 @@ def report(results):
     msgs = [r for r in results if "kind" not in r]
     if msgs:
         report_messages(msgs)
+    for row in [r for r in results if r.get("kind") == "k1l"]:
+        r = row["ferry"]
+        print()
+        print(f"K1L ferry sync at {row['rate_per_s']} msg/s: publish-to-PUBACK p50/p99 "
+              f"{r['ack_p50_us']}/{r['ack_p99_us']} us, publish-to-consumer p50/p99 "
+              f"{r['p50_us']}/{r['p99_us']} us, lost {r['lost']}, cpu {r['cpu_us_per_msg']:.2f} us/msg")
     fast = [r for r in results if r.get("kind") == "fast"]
     for row in fast:
         print()

@@ -45,21 +45,27 @@ impl From<&rdkafka::message::BorrowedMessage<'_>> for ConsumedRecord {
 }
 
 /// Prints records of `topic` as they arrive (all partitions, from the end or the start)
-/// until `stop` returns true. For `ferry kafka tail` and the demo.
+/// until `stop` returns true. For `ferry kafka tail` and the demo. `fetch_wait`: how long
+/// the broker may hold a fetch that has no data yet (librdkafka's `fetch.wait.max.ms`,
+/// 500 ms by default; a latency bench sets it short, since a record arriving while a fetch
+/// waits is seen only when the fetch returns).
 pub fn tail(
     bootstrap: &str,
     topic: &str,
     from_beginning: bool,
+    fetch_wait: Option<Duration>,
     mut on_record: impl FnMut(&ConsumedRecord),
     stop: impl Fn() -> bool,
 ) -> Result<(), String> {
     let group = format!("ferry-tail-{}", std::process::id());
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
         .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| e.to_string())?;
+        .set("enable.auto.commit", "false");
+    if let Some(w) = fetch_wait {
+        cfg.set("fetch.wait.max.ms", w.as_millis().max(1).to_string());
+    }
+    let consumer: BaseConsumer = cfg.create().map_err(|e| e.to_string())?;
     let mut tpl = rdkafka::TopicPartitionList::new();
     loop {
         if stop() {

@@ -169,6 +169,7 @@ fn kafka_tail(bootstrap: &str, topic: &str, from_beginning: bool) -> anyhow::Res
         bootstrap,
         topic,
         from_beginning,
+        None,
         |r| {
             let key = r
                 .key
