@@ -73,6 +73,9 @@ pub struct MqttConfig {
     /// Largest payload kept as a retained message, in bytes (larger ones are delivered but
     /// not retained; counted).
     pub max_retained_payload_size: usize,
+    /// Bytes (topic and payload) of all retained messages together (0: no limit); past it a
+    /// new retained message is not kept (delivered; counted), after expired ones were purged.
+    pub max_retained_bytes: usize,
 }
 
 impl Default for MqttConfig {
@@ -101,6 +104,7 @@ impl Default for MqttConfig {
             max_subscriptions: 0,
             max_retained_messages: 0,
             max_retained_payload_size: 1024 * 1024,
+            max_retained_bytes: 1024 * 1024 * 1024,
         }
     }
 }

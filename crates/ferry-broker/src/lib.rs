@@ -599,15 +599,25 @@ impl Broker {
             _ => self.strict_marks(),
         };
         if msg.retain {
-            let kept = lock(&self.retained).set(
-                &msg,
-                self.config.max_retained_messages,
-                self.config.max_retained_payload_size,
-            );
+            let limits = retained::Limits {
+                max_count: self.config.max_retained_messages,
+                max_bytes: self.config.max_retained_bytes,
+                max_payload: self.config.max_retained_payload_size,
+            };
+            let kept = lock(&self.retained).set(&msg, &limits, Instant::now());
             match kept {
-                Ok(()) => self.retained_changed(),
+                Ok(purged) => {
+                    if purged > 0 {
+                        self.metrics()
+                            .add(BrokerMetric::RetainedExpiredPurged, purged as u64);
+                    }
+                    self.retained_changed();
+                }
                 Err(retained::NotKept::MaxCount) => {
                     self.metrics().inc(BrokerMetric::RetainedNotKeptCount);
+                }
+                Err(retained::NotKept::MaxBytes) => {
+                    self.metrics().inc(BrokerMetric::RetainedNotKeptBytes);
                 }
                 Err(retained::NotKept::PayloadTooLarge) => {
                     self.metrics().inc(BrokerMetric::RetainedNotKeptSize);
