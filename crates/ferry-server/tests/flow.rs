@@ -279,3 +279,39 @@ async fn a_fast_subscriber_gets_a_large_burst_without_stalling() {
     assert_eq!(b.broker.metrics().get(BrokerMetric::DroppedQueueFull), 0);
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_without_reading_stops_being_read() {
+    // PINGREQs, never reading the PINGRESPs: once its output backs up, Ferry stops reading
+    // it (TCP pushes back) instead of buffering answers without bound.
+    let b = TestBroker::start().await;
+    let (mut c, _) = RawClient::connect(b.addr, Version::V311, "pinger", true)
+        .await
+        .unwrap();
+    const N: usize = 8_000_000;
+    let pings = vec![0xC0u8, 0x00].repeat(N);
+    let writer = tokio::spawn(async move {
+        let _ = c.send_raw(&pings).await;
+        c
+    });
+    let m = b.broker.clone();
+    let received = || m.metrics().get(BrokerMetric::PacketsReceived);
+    // Wait until reading stops: the count holds still for a second.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last = received();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = received();
+        if now == last {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still reading");
+        last = now;
+    }
+    assert!(
+        (last as usize) < N,
+        "stopped reading before the end: {last} of {N} packets"
+    );
+    writer.abort();
+    b.stop().await;
+}

@@ -151,9 +151,11 @@ impl Conn {
         None
     }
 
-    /// Is the socket read (not held by backpressure, not over a rate limit)?
+    /// Is the socket read (not held by backpressure, not over a rate limit, and the peer
+    /// reading what it is sent: a client that sends without reading its acknowledgements
+    /// stops being read once `READ_STOP` bytes wait for it)?
     pub(super) fn reading(&self) -> bool {
-        self.holding == 0 && !self.throttled()
+        self.holding == 0 && !self.throttled() && self.wbuf.len() < READ_STOP
     }
 
     pub(super) fn throttled(&self) -> bool {

@@ -59,6 +59,9 @@ const BATCH: usize = 256;
 /// so a subscriber that reads slowly leaves its messages in the bounded queue (where
 /// `mqtt.queue_full` applies), not in an unbounded buffer.
 const WRITE_HIGH: usize = 64 * 1024;
+/// Output waiting for the peer past which its connection is not read (its packets would
+/// only add acknowledgements it does not read): bounds the write buffer.
+const READ_STOP: usize = 4 * WRITE_HIGH;
 
 /// Who is on the other end, as the transport established it.
 #[derive(Debug, Clone)]
@@ -226,6 +229,7 @@ impl Conn {
         if let Some(close) = self.handle_buffered(&mut rbuf) {
             return close;
         }
+        let mut was_reading = true;
         loop {
             if let Some(until) = self.rates.as_mut().and_then(|r| r.newly_throttled()) {
                 self.broker.metrics().inc(BrokerMetric::Throttled);
@@ -238,6 +242,18 @@ impl Conn {
                 tracing::debug!(client_id = %self.client_id, "write failed: {e}");
                 return Close::Gone;
             }
+            if self.reading() && !was_reading {
+                // Reading again (the peer took its output): what was read and not handled
+                // yet goes first, and its keep alive counts from now.
+                if let Some(close) = self.handle_buffered(&mut rbuf) {
+                    return close;
+                }
+                if let Some(ka) = self.keep_alive {
+                    deadline = Instant::now() + ka;
+                    keepalive.as_mut().reset(deadline);
+                }
+            }
+            was_reading = self.reading();
             self.flush_traffic();
             if rbuf.is_empty() && rbuf.capacity() > 0 {
                 // Idle: hold no read buffer (a busy connection allocates one per read).
@@ -262,8 +278,10 @@ impl Conn {
                         return Close::Gone;
                     }
                 },
-                // Not reading (backpressure, rate limits) means not hearing PINGREQs either.
-                _ = &mut keepalive, if self.reading() => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
+                // Not reading (backpressure, rate limits) means not hearing PINGREQs either;
+                // a peer that is not read because it does not read its output is still
+                // held to its keep alive.
+                _ = &mut keepalive, if self.holding == 0 && !self.throttled() => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
                 _ = async {
                     match &mut throttle {
                         Some(t) => t.as_mut().await,
