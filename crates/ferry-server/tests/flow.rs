@@ -289,7 +289,7 @@ async fn a_client_that_sends_without_reading_stops_being_read() {
         .await
         .unwrap();
     const N: usize = 8_000_000;
-    let pings = vec![0xC0u8, 0x00].repeat(N);
+    let pings = [0xC0u8, 0x00].repeat(N);
     let writer = tokio::spawn(async move {
         let _ = c.send_raw(&pings).await;
         c
