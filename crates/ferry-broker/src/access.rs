@@ -286,6 +286,20 @@ impl Broker {
         now: Instant,
         out: &mut Vec<Outgoing>,
     ) {
+        self.next_batch_within(session, conn_id, window, (limit, usize::MAX), now, out);
+    }
+
+    /// [`Broker::next_batch`] taking at most `limit.0` deliveries and stopping once `limit.1`
+    /// bytes of topic and payload were taken (a connection bounds its write buffer so).
+    pub fn next_batch_within(
+        &self,
+        session: &Session,
+        conn_id: u64,
+        window: usize,
+        limit: (usize, usize),
+        now: Instant,
+        out: &mut Vec<Outgoing>,
+    ) {
         let mut expired: Vec<Delivery> = Vec::new();
         let client = {
             let mut st = session.lock();

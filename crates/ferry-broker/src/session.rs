@@ -390,17 +390,20 @@ impl SessionState {
         out: &mut Vec<Outgoing>,
     ) {
         let mut expired = Vec::new();
+        let limit = (limit, usize::MAX);
         self.next_batch_reporting(conn_id, window, limit, now, metrics, out, &mut expired);
     }
 
     /// [`SessionState::next_batch`], handing the expired deliveries to `expired` (for the
     /// `delivery_dropped` hook, run by [`crate::Broker::next_batch`] outside the lock).
+    /// `limit`: at most this many deliveries, and no more once this many bytes of topic and
+    /// payload were taken (at least one is).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn next_batch_reporting(
         &mut self,
         conn_id: u64,
         window: usize,
-        limit: usize,
+        (limit, max_bytes): (usize, usize),
         now: Instant,
         metrics: &Metrics,
         out: &mut Vec<Outgoing>,
@@ -409,7 +412,8 @@ impl SessionState {
         if !self.attached_to(conn_id) {
             return;
         }
-        while out.len() < limit {
+        let mut bytes = 0;
+        while out.len() < limit && bytes < max_bytes {
             let Some(front) = self.queue.front() else {
                 break;
             };
@@ -420,6 +424,7 @@ impl SessionState {
                 break;
             };
             self.changes += 1;
+            bytes += crate::queue::size(&d);
             if d.msg.expiry(now) == Expiry::Expired {
                 metrics.inc(BrokerMetric::DroppedExpired);
                 expired.push(d);

@@ -318,3 +318,38 @@ async fn expired_and_overflowing_deliveries_are_reported_per_subscriber() {
         "in-process clients are not authorized, so only drops are heard"
     );
 }
+
+#[tokio::test]
+async fn a_batch_stops_at_its_byte_budget() {
+    let b = Broker::new(MqttConfig::default());
+    let a = attach(&b, "sub", true, 0);
+    b.subscribe(&a.session, "big/#", opts(QoS::AtMostOnce), None)
+        .unwrap();
+    let kb = "x".repeat(1000);
+    for _ in 0..10 {
+        b.publish(Message::new("big/1", kb.clone(), QoS::AtMostOnce, false));
+    }
+    let mut out = Vec::new();
+    // 1,005 bytes each (topic and payload): the third reaches 3,000.
+    b.next_batch_within(
+        &a.session,
+        a.conn_id,
+        32,
+        (256, 3000),
+        Instant::now(),
+        &mut out,
+    );
+    assert_eq!(out.len(), 3);
+    out.clear();
+    // At least one, however small the budget.
+    b.next_batch_within(
+        &a.session,
+        a.conn_id,
+        32,
+        (256, 1),
+        Instant::now(),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(a.session.lock().queued(), 6);
+}

@@ -315,3 +315,31 @@ async fn a_client_that_sends_without_reading_stops_being_read() {
     writer.abort();
     b.stop().await;
 }
+
+#[tokio::test]
+async fn large_messages_wait_in_the_queue_not_in_the_write_buffer() {
+    // 64 KB messages to a subscriber that does not read: once the socket buffers are full,
+    // the connection takes about one more into its write buffer, and the rest wait in the
+    // bounded queue, where `queue_full` applies. (Taking a batch of 256 whatever their size
+    // would move them all, 15 MB, into this one client's write buffer.)
+    let b = TestBroker::start().await;
+    let (mut deaf, _) = RawClient::connect(b.addr, Version::V311, "deaf", true)
+        .await
+        .unwrap();
+    deaf.subscribe("big/#", QoS::AtMostOnce).await.unwrap();
+    let (mut publisher, _) = RawClient::connect(b.addr, Version::V311, "pub", true)
+        .await
+        .unwrap();
+    const N: u64 = 240;
+    let bytes = burst("big/x", N as u32, 64 * 1024, Version::V311);
+    publisher.send_raw(&bytes).await.unwrap();
+    let m = b.broker.clone();
+    ferry_testkit::wait_until("all routed", Duration::from_secs(20), move || {
+        m.metrics().get(BrokerMetric::ReceivedQos0) == N
+    })
+    .await;
+    let queued = b.broker.client("deaf").map_or(0, |c| c.mqueue_len);
+    // The socket buffers take a few MB at most; the rest is queued.
+    assert!(queued >= 100, "{queued} of {N} still queued");
+    b.stop().await;
+}

@@ -67,8 +67,16 @@ impl Conn {
         let mut batch = Vec::new();
         while self.wbuf.len() < WRITE_HIGH {
             let now = Instant::now();
-            self.broker
-                .next_batch(&self.session, self.conn_id, window, BATCH, now, &mut batch);
+            // At most the room left in bytes too, so large messages do not overshoot it.
+            let room = WRITE_HIGH - self.wbuf.len();
+            self.broker.next_batch_within(
+                &self.session,
+                self.conn_id,
+                window,
+                (BATCH, room),
+                now,
+                &mut batch,
+            );
             if batch.is_empty() {
                 return false;
             }
