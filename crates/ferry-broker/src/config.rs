@@ -36,7 +36,7 @@ pub struct MqttConfig {
     pub max_queued_bytes: usize,
     /// What a message does when a subscriber's queue is full: `backpressure` (its publisher
     /// is not read and not acknowledged until there is room, for at most `queue_full_wait`;
-    /// then, and for offline sessions and in-process publishers, as `drop_oldest`),
+    /// then, and for offline sessions, wills, republish and API publishes, as `drop_oldest`),
     /// `drop_oldest` or `drop_newest`. Drops are counted (`messages.dropped.queue_full`).
     pub queue_full: QueueFull,
     /// Longest a full queue holds its publishers, from when it became full.

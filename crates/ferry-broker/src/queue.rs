@@ -7,7 +7,8 @@
 //!   stops reading (TCP pushes back on the device) and its PUBACK waits until this queue has
 //!   room again, for at most `mqtt.queue_full_wait` counted from when the queue became full.
 //!   Past that wait (a stuck subscriber), past twice the bounds, for an offline session or a
-//!   publisher that cannot wait (an in-process one), the oldest queued deliveries make room,
+//!   publisher that cannot wait (`Broker::publish`: wills, republish, the API), the oldest
+//!   queued deliveries make room,
 //!   counted, as `drop_oldest` does. A subscriber whose queue stays full for
 //!   `mqtt.slow_subscriber_timeout` is disconnected (0x97), once per episode.
 //! - `drop_oldest`: the oldest queued deliveries make room (EMQX's behaviour).

@@ -626,3 +626,50 @@ async fn a_record_not_delivered_on_one_partition_does_not_hold_back_commits_on_a
     reader.abort();
     Ok(())
 }
+
+const BURST: &str = r#"
+[mqtt]
+max_queued_messages = 20
+[sources.kafka.burst]
+connector = "local"
+topics = ["burst"]
+offset_reset = "earliest"
+mqtt_topic = "burst/${key}"
+qos = 0
+"#;
+
+/// A QoS 0 source much faster than its subscriber: the subscriber's full queue holds the
+/// source (`mqtt.queue_full = "backpressure"`), so nothing is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_slows_the_source_instead_of_losing_records() -> anyhow::Result<()> {
+    let k = TestKafka::start();
+    k.create_topic("burst", 1);
+    let (g, addr) = source_gateway(BURST, &k.bootstrap).await;
+    let (mut c, _) = RawClient::connect(addr, Version::V5, "slow", true).await?;
+    c.subscribe("burst/#", QoS::AtMostOnce).await?;
+    const N: usize = 2_000;
+    let body = "x".repeat(500);
+    let records: Vec<_> = (0..N)
+        .map(|i| (Some("k".to_string()), format!("{i:05}{body}"), vec![]))
+        .collect();
+    produce_async(&k, "burst", records).await;
+    for i in 0..N {
+        let m = c.recv_publish().await?;
+        assert_eq!(
+            &m.payload[..5],
+            format!("{i:05}").as_bytes(),
+            "in order, none lost"
+        );
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let m = g.broker.metrics();
+    assert_eq!(m.get(ferry_broker::BrokerMetric::DroppedQueueFull), 0);
+    assert!(
+        m.get(ferry_broker::BrokerMetric::PublishersHeld) > 0,
+        "the source was held back"
+    );
+    g.stop().await;
+    Ok(())
+}

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use ferry_broker::{Broker, ClientInfo, Completion, Message};
+use ferry_broker::{Broker, ClientInfo, Completion, DurableAck, Message};
 use ferry_engine::RuleEngine;
 use ferry_metrics::{Registry, SourceMetric, SourceStats};
 use ferry_mqtt::{Properties, QoS};
@@ -549,7 +549,18 @@ async fn run(
                         Ok(mut msg) => {
                             let c = Completion::new(signal.clone());
                             msg.completion = Some(c.clone());
-                            b.publish(msg);
+                            // A subscriber whose queue is full holds the source as it holds a
+                            // client (mqtt.queue_full = backpressure, ADR 0010), so a slow
+                            // subscriber slows the source instead of losing its records.
+                            let mut acks = Vec::new();
+                            let _ = b.publish_checked(msg, &mut acks);
+                            drop(b);
+                            for hold in acks.into_iter().filter(DurableAck::holds) {
+                                tokio::select! {
+                                    _ = stop.cancelled() => {}
+                                    _ = hold => {}
+                                }
+                            }
                             Some(c)
                         }
                         Err(e) => {
