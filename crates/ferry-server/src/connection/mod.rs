@@ -232,26 +232,28 @@ impl Conn {
         }
         let mut was_reading = true;
         loop {
-            if let Some(until) = self.rates.as_mut().and_then(|r| r.newly_throttled()) {
-                self.broker.metrics().inc(BrokerMetric::Throttled);
-                match &mut throttle {
-                    Some(t) => t.as_mut().reset(until.into()),
-                    None => throttle = Some(Box::pin(sleep_until(until.into()))),
-                }
-            }
             if let Err(e) = self.drain_out(wr) {
                 tracing::debug!(client_id = %self.client_id, "write failed: {e}");
                 return Close::Gone;
             }
             if self.reading() && !was_reading {
-                // Reading again (the peer took its output): what was read and not handled
-                // yet goes first, and its keep alive counts from now.
+                // Reading again (a hold settled, a rate limit allows, the peer took its
+                // output): what was read and not handled yet goes first, and the client's
+                // keep alive counts from now.
                 if let Some(close) = self.handle_buffered(&mut rbuf) {
                     return close;
                 }
                 if let Some(ka) = self.keep_alive {
                     deadline = Instant::now() + ka;
                     keepalive.as_mut().reset(deadline);
+                }
+            }
+            // After any handling above or in the last turn: a rate limit just reached.
+            if let Some(until) = self.rates.as_mut().and_then(|r| r.newly_throttled()) {
+                self.broker.metrics().inc(BrokerMetric::Throttled);
+                match &mut throttle {
+                    Some(t) => t.as_mut().reset(until.into()),
+                    None => throttle = Some(Box::pin(sleep_until(until.into()))),
                 }
             }
             was_reading = self.reading();
@@ -289,16 +291,9 @@ impl Conn {
                         None => std::future::pending().await,
                     }
                 }, if self.throttled() => {
+                    // Reading again: resumed at the top of the loop.
                     if let Some(r) = &mut self.rates {
                         r.resume();
-                    }
-                    // What was read and not handled yet goes first.
-                    if let Some(close) = self.handle_buffered(&mut rbuf) {
-                        return close;
-                    }
-                    if self.reading() && let Some(ka) = self.keep_alive {
-                        deadline = Instant::now() + ka;
-                        keepalive.as_mut().reset(deadline);
                     }
                 }
                 r = io::read_into(rd, &mut rbuf), if self.reading() => match r {
@@ -323,20 +318,8 @@ impl Conn {
                 // While the write buffer is full, deliveries wait in the session queue.
                 _ = self.session.notified(), if self.wbuf.len() < WRITE_HIGH => {}
                 r = wait_front(&mut self.pending), if !self.pending.is_empty() => {
-                    let held = self.holding > 0;
                     if let Some(close) = self.release_front(r) {
                         return close;
-                    }
-                    if held && self.holding == 0 {
-                        // What was read and not handled yet goes first.
-                        if let Some(close) = self.handle_buffered(&mut rbuf) {
-                            return close;
-                        }
-                        if self.reading() && let Some(ka) = self.keep_alive {
-                            // Reading again: the client's keep alive counts from now.
-                            deadline = Instant::now() + ka;
-                            keepalive.as_mut().reset(deadline);
-                        }
                     }
                 }
             }
