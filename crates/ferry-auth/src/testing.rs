@@ -160,3 +160,39 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = s.write_all(answer.as_bytes()).await;
     let _ = s.shutdown().await;
 }
+
+/// An HS256 JWT of `claims` signed with `secret`.
+pub fn hs256(secret: &[u8], claims: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let signed = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    );
+    let k = ::ring::hmac::Key::new(::ring::hmac::HMAC_SHA256, secret);
+    format!(
+        "{signed}.{}",
+        b64(::ring::hmac::sign(&k, signed.as_bytes()).as_ref())
+    )
+}
+
+/// A CA named `ca_name` (PEM) and a certificate for localhost/127.0.0.1 it signed (PEM, key
+/// PEM). Panics if rcgen fails (tests only).
+#[cfg(feature = "testing")]
+#[allow(clippy::unwrap_used)]
+pub fn pki(ca_name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_pem, leaf.pem(), key.serialize_pem())
+}

@@ -11,32 +11,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ferry_auth::testing::{Handler, Request, TestServer};
+use ferry_auth::testing::{Handler, Request, TestServer, pki};
 use ferry_auth::{AuthenticationConfig, Chain};
 use ferry_broker::metrics::BrokerMetric;
 use ferry_broker::{Authenticator, AuthnDecision, ClientInfo, Registry};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// A CA (its PEM) and a server certificate for localhost/127.0.0.1 it signed (PEM, key PEM).
-fn pki(ca_name: &str) -> (String, String, String) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, ca_name);
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca_pem, leaf.pem(), key.serialize_pem())
-}
 
 fn client(user: &str) -> ClientInfo {
     ClientInfo {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use ferry_auth::testing::{Handler, Request, TestServer};
+use ferry_auth::testing::{Handler, Request, TestServer, hs256, pki};
 use ferry_broker::metrics::BrokerMetric;
 use ferry_mqtt::{Packet, QoS, Version};
 use ferry_testkit::{RawClient, connect_packet, wait_until};
@@ -31,23 +31,6 @@ async fn connack(addr: SocketAddr, v: Version, user: Option<&str>, pw: Option<&s
     p.username = user.map(str::to_owned);
     p.password = pw.map(|s| Bytes::copy_from_slice(s.as_bytes()));
     c.handshake(p).await.unwrap().code
-}
-
-/// A CA (PEM) and a certificate for localhost/127.0.0.1 it signed (PEM, key PEM).
-fn pki(ca_name: &str) -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name.push(DnType::CommonName, ca_name);
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca_pem, leaf.pem(), key.serialize_pem())
 }
 
 const LISTENER: &str = "[listeners.tcp.default]\nbind = \"127.0.0.1:0\"\n";
@@ -104,20 +87,6 @@ async fn https_auth_service_answers_connects_and_an_untrusted_certificate_is_una
     assert_eq!(svc.requests(), answered);
     g.stop().await;
     Ok(())
-}
-
-/// An HS256 token.
-fn hs256(secret: &[u8], claims: &serde_json::Value) -> String {
-    let signed = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes())
-    );
-    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    format!(
-        "{signed}.{}",
-        URL_SAFE_NO_PAD.encode(ring::hmac::sign(&k, signed.as_bytes()).as_ref())
-    )
 }
 
 fn hup(child: &std::process::Child) -> TestResult {

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use ferry::{Config, Gateway};
+use ferry_auth::testing::hs256;
 use ferry_broker::metrics::BrokerMetric;
 use ferry_mqtt::{Packet, QoS, Version};
 use ferry_testkit::{RawClient, connect_packet, wait_until};
@@ -179,20 +179,6 @@ async fn built_in_users_from_the_cli_and_a_mosquitto_file_get_the_documented_con
     );
     g.stop().await;
     Ok(())
-}
-
-fn hs256(secret: &[u8], claims: &serde_json::Value) -> String {
-    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-    let signed = format!(
-        "{}.{}",
-        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
-        b64(claims.to_string().as_bytes())
-    );
-    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    format!(
-        "{signed}.{}",
-        b64(ring::hmac::sign(&k, signed.as_bytes()).as_ref())
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

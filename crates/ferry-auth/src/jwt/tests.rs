@@ -9,19 +9,7 @@ fn b64(v: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(v)
 }
 
-/// An HS256 token of `claims` signed with `secret`.
-pub(crate) fn hs256(secret: &[u8], claims: &Value) -> String {
-    let signed = format!(
-        "{}.{}",
-        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
-        b64(claims.to_string().as_bytes())
-    );
-    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    format!(
-        "{signed}.{}",
-        b64(ring::hmac::sign(&k, signed.as_bytes()).as_ref())
-    )
-}
+pub(crate) use crate::testing::hs256;
 
 fn client() -> ClientInfo {
     ClientInfo {
