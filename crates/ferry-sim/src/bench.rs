@@ -141,10 +141,9 @@ async fn publisher(
             continue;
         }
         if let Some(p) = period {
-            let now = Instant::now();
-            if next > now {
+            if next > Instant::now() {
                 c.flush().await?;
-                tokio::time::sleep(next - now).await;
+                inflight -= acks_until(&mut c, stats, &times, latency, next).await?;
             }
             next += p;
             sent_us = report::now_us();
@@ -169,6 +168,33 @@ async fn publisher(
     }
     c.flush().await?;
     c.disconnect().await
+}
+
+/// Paced: takes acknowledgements as they arrive until `until` (the next send time), so
+/// each is timed when it arrives, not when the window next fills. Returns how many.
+async fn acks_until(
+    c: &mut Client,
+    stats: &Stats,
+    times: &SendTimes,
+    latency: &mut Histogram,
+    until: Instant,
+) -> Result<usize, client::ClientError> {
+    let sleep = tokio::time::sleep_until(until.into());
+    tokio::pin!(sleep);
+    let mut taken = 0;
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return Ok(taken),
+            // Cancel safe: a read that has not completed has taken nothing.
+            r = c.fill() => r?,
+        }
+        let now = report::now_us();
+        let n = c.take_completions_with(|id| times.acked(id, now, latency))?;
+        // PUBRELs answering PUBRECs.
+        c.flush().await?;
+        stats.acked.fetch_add(n, Ordering::Relaxed);
+        taken += n as usize;
+    }
 }
 
 /// Sends what is queued, then waits for acknowledgements: every one that arrived in the
