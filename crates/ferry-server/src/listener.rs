@@ -1,6 +1,6 @@
 //! Accept loops: one per listener, one task per connection. A connection first goes
 //! through its listener's [`Transport`] (PROXY header, TLS handshake, WebSocket upgrade,
-//! each within a deadline) and then into `connection::serve`, which is generic over the
+//! each within a deadline) and then into `connection::open` and `Live::run`, generic over the
 //! resulting stream type.
 //!
 //! A failed handshake closes that connection only; it is counted in
@@ -14,16 +14,17 @@ use std::time::Duration;
 
 use ferry_broker::{Broker, BrokerMetric};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
     SslListenerConfig, TcpListenerConfig, WsListenerConfig, WsOptions, WssListenerConfig,
 };
-use crate::connection::{self, Peer};
+use crate::connection::{self, Live, Peer};
 use crate::tls::{TlsConfig, TlsError, peer_cert_field};
 use crate::{proxy, ws};
 
@@ -236,11 +237,15 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let (ep, broker, shutdown) = (ep.clone(), broker.clone(), shutdown.clone());
-                conns.spawn(async move {
-                    connect(&ep, stream, peer, broker, shutdown).await;
-                    drop(permit);
+                let accepted = Box::new(Accepted {
+                    ep: ep.clone(),
+                    stream,
+                    addr: peer,
+                    broker: broker.clone(),
+                    shutdown: shutdown.clone(),
+                    slot: permit,
                 });
+                conns.spawn(connection_task(accepted));
             }
             Err(e) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -266,14 +271,52 @@ pub async fn serve(
     }
 }
 
-/// One connection: its transport's handshakes, then MQTT.
-async fn connect(
-    ep: &Endpoint,
-    mut stream: TcpStream,
+/// A connection just accepted. Boxed: the connection's task holds only a pointer to it
+/// until its handshakes are done.
+struct Accepted {
+    ep: Arc<Endpoint>,
+    stream: TcpStream,
     addr: SocketAddr,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
-) {
+    slot: OwnedSemaphorePermit,
+}
+
+/// A connection past CONNECT, over one of the transports.
+enum Opened {
+    Tcp(Live<TcpStream>),
+    Tls(Live<TlsStream<TcpStream>>),
+    Ws(Live<ws::WsStream<TcpStream>>),
+    Wss(Live<ws::WsStream<TlsStream<TcpStream>>>),
+}
+
+/// One connection's task. Its future is what an idle connection costs, so the handshakes
+/// (PROXY header, TLS, WebSocket, CONNECT) run in a boxed future freed when they are done,
+/// and what the MQTT loop needs is held once, in [`Live`] (an async fn's arguments keep
+/// their space for as long as it runs, so nothing large is passed down through layers).
+async fn connection_task(accepted: Box<Accepted>) {
+    let Some(mut opened) = Box::pin(open(accepted)).await else {
+        return;
+    };
+    // By reference: a `Live` moved into the arm would be held twice.
+    match &mut opened {
+        Opened::Tcp(l) => l.run().await,
+        Opened::Tls(l) => l.run().await,
+        Opened::Ws(l) => l.run().await,
+        Opened::Wss(l) => l.run().await,
+    }
+}
+
+/// A connection's transport handshakes, then CONNECT; `None` if any failed.
+async fn open(accepted: Box<Accepted>) -> Option<Opened> {
+    let Accepted {
+        ep,
+        mut stream,
+        addr,
+        broker,
+        shutdown,
+        slot,
+    } = *accepted;
     let mut who = Peer {
         addr,
         local: stream.local_addr().ok(),
@@ -290,52 +333,48 @@ async fn connect(
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
                 let why = format!("PROXY protocol: {e}");
-                return ep.handshake_failed(
-                    &broker,
-                    BrokerMetric::HandshakeFailedProxy,
-                    addr,
-                    &why,
-                );
+                ep.handshake_failed(&broker, BrokerMetric::HandshakeFailedProxy, addr, &why);
+                return None;
             }
             Err(_) => {
-                return ep.handshake_failed(
-                    &broker,
-                    BrokerMetric::HandshakeFailedTimeout,
-                    addr,
-                    "no PROXY header in time",
-                );
+                let why = "no PROXY header in time";
+                ep.handshake_failed(&broker, BrokerMetric::HandshakeFailedTimeout, addr, why);
+                return None;
             }
         }
     }
     let deadline = Duration::from_secs(u64::from(broker.config().connect_timeout.max(1)));
     // The TLS and WebSocket paths are boxed: a future is as large as its largest state,
-    // and a plain TCP connection must not carry a TLS session's worth of space.
+    // and a plain TCP connection's handshake need not carry a TLS session's worth of space.
     match &ep.transport {
-        Transport::Tcp => connection::serve(stream, who, broker, shutdown).await,
+        Transport::Tcp => Some(Opened::Tcp(
+            connection::open(stream, who, broker, shutdown, slot).await?,
+        )),
         Transport::Ssl(tls) => {
-            Box::pin(async move {
-                if let Some(s) = tls_accept(ep, tls, stream, &mut who, &broker, deadline).await {
-                    connection::serve(s, who, broker, shutdown).await;
-                }
+            Box::pin(async {
+                let s = tls_accept(&ep, tls, stream, &mut who, &broker, deadline).await?;
+                Some(Opened::Tls(
+                    connection::open(s, who, broker, shutdown, slot).await?,
+                ))
             })
             .await
         }
         Transport::Ws(opts) => {
-            Box::pin(async move {
-                if let Some(s) = ws_accept(ep, opts, stream, who.addr, &broker, deadline).await {
-                    connection::serve(s, who, broker, shutdown).await;
-                }
+            Box::pin(async {
+                let s = ws_accept(&ep, opts, stream, who.addr, &broker, deadline).await?;
+                Some(Opened::Ws(
+                    connection::open(s, who, broker, shutdown, slot).await?,
+                ))
             })
             .await
         }
         Transport::Wss(tls, opts) => {
-            Box::pin(async move {
-                let Some(s) = tls_accept(ep, tls, stream, &mut who, &broker, deadline).await else {
-                    return;
-                };
-                if let Some(s) = ws_accept(ep, opts, s, who.addr, &broker, deadline).await {
-                    connection::serve(s, who, broker, shutdown).await;
-                }
+            Box::pin(async {
+                let s = tls_accept(&ep, tls, stream, &mut who, &broker, deadline).await?;
+                let s = ws_accept(&ep, opts, s, who.addr, &broker, deadline).await?;
+                Some(Opened::Wss(
+                    connection::open(s, who, broker, shutdown, slot).await?,
+                ))
             })
             .await
         }
@@ -349,7 +388,7 @@ async fn tls_accept(
     who: &mut Peer,
     broker: &Broker,
     deadline: Duration,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Option<TlsStream<TcpStream>> {
     let acceptor = TlsAcceptor::from(tls.current());
     let s = match timeout(deadline, acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,

@@ -245,6 +245,7 @@ impl Conn {
             client_max_packet: c.properties.maximum_packet_size.unwrap_or(u32::MAX),
             client_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
             aliases: None,
+            rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             unflushed: false,
             pending: VecDeque::new(),

@@ -25,8 +25,8 @@ use ferry_mqtt::{
     Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish, QoS, SubAck,
     Subscribe, UnsubAck, Unsubscribe, Version, Will, reason,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -78,31 +78,61 @@ pub(crate) struct Peer {
     pub(crate) allow_anonymous: Option<bool>,
 }
 
-/// Serves one connection over any transport: plain TCP, TLS and WebSocket streams are
-/// each a type of their own, so this is monomorphized per transport (no dynamic dispatch
-/// per read or write).
-pub(crate) async fn serve<S>(stream: S, who: Peer, broker: Arc<Broker>, shutdown: CancellationToken)
+/// A connection past CONNECT: its protocol state and its stream's halves. A connection's
+/// task holds this once and awaits [`Live::run`] on it; that is what an idle connection
+/// costs (everything before it runs in boxed futures freed when done).
+pub(crate) struct Live<S> {
+    conn: Conn,
+    io: Io<S>,
+    /// The listener's connection slot, given back when the connection ends.
+    _slot: OwnedSemaphorePermit,
+}
+
+/// What the connection's loop waits on besides its session: the stream's halves and the
+/// server's shutdown. One argument, not three: each argument of an async fn takes space
+/// twice in its future.
+struct Io<S> {
+    rd: ReadHalf<S>,
+    wr: WriteHalf<S>,
+    shutdown: CancellationToken,
+}
+
+/// Reads CONNECT from `stream` and accepts it; `None` if it was refused (answered and
+/// closed). Any transport: plain TCP, TLS and WebSocket streams are each a type of their
+/// own, so the connection is monomorphized per transport (no dynamic dispatch per read or
+/// write).
+pub(crate) async fn open<S>(
+    stream: S,
+    who: Peer,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+    slot: OwnedSemaphorePermit,
+) -> Option<Live<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    // The handshake and the goodbye are boxed: a future is as large as its largest state,
-    // and an idle connection should carry only what its loop needs (see ADR 0010's lean
-    // connections note in ARCHITECTURE.md).
-    let Some((mut conn, rbuf)) = Box::pin(handshake(&mut rd, &mut wr, who, broker)).await else {
-        return;
-    };
-    let close = conn.run(&mut rd, &mut wr, rbuf, shutdown).await;
-    Box::pin(conn.finish(close, &mut wr)).await;
+    let conn = handshake(&mut rd, &mut wr, who, broker).await?;
+    Some(Live {
+        conn,
+        io: Io { rd, wr, shutdown },
+        _slot: slot,
+    })
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Live<S> {
+    /// Serves the connection until it ends. Takes `&mut self`, not `self`: an async fn
+    /// keeps its arguments' space for as long as it runs, so a `Live` passed by value
+    /// would be held twice. The goodbye is boxed: a future is as large as its largest
+    /// state.
+    pub(crate) async fn run(&mut self) {
+        let close = self.conn.run(&mut self.io).await;
+        Box::pin(self.conn.finish(close, &mut self.io.wr)).await;
+    }
 }
 
 /// Reads CONNECT and accepts it (`None`: refused, answered and closed).
-async fn handshake<R, W>(
-    rd: &mut R,
-    wr: &mut W,
-    who: Peer,
-    broker: Arc<Broker>,
-) -> Option<(Conn, BytesMut)>
+async fn handshake<R, W>(rd: &mut R, wr: &mut W, who: Peer, broker: Arc<Broker>) -> Option<Conn>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -135,7 +165,7 @@ where
             return None;
         }
     };
-    let conn = match Conn::accept(broker, *connect, who).await {
+    let mut conn = match Conn::accept(broker, *connect, who).await {
         Ok(c) => c,
         Err((version, code, why)) => {
             tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
@@ -147,7 +177,9 @@ where
     ClientCounters::add(&counters.recv_oct, connect_bytes);
     ClientCounters::add(&counters.recv_pkt, 1);
     conn.broker.metrics().inc(BrokerMetric::PacketsReceived);
-    Some((conn, rbuf))
+    // What arrived together with CONNECT.
+    conn.rbuf = rbuf;
+    Some(conn)
 }
 
 struct Conn {
@@ -169,6 +201,9 @@ struct Conn {
     client_alias_max: u16,
     /// Topic aliases both ways, allocated when a client first uses them.
     aliases: Option<Box<Aliases>>,
+    /// Bytes read and not handled yet (an incomplete frame, or frames read while reading
+    /// is held); empty and unallocated while idle.
+    rbuf: BytesMut,
     wbuf: BytesMut,
     /// Written since the last flush (TLS and WebSocket streams buffer; TCP does not).
     unflushed: bool,
@@ -206,17 +241,11 @@ struct Traffic {
 }
 
 impl Conn {
-    async fn run<R, W>(
-        &mut self,
-        rd: &mut R,
-        wr: &mut W,
-        mut rbuf: BytesMut,
-        shutdown: CancellationToken,
-    ) -> Close
+    async fn run<S>(&mut self, io: &mut Io<S>) -> Close
     where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
+        let Io { rd, wr, shutdown } = io;
         let far = Duration::from_secs(86_400 * 365);
         let mut deadline = Instant::now() + self.keep_alive.unwrap_or(far);
         let keepalive = sleep_until(deadline);
@@ -227,7 +256,7 @@ impl Conn {
             return Close::Gone;
         };
         // Frames that arrived together with CONNECT.
-        if let Some(close) = self.handle_buffered(&mut rbuf) {
+        if let Some(close) = self.handle_buffered() {
             return close;
         }
         let mut was_reading = true;
@@ -240,7 +269,7 @@ impl Conn {
                 // Reading again (a hold settled, a rate limit allows, the peer took its
                 // output): what was read and not handled yet goes first, and the client's
                 // keep alive counts from now.
-                if let Some(close) = self.handle_buffered(&mut rbuf) {
+                if let Some(close) = self.handle_buffered() {
                     return close;
                 }
                 if let Some(ka) = self.keep_alive {
@@ -258,9 +287,9 @@ impl Conn {
             }
             was_reading = self.reading();
             self.flush_traffic();
-            if rbuf.is_empty() && rbuf.capacity() > 0 {
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
                 // Idle: hold no read buffer (a busy connection allocates one per read).
-                rbuf = BytesMut::new();
+                self.rbuf = BytesMut::new();
             }
             tokio::select! {
                 biased;
@@ -296,7 +325,7 @@ impl Conn {
                         r.resume();
                     }
                 }
-                r = io::read_into(rd, &mut rbuf), if self.reading() => match r {
+                r = io::read_into(rd, &mut self.rbuf), if self.reading() => match r {
                     Ok(0) => return Close::Gone,
                     Err(e) => {
                         tracing::debug!(client_id = %self.client_id, "read failed: {e}");
@@ -310,7 +339,7 @@ impl Conn {
                             deadline = Instant::now() + ka;
                             keepalive.as_mut().reset(deadline);
                         }
-                        if let Some(close) = self.handle_buffered(&mut rbuf) {
+                        if let Some(close) = self.handle_buffered() {
                             return close;
                         }
                     }
@@ -329,7 +358,14 @@ impl Conn {
     /// Handles the complete frames in `rbuf`.
     /// Over a rate limit, or held by backpressure, it stops, leaving the rest in `rbuf`
     /// for when the limit allows or the hold ends.
-    fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Option<Close> {
+    fn handle_buffered(&mut self) -> Option<Close> {
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        let close = self.handle_frames(&mut rbuf);
+        self.rbuf = rbuf;
+        close
+    }
+
+    fn handle_frames(&mut self, rbuf: &mut BytesMut) -> Option<Close> {
         loop {
             if !self.reading() {
                 return None;
@@ -654,7 +690,7 @@ impl Conn {
         }
     }
 
-    async fn finish<W: AsyncWrite + Unpin>(mut self, close: Close, wr: &mut W) {
+    async fn finish<W: AsyncWrite + Unpin>(&mut self, close: Close, wr: &mut W) {
         let will = match &close {
             Close::Normal => None,
             Close::Gone | Close::Error(..) => self.will.take().map(|w| *w),
