@@ -212,3 +212,40 @@ async fn a_listener_accepts_at_most_its_connection_rate() -> anyhow::Result<()> 
     serving.await?;
     Ok(())
 }
+
+/// Keep alive does not apply while a client is throttled (it is not read, so its PINGREQs
+/// would not be seen): a burst that takes longer than its keep alive to be read is served
+/// in full, and keep alive applies again once it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_client_is_not_timed_out_by_keep_alive() -> anyhow::Result<()> {
+    const RATE: u64 = 4;
+    const SENT: u16 = 12;
+    let b = TestBroker::with_config(MqttConfig {
+        client_message_rate: RATE,
+        ..MqttConfig::default()
+    })
+    .await;
+    let (mut sub, _) = RawClient::connect(b.addr, Version::V5, "sub", true).await?;
+    sub.subscribe("burst", QoS::AtMostOnce).await?;
+    let mut c = RawClient::open(b.addr, Version::V5).await?;
+    // Keep alive 1 s: closed after 1.5 s without a packet read.
+    let mut connect = connect_packet(Version::V5, "burst", true);
+    connect.keep_alive = 1;
+    c.handshake(connect).await?;
+    let start = Instant::now();
+    for _ in 0..SENT {
+        c.publish("burst", b"x", QoS::AtMostOnce, false, 0).await?;
+    }
+    // At 4 a second the burst is read over ~2 s, longer than the keep alive.
+    for _ in 0..SENT {
+        tokio::time::timeout(Duration::from_secs(10), sub.recv_publish()).await??;
+    }
+    assert!(start.elapsed() > Duration::from_millis(1500));
+    // Then keep alive applies again.
+    assert_eq!(
+        c.expect_close().await?,
+        Some(ferry_mqtt::reason::KEEP_ALIVE_TIMEOUT)
+    );
+    b.stop().await;
+    Ok(())
+}

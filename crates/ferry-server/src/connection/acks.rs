@@ -2,6 +2,9 @@
 //! reasons a connection stops reading: a *holding* acknowledgement (a consumer applying
 //! backpressure) and the client's rate limits (`Rates`).
 
+use std::pin::Pin;
+use std::task::{Poll, ready};
+
 use super::*;
 
 /// A PUBACK/PUBREC held back until every durable consumer of the message said "durable",
@@ -18,22 +21,29 @@ pub(super) struct PendingAck {
 }
 
 /// Waits for the first pending publish: `Ok(())` when all its consumers made it durable.
-/// Cancel-safe: resolved acknowledgements are removed as they complete.
-pub(super) async fn wait_front(pending: &mut VecDeque<PendingAck>) -> Result<(), NotDurable> {
-    let Some(front) = pending.front_mut() else {
-        return Ok(());
-    };
-    while let Some(rx) = front.acks.last_mut() {
-        let r = rx.await.unwrap_or_else(|_| {
-            Err(NotDurable {
-                code: reason::UNSPECIFIED_ERROR,
-                why: "the durable consumer went away".into(),
-            })
-        });
-        front.acks.pop();
-        r?;
-    }
-    Ok(())
+/// Cancel-safe: resolved acknowledgements are removed as they complete. A plain future
+/// over the reference (not an async fn, which would hold more across its await).
+pub(super) fn wait_front(
+    pending: &mut VecDeque<PendingAck>,
+) -> impl Future<Output = Result<(), NotDurable>> + '_ {
+    std::future::poll_fn(move |cx| {
+        let Some(front) = pending.front_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        while let Some(rx) = front.acks.last_mut() {
+            let r = ready!(Pin::new(rx).poll(cx)).unwrap_or_else(|_| {
+                Err(NotDurable {
+                    code: reason::UNSPECIFIED_ERROR,
+                    why: "the durable consumer went away".into(),
+                })
+            });
+            front.acks.pop();
+            if r.is_err() {
+                return Poll::Ready(r);
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
 }
 
 /// A client's message and byte rate limits: over either, the socket is not read until the
@@ -74,6 +84,10 @@ impl Rates {
     }
 
     /// The throttle's time is up: read again.
+    pub(super) fn throttled(&self) -> bool {
+        self.until.is_some()
+    }
+
     pub(super) fn resume(&mut self) {
         self.until = None;
     }
@@ -159,7 +173,7 @@ impl Conn {
     }
 
     pub(super) fn throttled(&self) -> bool {
-        self.rates.as_ref().is_some_and(|r| r.until.is_some())
+        self.rates.as_ref().is_some_and(|r| r.throttled())
     }
 
     pub(super) fn pop_pending(&mut self) -> Option<PendingAck> {

@@ -241,17 +241,14 @@ struct Traffic {
 }
 
 impl Conn {
-    async fn run<S>(&mut self, io: &mut Io<S>) -> Close
+    async fn run<S>(&mut self, net: &mut Io<S>) -> Close
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let Io { rd, wr, shutdown } = io;
-        let far = Duration::from_secs(86_400 * 365);
-        let mut deadline = Instant::now() + self.keep_alive.unwrap_or(far);
-        let keepalive = sleep_until(deadline);
-        tokio::pin!(keepalive);
-        // Armed only for a client over its rate limits (boxed: most never are).
-        let mut throttle: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        // One timer: the keep alive deadline, or while the client is over its rate limits
+        // (and so not read, keep alive not applying), the end of its throttle.
+        let timer = sleep_until(self.keep_alive_deadline());
+        tokio::pin!(timer);
         let Some(mut kicked) = self.kicked.take() else {
             return Close::Gone;
         };
@@ -261,7 +258,7 @@ impl Conn {
         }
         let mut was_reading = true;
         loop {
-            if let Err(e) = self.drain_out(wr) {
+            if let Err(e) = self.drain_out(&mut net.wr) {
                 tracing::debug!(client_id = %self.client_id, "write failed: {e}");
                 return Close::Gone;
             }
@@ -272,18 +269,12 @@ impl Conn {
                 if let Some(close) = self.handle_buffered() {
                     return close;
                 }
-                if let Some(ka) = self.keep_alive {
-                    deadline = Instant::now() + ka;
-                    keepalive.as_mut().reset(deadline);
-                }
+                timer.as_mut().reset(self.keep_alive_deadline());
             }
             // After any handling above or in the last turn: a rate limit just reached.
             if let Some(until) = self.rates.as_mut().and_then(|r| r.newly_throttled()) {
                 self.broker.metrics().inc(BrokerMetric::Throttled);
-                match &mut throttle {
-                    Some(t) => t.as_mut().reset(until.into()),
-                    None => throttle = Some(Box::pin(sleep_until(until.into()))),
-                }
+                timer.as_mut().reset(until.into());
             }
             was_reading = self.reading();
             self.flush_traffic();
@@ -293,7 +284,7 @@ impl Conn {
             }
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return err(reason::SERVER_SHUTTING_DOWN, "server shutting down"),
+                _ = net.shutdown.cancelled() => return err(reason::SERVER_SHUTTING_DOWN, "server shutting down"),
                 k = &mut kicked => {
                     return match k {
                         Ok(Kick::TakenOver) | Err(_) => err(reason::SESSION_TAKEN_OVER, "session taken over"),
@@ -303,7 +294,7 @@ impl Conn {
                 }
                 // A peer that does not read holds up only this branch: keep alive, takeover,
                 // shutdown and acknowledgements go on.
-                r = io::write_some(wr, &self.wbuf), if self.writing() => match r {
+                r = io::write_some(&mut net.wr, &self.wbuf), if self.writing() => match r {
                     Ok(n) => self.wrote(n),
                     Err(e) => {
                         tracing::debug!(client_id = %self.client_id, "write failed: {e}");
@@ -313,19 +304,16 @@ impl Conn {
                 // Not reading (backpressure, rate limits) means not hearing PINGREQs either;
                 // a peer that is not read because it does not read its output is still
                 // held to its keep alive.
-                _ = &mut keepalive, if self.holding == 0 && !self.throttled() => return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout"),
-                _ = async {
-                    match &mut throttle {
-                        Some(t) => t.as_mut().await,
-                        None => std::future::pending().await,
-                    }
-                }, if self.throttled() => {
-                    // Reading again: resumed at the top of the loop.
-                    if let Some(r) = &mut self.rates {
-                        r.resume();
-                    }
+                _ = &mut timer, if self.holding == 0 || self.throttled() => {
+                    let Some(r) = self.rates.as_mut().filter(|r| r.throttled()) else {
+                        return err(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+                    };
+                    // Reading again (resumed at the top of the loop); keep alive counts
+                    // from now.
+                    r.resume();
+                    timer.as_mut().reset(self.keep_alive_deadline());
                 }
-                r = io::read_into(rd, &mut self.rbuf), if self.reading() => match r {
+                r = io::read_into(&mut net.rd, &mut self.rbuf), if self.reading() => match r {
                     Ok(0) => return Close::Gone,
                     Err(e) => {
                         tracing::debug!(client_id = %self.client_id, "read failed: {e}");
@@ -335,10 +323,7 @@ impl Conn {
                         self.read_at = Instant::now();
                         self.broker.metrics().add(BrokerMetric::BytesReceived, n as u64);
                         ClientCounters::add(&self.session.counters().recv_oct, n as u64);
-                        if let Some(ka) = self.keep_alive {
-                            deadline = Instant::now() + ka;
-                            keepalive.as_mut().reset(deadline);
-                        }
+                        timer.as_mut().reset(self.keep_alive_deadline());
                         if let Some(close) = self.handle_buffered() {
                             return close;
                         }
@@ -353,6 +338,12 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// When keep alive ends the connection if nothing is read before (a year away without
+    /// keep alive).
+    fn keep_alive_deadline(&self) -> Instant {
+        Instant::now() + self.keep_alive.unwrap_or(Duration::from_secs(86_400 * 365))
     }
 
     /// Handles the complete frames in `rbuf`.
