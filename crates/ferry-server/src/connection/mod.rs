@@ -25,7 +25,7 @@ use ferry_mqtt::{
     Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, Publish, QoS, SubAck,
     Subscribe, UnsubAck, Unsubscribe, Version, Will, reason,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
@@ -88,12 +88,12 @@ pub(crate) struct Live<S> {
     _slot: OwnedSemaphorePermit,
 }
 
-/// What the connection's loop waits on besides its session: the stream's halves and the
-/// server's shutdown. One argument, not three: each argument of an async fn takes space
-/// twice in its future.
+/// What the connection's loop waits on besides its session: the stream and the server's
+/// shutdown. One argument, not two: each argument of an async fn takes space twice in its
+/// future. The stream is not split in halves (that would be one more allocation and a
+/// lock per read and write): one future polls it for both ([`io::transfer`]).
 struct Io<S> {
-    rd: ReadHalf<S>,
-    wr: WriteHalf<S>,
+    stream: S,
     shutdown: CancellationToken,
 }
 
@@ -111,11 +111,11 @@ pub(crate) async fn open<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let conn = handshake(&mut rd, &mut wr, who, broker).await?;
+    let mut stream = stream;
+    let conn = handshake(&mut stream, who, broker).await?;
     Some(Live {
         conn,
-        io: Io { rd, wr, shutdown },
+        io: Io { stream, shutdown },
         _slot: slot,
     })
 }
@@ -127,19 +127,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Live<S> {
     /// state.
     pub(crate) async fn run(&mut self) {
         let close = self.conn.run(&mut self.io).await;
-        Box::pin(self.conn.finish(close, &mut self.io.wr)).await;
+        Box::pin(self.conn.finish(close, &mut self.io.stream)).await;
     }
 }
 
 /// Reads CONNECT and accepts it (`None`: refused, answered and closed).
-async fn handshake<R, W>(rd: &mut R, wr: &mut W, who: Peer, broker: Arc<Broker>) -> Option<Conn>
+async fn handshake<S>(stream: &mut S, who: Peer, broker: Arc<Broker>) -> Option<Conn>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut rbuf = BytesMut::new();
     let mut connect_bytes = 0;
-    let connect = read_connect(rd, &mut rbuf, broker.config(), &mut connect_bytes).await;
+    let connect = read_connect(stream, &mut rbuf, broker.config(), &mut connect_bytes).await;
     broker
         .metrics()
         .add(BrokerMetric::BytesReceived, connect_bytes);
@@ -160,7 +159,7 @@ where
                     };
                     broker.connack(&client, code);
                 }
-                refuse(wr, version, code).await;
+                refuse(stream, version, code).await;
             }
             return None;
         }
@@ -169,7 +168,7 @@ where
         Ok(c) => c,
         Err((version, code, why)) => {
             tracing::info!(%peer, "CONNECT refused ({code:#04x}): {why}");
-            refuse(wr, version, code).await;
+            refuse(stream, version, code).await;
             return None;
         }
     };
@@ -258,7 +257,7 @@ impl Conn {
         }
         let mut was_reading = true;
         loop {
-            if let Err(e) = self.drain_out(&mut net.wr) {
+            if let Err(e) = self.drain_out(&mut net.stream) {
                 tracing::debug!(client_id = %self.client_id, "write failed: {e}");
                 return Close::Gone;
             }
@@ -282,6 +281,7 @@ impl Conn {
                 // Idle: hold no read buffer (a busy connection allocates one per read).
                 self.rbuf = BytesMut::new();
             }
+            let (reading, writing) = (self.reading(), self.writing());
             tokio::select! {
                 biased;
                 _ = net.shutdown.cancelled() => return err(reason::SERVER_SHUTTING_DOWN, "server shutting down"),
@@ -292,15 +292,6 @@ impl Conn {
                         Ok(Kick::Slow) => err(reason::QUOTA_EXCEEDED, "slow subscriber: its queue stayed full"),
                     };
                 }
-                // A peer that does not read holds up only this branch: keep alive, takeover,
-                // shutdown and acknowledgements go on.
-                r = io::write_some(&mut net.wr, &self.wbuf), if self.writing() => match r {
-                    Ok(n) => self.wrote(n),
-                    Err(e) => {
-                        tracing::debug!(client_id = %self.client_id, "write failed: {e}");
-                        return Close::Gone;
-                    }
-                },
                 // Not reading (backpressure, rate limits) means not hearing PINGREQs either;
                 // a peer that is not read because it does not read its output is still
                 // held to its keep alive.
@@ -313,13 +304,16 @@ impl Conn {
                     r.resume();
                     timer.as_mut().reset(self.keep_alive_deadline());
                 }
-                r = io::read_into(&mut net.rd, &mut self.rbuf), if self.reading() => match r {
-                    Ok(0) => return Close::Gone,
-                    Err(e) => {
-                        tracing::debug!(client_id = %self.client_id, "read failed: {e}");
+                // A peer that does not read holds up only this branch's writes: keep alive,
+                // takeover, shutdown and acknowledgements go on.
+                r = io::transfer(&mut net.stream, reading.then_some(&mut self.rbuf), writing.then_some(&self.wbuf)), if reading || writing => match r {
+                    io::Transfer::Wrote(Ok(n)) => self.wrote(n),
+                    io::Transfer::Wrote(Err(e)) | io::Transfer::Read(Err(e)) => {
+                        tracing::debug!(client_id = %self.client_id, "socket error: {e}");
                         return Close::Gone;
                     }
-                    Ok(n) => {
+                    io::Transfer::Read(Ok(0)) => return Close::Gone,
+                    io::Transfer::Read(Ok(n)) => {
                         self.read_at = Instant::now();
                         self.broker.metrics().add(BrokerMetric::BytesReceived, n as u64);
                         ClientCounters::add(&self.session.counters().recv_oct, n as u64);
