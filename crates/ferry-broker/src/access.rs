@@ -231,9 +231,9 @@ impl Broker {
         {
             let mut cache = auth.cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.generation != generation {
-                cache.entries.clear();
+                cache.entries = None;
                 cache.generation = generation;
-            } else if let Some(&allow) = cache.entries.get(&key) {
+            } else if let Some(&allow) = cache.entries.as_ref().and_then(|e| e.get(&key)) {
                 self.metrics().inc(BrokerMetric::AuthzCacheHit);
                 return Authz {
                     allow,
@@ -253,10 +253,11 @@ impl Broker {
         let mut cache = auth.cache.lock().unwrap_or_else(|e| e.into_inner());
         // Rules changed while deciding: do not cache a result of the old ones.
         if cache.generation == generation {
-            if cache.entries.len() >= CACHE_MAX {
-                cache.entries.clear();
+            let entries = cache.entries.get_or_insert_default();
+            if entries.len() >= CACHE_MAX {
+                entries.clear();
             }
-            cache.entries.insert(key, allow);
+            entries.insert(key, allow);
         }
         Authz { allow, source }
     }

@@ -39,13 +39,12 @@ mod subscriptions;
 pub use ferry_mqtt::trie;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use ferry_mqtt::topic::{TopicError, parse_subscription};
 use ferry_mqtt::{Properties, QoS, SubOptions, Will, reason};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 pub use access::{Authentication, Authenticator, AuthnDecision, AuthnFuture, AuthnOutcome};
@@ -119,8 +118,6 @@ pub struct Attached {
     pub session: Arc<Session>,
     pub conn_id: u64,
     pub session_present: bool,
-    /// Fires when another connection takes the session over.
-    pub kicked: oneshot::Receiver<Kick>,
 }
 
 /// Result of one SUBSCRIBE entry.
@@ -178,6 +175,8 @@ pub struct Broker {
     acl_trivial: std::sync::atomic::AtomicU8,
     /// Session expiry and will delay deadlines, fired by one task ([`expiry`]).
     timers: Arc<expiry::Timers>,
+    /// [`Broker::close_connections`] was called: connections attaching now are told to go.
+    closing: AtomicBool,
 }
 
 impl Drop for Broker {
@@ -244,6 +243,7 @@ impl Broker {
             acl_generation: AtomicU64::new(0),
             acl_trivial: std::sync::atomic::AtomicU8::new(1),
             timers: Arc::default(),
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -336,7 +336,6 @@ impl Broker {
         let client_id = client.client_id.clone();
         let (clean_start, expiry_interval) = (client.clean_start, client.expiry_interval);
         let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        let (kick_tx, kick_rx) = oneshot::channel();
         let mut sessions = lock(&self.sessions);
         let existing = sessions.get(&client_id).cloned();
         let mut ended = None;
@@ -359,12 +358,12 @@ impl Broker {
             // Resumed: its expiry is off and a delayed will is cancelled (dropped below).
             let will = self.timers.cancel(&session);
             if let Some(old) = st.conn.take() {
-                let _ = old.kick.send(Kick::TakenOver);
+                session.kick(&mut st, old.id, Kick::TakenOver);
             }
-            st.conn = Some(session::ConnHandle {
-                id: conn_id,
-                kick: kick_tx,
-            });
+            st.conn = Some(session::ConnHandle { id: conn_id });
+            if self.closing.load(Ordering::Acquire) {
+                session.kick(&mut st, conn_id, Kick::Shutdown);
+            }
             st.generation += 1;
             st.attached_generation = st.generation;
             st.expiry_interval = expiry_interval;
@@ -375,6 +374,7 @@ impl Broker {
             will
         };
         drop(sessions);
+        session.wake_all();
         drop(resumed_will);
         if let Some(e) = ended {
             self.after_discard(e);
@@ -384,7 +384,24 @@ impl Broker {
             session,
             conn_id,
             session_present: present,
-            kicked: kick_rx,
+        }
+    }
+
+    /// Tells every connection to go because the server is shutting down (MQTT 5 clients
+    /// get DISCONNECT 0x8B), and every connection that attaches from now on as soon as it
+    /// does. The listeners call it when they stop accepting.
+    pub fn close_connections(&self) {
+        // Before the sessions lock: a connection attaching after the sweep below sees it.
+        self.closing.store(true, Ordering::Release);
+        let sessions: Vec<Arc<Session>> = lock(&self.sessions).values().cloned().collect();
+        for s in sessions {
+            {
+                let mut st = s.lock();
+                if let Some(id) = st.conn.as_ref().map(|c| c.id) {
+                    s.kick(&mut st, id, Kick::Shutdown);
+                }
+            }
+            s.wake_all();
         }
     }
 
@@ -406,7 +423,7 @@ impl Broker {
         let filters: Vec<String> = {
             let mut st = s.lock();
             if let Some(c) = st.conn.take() {
-                let _ = c.kick.send(why);
+                s.kick(&mut st, c.id, why);
                 st.disconnected_at = hook::now_ms();
             }
             s.set_connected(false);
@@ -414,6 +431,7 @@ impl Broker {
             st.changes += 1;
             st.subscriptions.drain().map(|(f, _)| f).collect()
         };
+        s.wake_all();
         let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
         for f in filters {
             Self::remove_sub(&mut subs, &f, s);

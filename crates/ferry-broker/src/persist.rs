@@ -388,7 +388,9 @@ impl Broker {
                 put_back(&mut st, deliveries);
                 out.queued += st.queue.len();
                 out.inflight += st.inflight.len();
-                st.awaiting_rel = r.awaiting_rel.into_iter().collect();
+                st.awaiting_rel = r.awaiting_rel;
+                st.awaiting_rel.sort_unstable();
+                st.awaiting_rel.dedup();
                 st.next_packet_id = r.next_packet_id;
                 st.stored = true;
                 st.generation = 1;
@@ -485,7 +487,7 @@ fn put_back(st: &mut SessionState, mut deliveries: Vec<StoredDelivery>) {
             None => st.queue.push_back(d.delivery),
         }
     }
-    st.written = (!legacy).then_some(written);
+    st.written = (!legacy).then(|| Box::new(written));
 }
 
 /// The write of a durable session, taken under its lock: its record, and its deliveries
@@ -505,11 +507,11 @@ fn write(s: &Session, st: &mut SessionState) -> SessionWrite {
             .iter()
             .map(|(f, sub)| (f.clone(), sub.clone()))
             .collect(),
-        awaiting_rel: st.awaiting_rel.iter().copied().collect(),
+        awaiting_rel: st.awaiting_rel.clone(),
         next_packet_id: st.next_packet_id,
     };
     let (replace, mut before) = match st.written.take() {
-        Some(w) => (false, w),
+        Some(w) => (false, *w),
         None => (true, HashMap::new()),
     };
     let current = st
@@ -534,7 +536,7 @@ fn write(s: &Session, st: &mut SessionState) -> SessionWrite {
     }
     let mut removed: Vec<u64> = before.into_keys().collect();
     removed.sort_unstable();
-    st.written = Some(now);
+    st.written = Some(Box::new(now));
     SessionWrite {
         record,
         replace,

@@ -14,13 +14,13 @@
 //! ([`crate::persist::Tracker`]); the background sync snapshots it later. A session that is
 //! not durable, or a broker without a store, costs one branch per guard.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferry_mqtt::{QoS, SubOptions};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::admin::ClientCounters;
@@ -48,12 +48,14 @@ pub enum Kick {
     /// The client's queue stayed full for `mqtt.slow_subscriber_timeout`: DISCONNECT 0x97
     /// (Quota exceeded); the session stays as its expiry says.
     Slow,
+    /// The server is shutting down ([`crate::Broker::close_connections`]): DISCONNECT 0x8B.
+    Shutdown,
 }
 
+/// The connection attached to a session.
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
     pub(crate) id: u64,
-    pub(crate) kick: oneshot::Sender<Kick>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +89,9 @@ pub enum Outgoing {
 #[derive(Debug)]
 pub struct SessionState {
     pub(crate) conn: Option<ConnHandle>,
+    /// The last connection told to go, and why ([`Session::kick`]); a connection that is
+    /// neither attached nor this one was taken over.
+    pub(crate) kick: Option<(u64, Kick)>,
     /// Who the current (or last) connection is; replaced on every attach.
     pub(crate) client: Arc<ClientInfo>,
     /// Milliseconds since the epoch of the last detach; 0 while attached or never detached.
@@ -97,8 +102,9 @@ pub struct SessionState {
     pub(crate) next_packet_id: u16,
     /// The outbound inflight window of the last connection (0: not known yet).
     pub(crate) inflight_window: u16,
-    /// Inbound QoS 2 packet ids received and PUBREC'd but not yet released.
-    pub(crate) awaiting_rel: HashSet<u16>,
+    /// Inbound QoS 2 packet ids received and PUBREC'd but not yet released, sorted (a
+    /// few at a time, at most the receive maximum; no allocation while there are none).
+    pub(crate) awaiting_rel: Vec<u16>,
     pub(crate) expiry_interval: u32,
     /// Bumped on every attach and detach; timers compare it to know if they are stale.
     pub(crate) generation: u64,
@@ -115,8 +121,13 @@ pub struct SessionState {
     pub(crate) next_seq: u64,
     /// What the store holds of this session's deliveries, by sequence number (`None`: not
     /// known, so the next write replaces them all). Only the sync reads and writes it.
-    pub(crate) written: Option<HashMap<u64, Option<(u16, InflightState)>>>,
+    /// Boxed: most sessions never persist, and an empty map is 48 bytes.
+    pub(crate) written: Option<Box<Written>>,
 }
+
+/// What the store holds of a session's deliveries: by sequence number, the packet id and
+/// state if it was sent.
+pub(crate) type Written = HashMap<u64, Option<(u16, InflightState)>>;
 
 /// What [`Session::enqueue`] did beyond queueing.
 #[derive(Debug)]
@@ -135,6 +146,9 @@ pub struct Session {
     /// Milliseconds since the epoch when the session was created.
     pub created_at: i64,
     connected: AtomicBool,
+    /// A connection of this session was told to go since the flag was last cleared: the
+    /// connection's loop looks at the state (under the lock) only then.
+    kicked: AtomicBool,
     /// Traffic of this session's connections, for the admin API (relaxed atomics, added
     /// once per read or write batch by the connection).
     counters: ClientCounters,
@@ -193,9 +207,11 @@ impl Session {
             client_id: client.client_id.clone(),
             created_at: crate::hook::now_ms(),
             connected: AtomicBool::new(false),
+            kicked: AtomicBool::new(false),
             counters: ClientCounters::default(),
             state: Mutex::new(SessionState {
                 conn: None,
+                kick: None,
                 client,
                 disconnected_at: 0,
                 subscriptions: HashMap::new(),
@@ -203,7 +219,7 @@ impl Session {
                 inflight: VecDeque::new(),
                 next_packet_id: 0,
                 inflight_window: 0,
-                awaiting_rel: HashSet::new(),
+                awaiting_rel: Vec::new(),
                 expiry_interval: 0,
                 generation: 0,
                 attached_generation: 0,
@@ -242,9 +258,43 @@ impl Session {
         }
     }
 
-    /// Resolves when deliveries were queued since the last call (no wake-up is lost).
-    pub async fn notified(&self) {
-        self.notify.notified().await
+    /// Resolves when deliveries were queued since the last call (no wake-up is lost), or
+    /// once [`Session::kick`] told a connection to go: a connection enables it before it
+    /// looks at [`Session::kicked`], so no kick is missed either.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Tells connection `conn_id` to go (under the state's lock). The caller wakes the
+    /// connections with [`Session::wake_all`] once the lock is released.
+    pub(crate) fn kick(&self, st: &mut SessionState, conn_id: u64, why: Kick) {
+        st.kick = Some((conn_id, why));
+        self.kicked.store(true, Ordering::Release);
+    }
+
+    /// Wakes every connection waiting on this session (one of them was kicked).
+    pub(crate) fn wake_all(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// Why connection `conn_id` must go, if it must: it was kicked, or another connection
+    /// took its place. A cheap load while nothing was kicked.
+    pub fn kicked(&self, conn_id: u64) -> Option<Kick> {
+        if !self.kicked.load(Ordering::Acquire) {
+            return None;
+        }
+        let st = self.lock();
+        match st.kick {
+            Some((id, why)) if id == conn_id => Some(why),
+            _ if st.conn.as_ref().is_some_and(|c| c.id == conn_id) => None,
+            _ => Some(Kick::TakenOver),
+        }
+    }
+
+    /// A connection that goes passes on a wake-up it may have taken from the connection
+    /// replacing it (both wait on this session while one takes over from the other).
+    pub fn pass_wake(&self) {
+        self.notify.notify_one();
     }
 
     pub(crate) fn wake(&self) {
@@ -260,6 +310,7 @@ impl Session {
         can_wait: bool,
         metrics: &Metrics,
     ) -> Enqueued {
+        let mut slow = false;
         let out = {
             let mut st = self.lock();
             d.seq = st.next_seq;
@@ -268,15 +319,14 @@ impl Session {
             let pushed = st.queue.push(d, limits, can_hold, Instant::now());
             st.changes += 1;
             if pushed.slow
-                && let Some(c) = &mut st.conn
+                && let Some(id) = st.conn.as_ref().map(|c| c.id)
+                && st.kick.is_none_or(|(k, _)| k != id)
             {
-                // The handle's sender is spent on this kick; a later takeover finds the
-                // connection already going.
-                let kick = std::mem::replace(&mut c.kick, oneshot::channel().0);
-                if kick.send(Kick::Slow).is_ok() {
-                    metrics.inc(BrokerMetric::SlowSubscribersDisconnected);
-                    tracing::warn!(client_id = %self.client_id, "disconnecting a slow subscriber: its queue stayed full for mqtt.slow_subscriber_timeout");
-                }
+                // Once per connection: a later takeover finds it already going.
+                self.kick(&mut st, id, Kick::Slow);
+                slow = true;
+                metrics.inc(BrokerMetric::SlowSubscribersDisconnected);
+                tracing::warn!(client_id = %self.client_id, "disconnecting a slow subscriber: its queue stayed full for mqtt.slow_subscriber_timeout");
             }
             if pushed.hold.is_some() {
                 metrics.inc(BrokerMetric::PublishersHeld);
@@ -298,6 +348,9 @@ impl Session {
             }
         };
         self.wake();
+        if slow {
+            self.wake_all();
+        }
         out
     }
 }
@@ -321,7 +374,7 @@ impl SessionState {
 
     /// Is the inbound QoS 2 message `packet_id` received and not yet released?
     pub fn awaits_rel(&self, packet_id: u16) -> bool {
-        self.awaiting_rel.contains(&packet_id)
+        self.awaiting_rel.binary_search(&packet_id).is_ok()
     }
 
     /// Inbound QoS 2 messages received and not yet released.
@@ -331,13 +384,19 @@ impl SessionState {
 
     /// Records an inbound QoS 2 message as received (PUBREC sent or pending).
     pub fn await_rel(&mut self, packet_id: u16) {
-        self.awaiting_rel.insert(packet_id);
+        if let Err(at) = self.awaiting_rel.binary_search(&packet_id) {
+            self.awaiting_rel.insert(at, packet_id);
+        }
         self.changes += 1;
     }
 
     /// PUBREL (or a refused QoS 2 publish): forgets `packet_id`; `false` if unknown.
     pub fn release_rel(&mut self, packet_id: u16) -> bool {
-        let known = self.awaiting_rel.remove(&packet_id);
+        let at = self.awaiting_rel.binary_search(&packet_id);
+        if let Ok(at) = at {
+            self.awaiting_rel.remove(at);
+        }
+        let known = at.is_ok();
         self.changes += u64::from(known);
         known
     }

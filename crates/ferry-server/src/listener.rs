@@ -242,7 +242,6 @@ pub async fn serve(
                     stream,
                     addr: peer,
                     broker: broker.clone(),
-                    shutdown: shutdown.clone(),
                     slot: permit,
                 });
                 conns.spawn(connection_task(accepted));
@@ -257,6 +256,8 @@ pub async fn serve(
     if let Some(p) = poller {
         p.abort();
     }
+    // Connections wait on their sessions, not on `shutdown`: the broker tells them.
+    broker.close_connections();
     conns.close();
     if timeout(DRAIN_DEADLINE, conns.wait()).await.is_err() {
         // Each ends within its own bounds (a goodbye write gets 5 seconds).
@@ -275,7 +276,6 @@ struct Accepted {
     stream: TcpStream,
     addr: SocketAddr,
     broker: Arc<Broker>,
-    shutdown: CancellationToken,
     slot: OwnedSemaphorePermit,
 }
 
@@ -316,7 +316,6 @@ async fn open(accepted: Box<Accepted>) -> Option<Opened> {
         mut stream,
         addr,
         broker,
-        shutdown,
         slot,
     } = *accepted;
     let mut who = Peer {
@@ -350,13 +349,13 @@ async fn open(accepted: Box<Accepted>) -> Option<Opened> {
     // and a plain TCP connection's handshake need not carry a TLS session's worth of space.
     match &ep.transport {
         Transport::Tcp => Some(Opened::Tcp(
-            connection::open(stream, who, broker, shutdown, slot).await?,
+            connection::open(stream, who, broker, slot).await?,
         )),
         Transport::Ssl(tls) => {
             Box::pin(async {
                 let s = tls_accept(&ep, tls, stream, &mut who, &broker, deadline).await?;
                 Some(Opened::Tls(Box::new(
-                    connection::open(s, who, broker, shutdown, slot).await?,
+                    connection::open(s, who, broker, slot).await?,
                 )))
             })
             .await
@@ -365,7 +364,7 @@ async fn open(accepted: Box<Accepted>) -> Option<Opened> {
             Box::pin(async {
                 let s = ws_accept(&ep, opts, stream, who.addr, &broker, deadline).await?;
                 Some(Opened::Ws(Box::new(
-                    connection::open(s, who, broker, shutdown, slot).await?,
+                    connection::open(s, who, broker, slot).await?,
                 )))
             })
             .await
@@ -375,7 +374,7 @@ async fn open(accepted: Box<Accepted>) -> Option<Opened> {
                 let s = tls_accept(&ep, tls, stream, &mut who, &broker, deadline).await?;
                 let s = ws_accept(&ep, opts, s, who.addr, &broker, deadline).await?;
                 Some(Opened::Wss(Box::new(
-                    connection::open(s, who, broker, shutdown, slot).await?,
+                    connection::open(s, who, broker, slot).await?,
                 )))
             })
             .await

@@ -343,3 +343,71 @@ async fn large_messages_wait_in_the_queue_not_in_the_write_buffer() {
     assert!(queued >= 100, "{queued} of {N} still queued");
     b.stop().await;
 }
+
+/// A connection whose output is backed up (its peer does not read) still hears that its
+/// session was taken over, and that the server is stopping: it ends (after its goodbye
+/// write's own 5 s bound) without its peer reading anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_does_not_read_is_still_taken_over_and_told_to_stop() {
+    let cfg = MqttConfig {
+        queue_full: QueueFull::DropOldest,
+        ..MqttConfig::default()
+    };
+    let b = TestBroker::with_config(cfg).await;
+    let broker = b.broker.clone();
+    let (mut deaf, _) = RawClient::connect(b.addr, Version::V5, "deaf", false)
+        .await
+        .unwrap();
+    // Subscribed without reading the SUBACK: nothing is read from `deaf` from here on.
+    let sub = Packet::Subscribe(ferry_mqtt::Subscribe {
+        packet_id: 1,
+        filters: vec![("deaf/#".into(), ferry_mqtt::SubOptions::default())],
+        properties: Default::default(),
+    });
+    let (mut publisher, _) = RawClient::connect(b.addr, Version::V5, "pub", true)
+        .await
+        .unwrap();
+    // 8 MB: more than the socket buffers take; the queue fills and drops (counted).
+    let bytes = burst("deaf/x", 2_000, 4096, Version::V5);
+    deaf.send(&sub).await.unwrap();
+    ferry_testkit::wait_until("subscribed", Duration::from_secs(10), || {
+        broker.subscription_count() == 1
+    })
+    .await;
+    publisher.send_raw(&bytes).await.unwrap();
+    ferry_testkit::wait_until("the queue overflows", Duration::from_secs(10), || {
+        broker.metrics().get(BrokerMetric::DroppedQueueFull) > 0
+    })
+    .await;
+    // Taken over while its writes are stuck: it ends although `deaf` reads nothing.
+    let (_new, ack) = RawClient::connect(b.addr, Version::V5, "deaf", false)
+        .await
+        .unwrap();
+    assert!(ack.session_present);
+    ferry_testkit::wait_until("the old connection ended", Duration::from_secs(15), || {
+        broker.metrics().get(BrokerMetric::ConnectionsClosed) == 1
+    })
+    .await;
+    // The same for shutdown.
+    let (mut deaf2, _) = RawClient::connect(b.addr, Version::V5, "deaf2", true)
+        .await
+        .unwrap();
+    deaf2.send(&sub).await.unwrap();
+    ferry_testkit::wait_until("subscribed", Duration::from_secs(10), || {
+        broker.subscription_count() == 2
+    })
+    .await;
+    let before = broker.metrics().get(BrokerMetric::DroppedQueueFull);
+    publisher.send_raw(&bytes).await.unwrap();
+    ferry_testkit::wait_until("the queue overflows again", Duration::from_secs(10), || {
+        broker.metrics().get(BrokerMetric::DroppedQueueFull) > before
+    })
+    .await;
+    let stopping = tokio::spawn(b.stop());
+    ferry_testkit::wait_until("deaf2 ended", Duration::from_secs(15), || {
+        !broker.client("deaf2").is_some_and(|c| c.connected)
+    })
+    .await;
+    stopping.await.unwrap();
+    drop(deaf);
+}

@@ -117,8 +117,13 @@ async fn kick_discards_the_session_and_tells_the_connection() {
         .unwrap();
     b.publish(Message::new("x/1", "m", QoS::AtLeastOnce, false));
 
+    // The connection waits on its session; the kick wakes it.
+    let woken = a.session.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
     assert!(b.kick("a"));
-    assert_eq!(a.kicked.await, Ok(Kick::Admin));
+    woken.await;
+    assert_eq!(a.session.kicked(a.conn_id), Some(Kick::Admin));
     assert!(b.client("a").is_none());
     assert!(b.clients().is_empty());
     assert_eq!(b.subscription_count(), 0);
@@ -281,4 +286,41 @@ fn per_session_admin_state_stays_small() {
         std::mem::size_of::<crate::SessionState>(),
         std::mem::size_of::<ClientInfo>()
     );
+}
+
+#[tokio::test]
+async fn a_takeover_wakes_and_tells_the_old_connection_only() {
+    let b = Broker::new(MqttConfig::default());
+    let old = attach(&b, "a", false, 3600);
+    assert_eq!(old.session.kicked(old.conn_id), None);
+    let woken = old.session.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    // Resumed (same session) by a second connection.
+    let new = attach(&b, "a", false, 3600);
+    assert!(Arc::ptr_eq(&old.session, &new.session));
+    woken.await;
+    assert_eq!(old.session.kicked(old.conn_id), Some(Kick::TakenOver));
+    assert_eq!(new.session.kicked(new.conn_id), None);
+    // A third: both earlier connections are told, the last one is not.
+    let third = attach(&b, "a", true, 0);
+    assert_eq!(old.session.kicked(old.conn_id), Some(Kick::TakenOver));
+    assert_eq!(new.session.kicked(new.conn_id), Some(Kick::TakenOver));
+    assert_eq!(third.session.kicked(third.conn_id), None);
+}
+
+#[tokio::test]
+async fn close_connections_tells_every_connection_and_those_that_attach_later() {
+    let b = Broker::new(MqttConfig::default());
+    let a = attach(&b, "a", true, 0);
+    let c = attach(&b, "c", false, 60);
+    let woken = c.session.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    b.close_connections();
+    woken.await;
+    assert_eq!(a.session.kicked(a.conn_id), Some(Kick::Shutdown));
+    assert_eq!(c.session.kicked(c.conn_id), Some(Kick::Shutdown));
+    let late = attach(&b, "late", true, 0);
+    assert_eq!(late.session.kicked(late.conn_id), Some(Kick::Shutdown));
 }

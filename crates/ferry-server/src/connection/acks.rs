@@ -144,11 +144,11 @@ impl Conn {
             Err(_) if p.qos == QoS::AtMostOnce && p.suback.is_none() => {}
             Err(e) if p.suback.is_some() => {
                 // The subscription is in place; only its commit failed (and is retried).
-                tracing::warn!(client_id = %self.client_id, packet_id = p.packet_id, "subscription not committed: {}", e.why);
+                tracing::warn!(client_id = %self.client.client_id, packet_id = p.packet_id, "subscription not committed: {}", e.why);
                 self.send_pending(p);
             }
             Err(e) => {
-                tracing::warn!(client_id = %self.client_id, packet_id = p.packet_id, "publish not acknowledged: {}", e.why);
+                tracing::warn!(client_id = %self.client.client_id, packet_id = p.packet_id, "publish not acknowledged: {}", e.why);
                 if p.qos == QoS::ExactlyOnce {
                     self.session.lock().release_rel(p.packet_id);
                 }

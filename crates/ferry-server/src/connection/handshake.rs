@@ -229,13 +229,10 @@ impl Conn {
             .lock()
             .set_inflight_window(client_receive_max.min(cfg.max_inflight));
         let mut conn = Conn {
-            peer,
             version: v,
-            client_id,
             client,
             session: attached.session,
             conn_id: attached.conn_id,
-            kicked: Some(attached.kicked),
             will: c.will.map(Box::new),
             keep_alive: (keep_alive > 0)
                 .then(|| Duration::from_secs_f32(f32::from(keep_alive) * cfg.keepalive_multiplier)),
@@ -255,7 +252,7 @@ impl Conn {
             read_at: Instant::now(),
             broker,
         };
-        tracing::debug!(client_id = %conn.client_id, peer = %conn.peer, version = %v, "client connected");
+        tracing::debug!(client_id = %client_id, %peer, version = %v, "client connected");
         conn.broker.connack(&conn.client, reason::SUCCESS);
         conn.send(&Packet::ConnAck(ConnAck {
             session_present: attached.session_present,

@@ -26,9 +26,8 @@ use ferry_mqtt::{
     Subscribe, UnsubAck, Unsubscribe, Version, Will, reason,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_util::sync::CancellationToken;
 
 mod acks;
 mod handshake;
@@ -55,6 +54,18 @@ fn err(code: u8, what: impl Into<String>) -> Close {
     Close::Error(code, what.into())
 }
 
+fn kick_close(k: Kick) -> Close {
+    match k {
+        Kick::TakenOver => err(reason::SESSION_TAKEN_OVER, "session taken over"),
+        Kick::Admin => err(reason::ADMINISTRATIVE_ACTION, "kicked by an administrator"),
+        Kick::Slow => err(
+            reason::QUOTA_EXCEEDED,
+            "slow subscriber: its queue stayed full",
+        ),
+        Kick::Shutdown => err(reason::SERVER_SHUTTING_DOWN, "server shutting down"),
+    }
+}
+
 const BATCH: usize = 256;
 /// The session queue is drained into the write buffer only while it holds less than this,
 /// so a subscriber that reads slowly leaves its messages in the bounded queue (where
@@ -78,23 +89,19 @@ pub(crate) struct Peer {
     pub(crate) allow_anonymous: Option<bool>,
 }
 
-/// A connection past CONNECT: its protocol state and its stream's halves. A connection's
-/// task holds this once and awaits [`Live::run`] on it; that is what an idle connection
-/// costs (everything before it runs in boxed futures freed when done).
+/// A connection past CONNECT: its protocol state and its stream. A connection's task
+/// holds this once and awaits [`Live::run`] on it; that is what an idle connection costs
+/// (everything before it runs in boxed futures freed when done).
+///
+/// The stream is not split in halves (that would be one more allocation, and a lock per
+/// read and write): one future polls it for both ([`io::transfer`]). The connection waits
+/// on one thing besides its stream and its timer: its session's wake-up, which deliveries,
+/// takeovers, kicks and the server's shutdown all use ([`Session::kicked`]).
 pub(crate) struct Live<S> {
     conn: Conn,
-    io: Io<S>,
+    stream: S,
     /// The listener's connection slot, given back when the connection ends.
     _slot: OwnedSemaphorePermit,
-}
-
-/// What the connection's loop waits on besides its session: the stream and the server's
-/// shutdown. One argument, not two: each argument of an async fn takes space twice in its
-/// future. The stream is not split in halves (that would be one more allocation and a
-/// lock per read and write): one future polls it for both ([`io::transfer`]).
-struct Io<S> {
-    stream: S,
-    shutdown: CancellationToken,
 }
 
 /// Reads CONNECT from `stream` and accepts it; `None` if it was refused (answered and
@@ -105,7 +112,6 @@ pub(crate) async fn open<S>(
     stream: S,
     who: Peer,
     broker: Arc<Broker>,
-    shutdown: CancellationToken,
     slot: OwnedSemaphorePermit,
 ) -> Option<Live<S>>
 where
@@ -115,7 +121,7 @@ where
     let conn = handshake(&mut stream, who, broker).await?;
     Some(Live {
         conn,
-        io: Io { stream, shutdown },
+        stream,
         _slot: slot,
     })
 }
@@ -126,8 +132,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Live<S> {
     /// would be held twice. The goodbye is boxed: a future is as large as its largest
     /// state.
     pub(crate) async fn run(&mut self) {
-        let close = self.conn.run(&mut self.io).await;
-        Box::pin(self.conn.finish(close, &mut self.io.stream)).await;
+        let close = self.conn.run(&mut self.stream).await;
+        Box::pin(self.conn.finish(close, &mut self.stream)).await;
     }
 }
 
@@ -183,13 +189,11 @@ where
 
 struct Conn {
     broker: Arc<Broker>,
-    peer: SocketAddr,
     version: Version,
-    client_id: Arc<str>,
+    /// Who the client is (its id, address, what authentication granted).
     client: Arc<ClientInfo>,
     session: Arc<Session>,
     conn_id: u64,
-    kicked: Option<oneshot::Receiver<Kick>>,
     /// Boxed: most clients have none, and a will is 400 bytes.
     will: Option<Box<Will>>,
     keep_alive: Option<Duration>,
@@ -233,14 +237,14 @@ struct Aliases {
 /// [`ClientCounters`] and the broker's counters once per turn rather than once per packet.
 #[derive(Debug, Default)]
 struct Traffic {
-    recv_pkt: u64,
-    recv_msg: u64,
-    send_pkt: u64,
-    send_msg: u64,
+    recv_pkt: u32,
+    recv_msg: u32,
+    send_pkt: u32,
+    send_msg: u32,
 }
 
 impl Conn {
-    async fn run<S>(&mut self, net: &mut Io<S>) -> Close
+    async fn run<S>(&mut self, stream: &mut S) -> Close
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -248,17 +252,25 @@ impl Conn {
         // (and so not read, keep alive not applying), the end of its throttle.
         let timer = sleep_until(self.keep_alive_deadline());
         tokio::pin!(timer);
-        let Some(mut kicked) = self.kicked.take() else {
-            return Close::Gone;
-        };
+        let session = self.session.clone();
         // Frames that arrived together with CONNECT.
         if let Some(close) = self.handle_buffered() {
             return close;
         }
         let mut was_reading = true;
         loop {
-            if let Err(e) = self.drain_out(&mut net.stream) {
-                tracing::debug!(client_id = %self.client_id, "write failed: {e}");
+            // Enabled before looking at the session, so a kick or a delivery from now on
+            // wakes this turn's wait.
+            let woken = session.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(k) = session.kicked(self.conn_id) {
+                // A wake-up meant for the connection taking over may have come here.
+                session.pass_wake();
+                return kick_close(k);
+            }
+            if let Err(e) = self.drain_out(stream) {
+                tracing::debug!(client_id = %self.client.client_id, "write failed: {e}");
                 return Close::Gone;
             }
             if self.reading() && !was_reading {
@@ -284,14 +296,6 @@ impl Conn {
             let (reading, writing) = (self.reading(), self.writing());
             tokio::select! {
                 biased;
-                _ = net.shutdown.cancelled() => return err(reason::SERVER_SHUTTING_DOWN, "server shutting down"),
-                k = &mut kicked => {
-                    return match k {
-                        Ok(Kick::TakenOver) | Err(_) => err(reason::SESSION_TAKEN_OVER, "session taken over"),
-                        Ok(Kick::Admin) => err(reason::ADMINISTRATIVE_ACTION, "kicked by an administrator"),
-                        Ok(Kick::Slow) => err(reason::QUOTA_EXCEEDED, "slow subscriber: its queue stayed full"),
-                    };
-                }
                 // Not reading (backpressure, rate limits) means not hearing PINGREQs either;
                 // a peer that is not read because it does not read its output is still
                 // held to its keep alive.
@@ -306,10 +310,10 @@ impl Conn {
                 }
                 // A peer that does not read holds up only this branch's writes: keep alive,
                 // takeover, shutdown and acknowledgements go on.
-                r = io::transfer(&mut net.stream, reading.then_some(&mut self.rbuf), writing.then_some(&self.wbuf)), if reading || writing => match r {
+                r = io::transfer(&mut *stream, reading.then_some(&mut self.rbuf), writing.then_some(&self.wbuf)), if reading || writing => match r {
                     io::Transfer::Wrote(Ok(n)) => self.wrote(n),
                     io::Transfer::Wrote(Err(e)) | io::Transfer::Read(Err(e)) => {
-                        tracing::debug!(client_id = %self.client_id, "socket error: {e}");
+                        tracing::debug!(client_id = %self.client.client_id, "socket error: {e}");
                         return Close::Gone;
                     }
                     io::Transfer::Read(Ok(0)) => return Close::Gone,
@@ -323,8 +327,9 @@ impl Conn {
                         }
                     }
                 },
-                // While the write buffer is full, deliveries wait in the session queue.
-                _ = self.session.notified(), if self.wbuf.len() < WRITE_HIGH => {}
+                // Deliveries (while the write buffer is full they wait in the session
+                // queue: the next turn takes none), kicks, shutdown.
+                _ = &mut woken => {}
                 r = wait_front(&mut self.pending), if !self.pending.is_empty() => {
                     if let Some(close) = self.release_front(r) {
                         return close;
@@ -378,7 +383,7 @@ impl Conn {
         match ferry_mqtt::encode(p, self.version, &mut self.wbuf) {
             Ok(_) => self.traffic.send_pkt += 1,
             Err(e) => {
-                tracing::warn!(client_id = %self.client_id, "cannot encode {}: {e}", p.name())
+                tracing::warn!(client_id = %self.client.client_id, "cannot encode {}: {e}", p.name())
             }
         }
     }
@@ -388,16 +393,16 @@ impl Conn {
     fn flush_traffic(&mut self) {
         let t = std::mem::take(&mut self.traffic);
         let c = self.session.counters();
-        ClientCounters::add(&c.recv_pkt, t.recv_pkt);
-        ClientCounters::add(&c.recv_msg, t.recv_msg);
-        ClientCounters::add(&c.send_pkt, t.send_pkt);
-        ClientCounters::add(&c.send_msg, t.send_msg);
+        ClientCounters::add(&c.recv_pkt, t.recv_pkt.into());
+        ClientCounters::add(&c.recv_msg, t.recv_msg.into());
+        ClientCounters::add(&c.send_pkt, t.send_pkt.into());
+        ClientCounters::add(&c.send_msg, t.send_msg.into());
         let m = self.broker.metrics();
         if t.recv_pkt > 0 {
-            m.add(BrokerMetric::PacketsReceived, t.recv_pkt);
+            m.add(BrokerMetric::PacketsReceived, t.recv_pkt.into());
         }
         if t.send_pkt > 0 {
-            m.add(BrokerMetric::PacketsSent, t.send_pkt);
+            m.add(BrokerMetric::PacketsSent, t.send_pkt.into());
         }
     }
 
@@ -692,7 +697,7 @@ impl Conn {
             {
                 self.broker.metrics().inc(BrokerMetric::ProtocolErrors);
             }
-            tracing::info!(client_id = %self.client_id, peer = %self.peer, "closing connection ({code:#04x}): {why}");
+            tracing::info!(client_id = %self.client.client_id, peer = ?self.client.peer, "closing connection ({code:#04x}): {why}");
             if self.version.is_v5() {
                 // After what is pending (a packet may be partly written already).
                 self.send(&Packet::Disconnect(Disconnect {
@@ -732,6 +737,6 @@ impl Conn {
         }
         self.broker
             .disconnect(&self.session, self.conn_id, will, &self.client);
-        tracing::debug!(client_id = %self.client_id, "client disconnected");
+        tracing::debug!(client_id = %self.client.client_id, "client disconnected");
     }
 }

@@ -22,7 +22,7 @@ impl Conn {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(client_id = %self.client_id, filter, "subscription refused: {}", e.what);
+                    tracing::debug!(client_id = %self.client.client_id, filter, "subscription refused: {}", e.what);
                     codes.push(e.code);
                 }
             }
