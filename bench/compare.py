@@ -30,7 +30,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FERRY = os.path.join(ROOT, "target", "release", "ferry")
+# BENCH_FERRY: another build to measure (before/after a change); the load generator too.
+FERRY = os.environ.get("BENCH_FERRY", os.path.join(ROOT, "target", "release", "ferry"))
 TANSU = os.path.join(ROOT, ".tools", "bin", "tansu")
 HZ = os.sysconf("SC_CLK_TCK")
 N = int(os.environ.get("BENCH_N", "200000"))
