@@ -484,13 +484,18 @@ impl KafkaAction {
     /// with the delivery (their buffer thread stores or resends it).
     pub(crate) fn send(&self, mut d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
         let rec = &mut d.record;
-        let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
-        for (k, v) in &rec.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v),
-            });
-        }
+        // None unless the record has some: librdkafka allocates a header list otherwise.
+        let headers = (!rec.headers.is_empty()).then(|| {
+            rec.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(rec.headers.len()),
+                |h, (k, v)| {
+                    h.insert(Header {
+                        key: k,
+                        value: Some(v),
+                    })
+                },
+            )
+        });
         let (topic, key, value) = if self.disk.is_some() {
             (rec.topic.clone(), rec.key.clone(), rec.value.clone())
         } else {
@@ -504,8 +509,10 @@ impl KafkaAction {
         let (ts, part) = (rec.timestamp, rec.partition);
         let mut br = BaseRecord::with_opaque_to(&topic, Box::new(d))
             .payload(&value)
-            .timestamp(ts)
-            .headers(headers);
+            .timestamp(ts);
+        if let Some(h) = headers {
+            br = br.headers(h);
+        }
         if let Some(k) = &key {
             br = br.key(k);
         }

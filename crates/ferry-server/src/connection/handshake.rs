@@ -250,6 +250,7 @@ impl Conn {
             rates: Rates::new(cfg),
             traffic: Traffic::default(),
             read_at: Instant::now(),
+            read_ms: ferry_broker::hook::now_ms(),
             broker,
         };
         tracing::debug!(client_id = %client_id, %peer, version = %v, "client connected");

@@ -219,8 +219,12 @@ struct Conn {
     /// `client_message_rate` / `client_byte_rate`, when configured.
     rates: Option<Box<Rates>>,
     traffic: Traffic,
-    /// When the last read completed: a PUBLISH's PUBACK delay starts here.
+    /// When the last read completed: a PUBLISH's PUBACK delay starts here, and its
+    /// messages count as received then (message expiry, `timestamp`): one clock reading per
+    /// read, not per message.
     read_at: Instant,
+    /// `read_at` in milliseconds since the epoch.
+    read_ms: i64,
     /// The properties of the client's DISCONNECT, if it sent one with any (rules'
     /// `disconn_props`).
     disconn_props: Option<Box<Properties>>,
@@ -319,9 +323,10 @@ impl Conn {
                     io::Transfer::Read(Ok(0)) => return Close::Gone,
                     io::Transfer::Read(Ok(n)) => {
                         self.read_at = Instant::now();
+                        self.read_ms = ferry_broker::hook::now_ms();
                         self.broker.metrics().add(BrokerMetric::BytesReceived, n as u64);
                         ClientCounters::add(&self.session.counters().recv_oct, n as u64);
-                        timer.as_mut().reset(self.keep_alive_deadline());
+                        timer.as_mut().reset(self.keep_alive_deadline_from(self.read_at));
                         if let Some(close) = self.handle_buffered() {
                             return close;
                         }
@@ -342,7 +347,11 @@ impl Conn {
     /// When keep alive ends the connection if nothing is read before (a year away without
     /// keep alive).
     fn keep_alive_deadline(&self) -> Instant {
-        Instant::now() + self.keep_alive.unwrap_or(Duration::from_secs(86_400 * 365))
+        self.keep_alive_deadline_from(Instant::now())
+    }
+
+    fn keep_alive_deadline_from(&self, now: Instant) -> Instant {
+        now + self.keep_alive.unwrap_or(Duration::from_secs(86_400 * 365))
     }
 
     /// Handles the complete frames in `rbuf`.
@@ -495,8 +504,8 @@ impl Conn {
             properties: p.properties,
             publisher: Some(self.client.clone()),
             completion: None,
-            received_at: Instant::now(),
-            timestamp: ferry_broker::hook::now_ms(),
+            received_at: self.read_at,
+            timestamp: self.read_ms,
         }
     }
 
