@@ -65,7 +65,9 @@ NK = int(os.environ.get("BENCH_N_KAFKA", "20000"))
 # BENCH_ONLY=M4 or M1,K1: run only these scenarios (default: all).
 # K1 runs Ferry with the Kafka action in each of these modes (BENCH_K1_MODES=sync,disk to pick).
 K1_ALL = [("sync", 'query_mode = "sync"\n'), ("async", 'query_mode = "async"\n'),
-          ("disk", 'buffer_mode = "disk"\n'), ("hybrid", 'buffer_mode = "hybrid"\n')]
+          ("disk", 'buffer_mode = "disk"\n'), ("hybrid", 'buffer_mode = "hybrid"\n'),
+          # Not in the default set: sync mode with a 1 ms linger (what a lower linger buys).
+          ("sync-linger1", 'query_mode = "sync"\nlinger = "1ms"\n')]
 K1_CLIENTS = int(os.environ.get("BENCH_K1_CLIENTS", "20"))
 # K1L: K1 in sync mode at a steady rate per publisher for K1L_SECONDS (issue 14's latency target).
 K1L_RATE = int(os.environ.get("BENCH_K1L_RATE", "1000"))
