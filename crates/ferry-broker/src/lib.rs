@@ -360,7 +360,7 @@ impl Broker {
             if let Some(old) = st.conn.take() {
                 session.kick(&mut st, old.id, Kick::TakenOver);
             }
-            st.conn = Some(session::ConnHandle { id: conn_id });
+            session.set_conn(&mut st, Some(conn_id));
             if self.closing.load(Ordering::Acquire) {
                 session.kick(&mut st, conn_id, Kick::Shutdown);
             }
@@ -423,6 +423,7 @@ impl Broker {
         let filters: Vec<String> = {
             let mut st = s.lock();
             if let Some(c) = st.conn.take() {
+                s.set_conn(&mut st, None);
                 s.kick(&mut st, c.id, why);
                 st.disconnected_at = hook::now_ms();
             }
@@ -479,7 +480,7 @@ impl Broker {
         let (mine, expiry, will) = {
             let mut st = session.lock();
             if st.attached_to(conn_id) {
-                st.conn = None;
+                session.set_conn(&mut st, None);
                 st.disconnected_at = hook::now_ms();
                 session.set_connected(false);
                 st.generation += 1;

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferry_mqtt::{QoS, SubOptions};
@@ -146,9 +146,11 @@ pub struct Session {
     /// Milliseconds since the epoch when the session was created.
     pub created_at: i64,
     connected: AtomicBool,
-    /// A connection of this session was told to go since the flag was last cleared: the
-    /// connection's loop looks at the state (under the lock) only then.
-    kicked: AtomicBool,
+    /// The attached connection's id (0: none) and the last one told to go (0: none),
+    /// mirrored from the state under its lock: a connection looks at the state (under the
+    /// lock) only when it is not the attached one or is the one told to go.
+    attached_id: AtomicU64,
+    kicked_id: AtomicU64,
     /// Traffic of this session's connections, for the admin API (relaxed atomics, added
     /// once per read or write batch by the connection).
     counters: ClientCounters,
@@ -207,7 +209,8 @@ impl Session {
             client_id: client.client_id.clone(),
             created_at: crate::hook::now_ms(),
             connected: AtomicBool::new(false),
-            kicked: AtomicBool::new(false),
+            attached_id: AtomicU64::new(0),
+            kicked_id: AtomicU64::new(0),
             counters: ClientCounters::default(),
             state: Mutex::new(SessionState {
                 conn: None,
@@ -269,7 +272,14 @@ impl Session {
     /// connections with [`Session::wake_all`] once the lock is released.
     pub(crate) fn kick(&self, st: &mut SessionState, conn_id: u64, why: Kick) {
         st.kick = Some((conn_id, why));
-        self.kicked.store(true, Ordering::Release);
+        self.kicked_id.store(conn_id, Ordering::Release);
+    }
+
+    /// Attaches connection `conn_id` (or detaches, `None`), under the state's lock.
+    pub(crate) fn set_conn(&self, st: &mut SessionState, conn_id: Option<u64>) {
+        st.conn = conn_id.map(|id| ConnHandle { id });
+        self.attached_id
+            .store(conn_id.unwrap_or(0), Ordering::Release);
     }
 
     /// Wakes every connection waiting on this session (one of them was kicked).
@@ -278,9 +288,11 @@ impl Session {
     }
 
     /// Why connection `conn_id` must go, if it must: it was kicked, or another connection
-    /// took its place. A cheap load while nothing was kicked.
+    /// took its place. Two loads while it is the attached connection and not told to go.
     pub fn kicked(&self, conn_id: u64) -> Option<Kick> {
-        if !self.kicked.load(Ordering::Acquire) {
+        if self.attached_id.load(Ordering::Acquire) == conn_id
+            && self.kicked_id.load(Ordering::Acquire) != conn_id
+        {
             return None;
         }
         let st = self.lock();

@@ -109,7 +109,7 @@ pub(crate) struct Live<S> {
 /// own, so the connection is monomorphized per transport (no dynamic dispatch per read or
 /// write).
 pub(crate) async fn open<S>(
-    stream: S,
+    mut stream: S,
     who: Peer,
     broker: Arc<Broker>,
     slot: OwnedSemaphorePermit,
@@ -117,7 +117,6 @@ pub(crate) async fn open<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut stream = stream;
     let conn = handshake(&mut stream, who, broker).await?;
     Some(Live {
         conn,
