@@ -172,8 +172,8 @@ pub async fn run(
 }
 
 /// Accepts connections on `listener` for `endpoint` until `shutdown` is cancelled, then
-/// tells every connection to close (DISCONNECT 0x8B to MQTT 5 clients) and waits for them,
-/// up to a deadline. ssl/wss listeners reload their certificate when its files change.
+/// has the broker tell every connection to close (`Broker::close_connections`: DISCONNECT
+/// 0x8B to MQTT 5 clients) and waits for them, up to a deadline. ssl/wss listeners reload their certificate when its files change.
 pub async fn serve(
     listener: TcpListener,
     endpoint: Endpoint,

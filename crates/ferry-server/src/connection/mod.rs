@@ -6,6 +6,11 @@
 //! violation ends in [`Close::Error`] with its reason code, sent as DISCONNECT to MQTT 5
 //! clients; nothing here panics. Traffic (packets, PUBLISH messages, bytes) is added to the
 //! session's `ClientCounters` once per loop turn, not per packet.
+//!
+//! An idle connection costs what its task holds (ADR 0011): [`Live`] once, the loop's
+//! locals, one timer and one wake-up. A field added to `Conn` or a by-value argument added
+//! to the loop's async fns costs every connection; check the task's size when changing
+//! them (`-Zprint-type-sizes`, see the ADR).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
