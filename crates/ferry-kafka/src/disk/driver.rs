@@ -582,7 +582,7 @@ impl<I: Io> Driver<I> {
                     .inc(ActionMetric::DroppedBufferOldest);
                 continue;
             }
-            match self.a.send(*d) {
+            match self.a.send(d) {
                 Ok(()) => {}
                 Err((e, d)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
                     self.unsent.push_front(d);

@@ -482,7 +482,7 @@ impl KafkaAction {
     /// failed delivery report rebuilds them from librdkafka's message
     /// ([`Delivery::restore`]) for a retry. Disk and hybrid modes keep the whole record
     /// with the delivery (their buffer thread stores or resends it).
-    pub(crate) fn send(&self, mut d: Delivery) -> Result<(), (KafkaError, Box<Delivery>)> {
+    pub(crate) fn send(&self, mut d: Box<Delivery>) -> Result<(), (KafkaError, Box<Delivery>)> {
         let rec = &mut d.record;
         // None unless the record has some: librdkafka allocates a header list otherwise.
         let headers = (!rec.headers.is_empty()).then(|| {
@@ -507,7 +507,7 @@ impl KafkaAction {
             )
         };
         let (ts, part) = (rec.timestamp, rec.partition);
-        let mut br = BaseRecord::with_opaque_to(&topic, Box::new(d))
+        let mut br = BaseRecord::with_opaque_to(&topic, d)
             .payload(&value)
             .timestamp(ts);
         if let Some(h) = headers {
@@ -640,23 +640,23 @@ impl KafkaAction {
         }
         match self.cfg.query_mode {
             QueryMode::Async => {
-                self.queue.push(Delivery {
+                self.queue.push(Box::new(Delivery {
                     record,
                     ack: None,
                     attempt: 0,
                     buffer_id: None,
-                });
+                }));
                 Ok(())
             }
             QueryMode::Sync => {
                 let wants_ack = env.msg.is_some_and(|msg| msg.qos != QoS::AtMostOnce);
                 let (tx, rx) = DurableAck::channel();
-                let d = Delivery {
+                let d = Box::new(Delivery {
                     record,
                     ack: wants_ack.then_some(tx),
                     attempt: 0,
                     buffer_id: None,
-                };
+                });
                 match self.send(d) {
                     Ok(()) => {
                         if wants_ack {

@@ -9,9 +9,11 @@ use super::*;
 /// counted as `dropped.retry_queue_full`): a retry that is not due does not hold up the
 /// records behind it.
 pub(super) struct Queue {
-    pub(super) items: Mutex<VecDeque<Delivery>>,
+    /// Boxed: a record is a few hundred bytes, moved in and out of here and then handed
+    /// to librdkafka as its delivery opaque (a box either way).
+    pub(super) items: Mutex<VecDeque<Box<Delivery>>>,
     /// In due order: every retry waits the same backoff.
-    pub(super) retries: Mutex<VecDeque<(Instant, Delivery)>>,
+    pub(super) retries: Mutex<VecDeque<(Instant, Box<Delivery>)>>,
     pub(super) notify: Notify,
     pub(super) limit: usize,
     pub(super) retry_limit: usize,
@@ -42,7 +44,7 @@ impl Queue {
         }
     }
 
-    pub(super) fn push(&self, d: Delivery) {
+    pub(super) fn push(&self, d: Box<Delivery>) {
         let m = &self.metrics;
         // The worker sleeps only after it found the queue empty: only a push into an empty
         // queue needs to wake it (one wakeup per burst, not per record).
@@ -73,7 +75,7 @@ impl Queue {
 
     /// A record to send again once `retry_backoff` passed. Returns false if the retry
     /// queue was full and the record dropped (counted).
-    pub(super) fn push_retry(&self, d: Delivery) -> bool {
+    pub(super) fn push_retry(&self, d: Box<Delivery>) -> bool {
         {
             let mut q = self.retries.lock().unwrap_or_else(|e| e.into_inner());
             if q.len() >= self.retry_limit {
@@ -96,7 +98,7 @@ impl Queue {
 
     /// The next record to send: a retry that is due at `now` (any retry if `now` is
     /// `None`), else the oldest queued record. The flag says it is a retry.
-    pub(super) fn pop(&self, now: Option<Instant>) -> Option<(Delivery, bool)> {
+    pub(super) fn pop(&self, now: Option<Instant>) -> Option<(Box<Delivery>, bool)> {
         {
             let mut r = self.retries.lock().unwrap_or_else(|e| e.into_inner());
             if r.front()
@@ -117,7 +119,12 @@ impl Queue {
 
     /// Moves up to `max` records to send into `out` (in order, flagged as retries or
     /// not): the retries due at `now` first, then queued records, each queue locked once.
-    pub(super) fn pop_batch(&self, now: Instant, max: usize, out: &mut VecDeque<(Delivery, bool)>) {
+    pub(super) fn pop_batch(
+        &self,
+        now: Instant,
+        max: usize,
+        out: &mut VecDeque<(Box<Delivery>, bool)>,
+    ) {
         {
             let mut r = self.retries.lock().unwrap_or_else(|e| e.into_inner());
             while out.len() < max && r.front().is_some_and(|(due, _)| *due <= now) {
@@ -153,7 +160,7 @@ impl Queue {
             + self.retries.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    pub(super) fn unpop(&self, d: Delivery, retry: bool) {
+    pub(super) fn unpop(&self, d: Box<Delivery>, retry: bool) {
         if retry {
             // It was due already: it goes first.
             self.retries
@@ -187,7 +194,7 @@ pub(super) async fn worker(a: Arc<KafkaAction>, stop: CancellationToken) {
                     Ok(()) => {}
                     Err((e, d)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
                         // Back in front, in their order, the rest of the batch too.
-                        batch.push_front((*d, retry));
+                        batch.push_front((d, retry));
                         while let Some((d, retry)) = batch.pop_back() {
                             a.queue.unpop(d, retry);
                         }
@@ -248,7 +255,7 @@ impl KafkaAction {
             match self.send(d) {
                 Ok(()) => {}
                 Err((e, d)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    self.queue.unpop(*d, retry);
+                    self.queue.unpop(d, retry);
                     let _ = self.producer().flush(Duration::from_millis(20));
                 }
                 Err(_) => {

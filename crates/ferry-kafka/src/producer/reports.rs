@@ -125,7 +125,7 @@ impl ProducerContext for Reports {
                 if self.async_mode && !fatal(e) && d.attempt < self.max_retries {
                     d.attempt += 1;
                     let topic = d.record.topic.clone();
-                    if self.retry.push_retry(*d) {
+                    if self.retry.push_retry(d) {
                         m.counters.inc(ActionMetric::Retried);
                     } else {
                         let n = m.counters.get(ActionMetric::DroppedRetryQueueFull);

@@ -113,8 +113,8 @@ fn partition_count_rounds_refresh_only_topics_in_use_and_forget_idle_ones() {
     );
 }
 
-fn delivery(value: &str) -> Delivery {
-    Delivery::in_memory(Record {
+fn delivery(value: &str) -> Box<Delivery> {
+    Box::new(Delivery::in_memory(Record {
         topic: "t".into(),
         key: None,
         value: value.as_bytes().to_vec(),
@@ -122,10 +122,10 @@ fn delivery(value: &str) -> Delivery {
         headers: Vec::new(),
         partition: None,
         since: Instant::now(),
-    })
+    }))
 }
 
-fn value(d: Option<(Delivery, bool)>) -> Option<(String, bool)> {
+fn value(d: Option<(Box<Delivery>, bool)>) -> Option<(String, bool)> {
     d.map(|(d, retry)| (String::from_utf8_lossy(&d.record.value).into_owned(), retry))
 }
 

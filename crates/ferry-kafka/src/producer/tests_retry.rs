@@ -9,8 +9,8 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use super::*;
 
-fn record(key: Option<&[u8]>, value: &[u8]) -> Delivery {
-    Delivery {
+fn record(key: Option<&[u8]>, value: &[u8]) -> Box<Delivery> {
+    Box::new(Delivery {
         record: Record {
             topic: "t".into(),
             key: key.map(<[u8]>::to_vec),
@@ -23,7 +23,7 @@ fn record(key: Option<&[u8]>, value: &[u8]) -> Delivery {
         ack: None,
         attempt: 0,
         buffer_id: None,
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
