@@ -340,6 +340,24 @@ def run_kafka(broker_procs, mqtt_port, bootstrap, topic, n, rate=0):
     }
 
 
+def run_kafka_ferry(bootstrap, topic, setting, n, rate=0):
+    """A fresh Ferry with one rule (`SELECT *` from t/#) into a Kafka action on a new `topic`
+    (`setting`: the action's mode lines), measured by `run_kafka`."""
+    subprocess.run([TANSU, "topic", "create", topic, "--partitions", "1", "--broker", f"tcp://{bootstrap}"],
+                   check=True, capture_output=True)
+    port = free_port()
+    f = start_ferry(port, f'[connectors.kafka.k]\nbootstrap_hosts = "{bootstrap}"\n'
+                          f'[actions.kafka.a]\nconnector = "k"\ntopic = "{topic}"\nkey = "${{clientid}}"\n'
+                          f'value = "${{payload}}"\n{setting}'
+                          '[rules.r]\nsql = \'SELECT * FROM "t/#"\'\nactions = ["kafka:a"]\n')
+    try:
+        time.sleep(2)
+        return run_kafka([f], port, bootstrap, topic, n, rate=rate)
+    finally:
+        f.terminate()
+        f.wait()
+
+
 def loadgen(r):
     if "loadgen_us_per_msg" not in r:
         return ""
@@ -429,20 +447,8 @@ def main():
         if wanted("K1L"):
             # Issue 14: sync mode at a steady K1L_RATE per publisher (20,000 msg/s from 20):
             # publish-to-PUBACK (= to Kafka's acknowledgement) percentiles, default linger.
-            topic = "k1l-ferry-sync"
-            subprocess.run([TANSU, "topic", "create", topic, "--partitions", "1", "--broker", f"tcp://{bootstrap}"],
-                           check=True, capture_output=True)
-            port = free_port()
-            f = start_ferry(port, f'[connectors.kafka.k]\nbootstrap_hosts = "{bootstrap}"\n'
-                                  f'[actions.kafka.a]\nconnector = "k"\ntopic = "{topic}"\nkey = "${{clientid}}"\n'
-                                  f'value = "${{payload}}"\nquery_mode = "sync"\n'
-                                  '[rules.r]\nsql = \'SELECT * FROM "t/#"\'\nactions = ["kafka:a"]\n')
-            try:
-                time.sleep(2)
-                r = run_kafka([f], port, bootstrap, topic, K1L_RATE * K1_CLIENTS * K1L_SECONDS, rate=K1L_RATE)
-            finally:
-                f.terminate()
-                f.wait()
+            r = run_kafka_ferry(bootstrap, "k1l-ferry-sync", 'query_mode = "sync"\n',
+                                K1L_RATE * K1_CLIENTS * K1L_SECONDS, rate=K1L_RATE)
             row = {"scenario": "K1L", "kind": "k1l", "rate_per_s": K1L_RATE * K1_CLIENTS, "ferry": r}
             results.append(row)
             print(json.dumps(row), flush=True)
@@ -451,20 +457,8 @@ def main():
         row = {"scenario": "K1"}
         # Ferry in each mode of the Kafka action (one topic each), then the peer.
         for mode, setting in K1_MODES:
-            topic = f"k1-ferry-{mode}"
-            subprocess.run([TANSU, "topic", "create", topic, "--partitions", "1", "--broker", f"tcp://{bootstrap}"],
-                           check=True, capture_output=True)
-            port = free_port()
-            f = start_ferry(port, f'[connectors.kafka.k]\nbootstrap_hosts = "{bootstrap}"\n'
-                                  f'[actions.kafka.a]\nconnector = "k"\ntopic = "{topic}"\nkey = "${{clientid}}"\n'
-                                  f'value = "${{payload}}"\n{setting}'
-                                  '[rules.r]\nsql = \'SELECT * FROM "t/#"\'\nactions = ["kafka:a"]\n')
-            try:
-                time.sleep(2)
-                row["ferry" if mode == "sync" else f"ferry-{mode}"] = run_kafka([f], port, bootstrap, topic, NK)
-            finally:
-                f.terminate()
-                f.wait()
+            row["ferry" if mode == "sync" else f"ferry-{mode}"] = run_kafka_ferry(bootstrap, f"k1-ferry-{mode}",
+                                                                                 setting, NK)
         port = free_port()
         m = start_mosquitto(port)
         bridge = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "bridge.py"), str(port), bootstrap,

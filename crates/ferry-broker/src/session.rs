@@ -306,7 +306,7 @@ impl Session {
     /// A connection that goes passes on a wake-up it may have taken from the connection
     /// replacing it (both wait on this session while one takes over from the other).
     pub fn pass_wake(&self) {
-        self.notify.notify_one();
+        self.wake();
     }
 
     pub(crate) fn wake(&self) {

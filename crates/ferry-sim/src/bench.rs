@@ -188,13 +188,23 @@ async fn acks_until(
             // Cancel safe: a read that has not completed has taken nothing.
             r = c.fill() => r?,
         }
-        let now = report::now_us();
-        let n = c.take_completions_with(|id| times.acked(id, now, latency))?;
-        // PUBRELs answering PUBRECs.
-        c.flush().await?;
-        stats.acked.fetch_add(n, Ordering::Relaxed);
-        taken += n as usize;
+        taken += take_read(c, stats, times, latency).await?;
     }
+}
+
+/// Takes the acknowledgements already read, timed now, and sends what is queued (PUBRELs
+/// answering PUBRECs, publishes). Returns how many.
+async fn take_read(
+    c: &mut Client,
+    stats: &Stats,
+    times: &SendTimes,
+    latency: &mut Histogram,
+) -> Result<usize, client::ClientError> {
+    let now = report::now_us();
+    let n = c.take_completions_with(|id| times.acked(id, now, latency))?;
+    c.flush().await?;
+    stats.acked.fetch_add(n, Ordering::Relaxed);
+    Ok(n as usize)
 }
 
 /// Sends what is queued, then waits for acknowledgements: every one that arrived in the
@@ -206,13 +216,9 @@ async fn take_acks(
     latency: &mut Histogram,
 ) -> Result<usize, client::ClientError> {
     loop {
-        let now = report::now_us();
-        let n = c.take_completions_with(|id| times.acked(id, now, latency))?;
-        // Publishes still queued, and PUBRELs answering PUBRECs.
-        c.flush().await?;
+        let n = take_read(c, stats, times, latency).await?;
         if n > 0 {
-            stats.acked.fetch_add(n, Ordering::Relaxed);
-            return Ok(n as usize);
+            return Ok(n);
         }
         tokio::time::timeout(Duration::from_secs(30), c.fill())
             .await

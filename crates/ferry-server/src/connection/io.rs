@@ -65,7 +65,9 @@ pub(super) fn transfer<'a, S: AsyncRead + AsyncWrite + Unpin>(
     })
 }
 
-fn poll_write_some<W: AsyncWrite>(
+/// One write of `buf`, or a flush when it is empty (`Ok(0)`); a write of nothing is an
+/// error.
+pub(super) fn poll_write_some<W: AsyncWrite>(
     wr: Pin<&mut W>,
     cx: &mut Context<'_>,
     buf: &[u8],

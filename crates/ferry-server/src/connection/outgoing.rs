@@ -38,18 +38,9 @@ impl Conn {
     pub(super) fn write_ready<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> std::io::Result<()> {
         let mut cx = Context::from_waker(Waker::noop());
         while self.writing() {
-            let r = if self.wbuf.is_empty() {
-                Pin::new(&mut *wr).poll_flush(&mut cx).map_ok(|()| 0)
-            } else {
-                Pin::new(&mut *wr).poll_write(&mut cx, &self.wbuf)
-            };
-            match r {
+            match io::poll_write_some(Pin::new(&mut *wr), &mut cx, &self.wbuf) {
                 Poll::Pending => break,
-                Poll::Ready(Ok(0)) if !self.wbuf.is_empty() => {
-                    return Err(std::io::ErrorKind::WriteZero.into());
-                }
-                Poll::Ready(Ok(n)) => self.wrote(n),
-                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(r) => self.wrote(r?),
             }
         }
         Ok(())
